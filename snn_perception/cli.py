@@ -1,0 +1,75 @@
+"""``snn-perception <verb>``: one entry point for every user-facing tool.
+
+Each verb lives in its own module under :mod:`snn_perception.commands` exposing
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when
+their verb runs, so ``--help`` stays fast and the ROS-free verbs never load rclpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from snn_perception import __version__
+
+#: verb → (module under snn_perception.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _register_known() -> None:
+    """Verbs whose module exists in this install (later features add theirs here)."""
+    known = {
+        "enhance": ("enhance", "dehaze images or folders with snnTrans-DHZ"),
+        "segment": ("segment", "segment images or folders with the Spiking-UNet"),
+        "bench": ("bench", "measure latency, memory and energy of a model"),
+        "train": ("train", "train a model (dhz or unet)"),
+        "convert": ("convert", "convert a trained ANN U-Net into a Spiking-UNet"),
+        "finetune": ("finetune", "fine-tune a converted Spiking-UNet on spiking flow"),
+        "evaluate": ("evaluate", "evaluate a model on a folder of pairs"),
+        "bringup": ("bringup", "run the perception nodes in one process"),
+        "make-bag": ("make_bag", "write a rosbag2 of images from a folder or video"),
+        "replay": ("replay", "replay a rosbag through the models and write a report"),
+        "demo": ("demo", "run the synthetic-dive demo end to end"),
+    }
+    for verb, (module, help_text) in known.items():
+        if importlib.util.find_spec(f"snn_perception.commands.{module}") is not None:
+            COMMANDS[verb] = (module, help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _register_known()
+    parser = argparse.ArgumentParser(
+        prog="snn-perception",
+        description="Spiking neural network perception for underwater robots.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb, (_module, help_text) in sorted(COMMANDS.items()):
+        sub.add_parser(verb, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0] not in COMMANDS:
+        args = parser.parse_args(argv)  # handles --help, --version and unknown verbs
+        parser.print_help()
+        return 0 if args.verb is None and not argv else 2
+    verb, rest = argv[0], argv[1:]
+    module = importlib.import_module(f"snn_perception.commands.{COMMANDS[verb][0]}")
+    sub = argparse.ArgumentParser(prog=f"snn-perception {verb}", description=COMMANDS[verb][1])
+    module.add_arguments(sub)
+    args = sub.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

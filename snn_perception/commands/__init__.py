@@ -1,0 +1,1 @@
+"""Verbs of the ``snn-perception`` command line, one module each."""
