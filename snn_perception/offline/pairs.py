@@ -1,0 +1,142 @@
+"""Paired underwater images (``raw/`` + ``reference/`` with the same file names).
+
+Images are decoded once and kept in memory as uint8: the paired sets we train on are
+small (tens to a few thousand images) and decoding JPEGs every step would dominate a
+2-core CPU. Splits are deterministic (sorted names, fixed seed) so a validation image
+never leaks into training across runs or resumes.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+class PairsError(ValueError):
+    """A paired-data folder is missing, empty or inconsistent."""
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB, with an error naming the file."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise PairsError(f"{path}: not a readable image (accepted: {', '.join(IMAGE_SUFFIXES)})")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def list_pairs(root: Path) -> list[tuple[Path, Path]]:
+    """(raw, reference) paths of every raw image that has a same-named reference."""
+    raw_dir, ref_dir = root / "raw", root / "reference"
+    if not raw_dir.is_dir() or not ref_dir.is_dir():
+        raise PairsError(f"{root}: expected sub-folders raw/ and reference/ with same-named images")
+    raws = sorted(p for p in raw_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    refs = {p.stem: p for p in ref_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    pairs = [(p, refs[p.stem]) for p in raws if p.stem in refs]
+    if not pairs:
+        raise PairsError(f"{root}: no raw/ image has a same-named image in reference/")
+    return pairs
+
+
+def split_pairs(
+    pairs: list[tuple[Path, Path]], val_fraction: float, seed: int
+) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """Deterministic train/validation split (independent of file-system order)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise PairsError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = sorted(pairs, key=lambda p: p[0].name)
+    random.Random(seed).shuffle(order)
+    n_val = round(len(order) * val_fraction)
+    if val_fraction > 0 and n_val == 0 and len(order) > 1:
+        n_val = 1
+    return order[n_val:], order[:n_val]
+
+
+def resize_rgb(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Bilinear, antialiased resize (area filter when shrinking), as the evaluation uses."""
+    h, w = hw
+    if img.shape[:2] == (h, w):
+        return img
+    shrinking = h < img.shape[0] or w < img.shape[1]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 → 3xHxW float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+
+
+@dataclass(frozen=True)
+class PairAugment:
+    """Training augmentation: optional resize of the whole pair, random crop, flips."""
+
+    crop: int = 256
+    resize_hw: tuple[int, int] | None = None
+    hflip: bool = True
+    vflip: bool = True
+
+
+class PairedImages(Dataset):
+    """In-memory (raw, reference) pairs; random crops for training, whole images for eval."""
+
+    def __init__(
+        self,
+        pairs: list[tuple[np.ndarray, np.ndarray]],
+        augment: PairAugment | None = None,
+        eval_hw: tuple[int, int] | None = None,
+        names: list[str] | None = None,
+    ) -> None:
+        if not pairs:
+            raise PairsError("no image pairs to load")
+        self.augment = augment
+        self.names = names or [str(i) for i in range(len(pairs))]
+        prepared = []
+        for raw, ref in pairs:
+            if raw.shape != ref.shape:
+                raise PairsError(f"raw and reference differ in size: {raw.shape} vs {ref.shape}")
+            if augment and augment.resize_hw:
+                raw, ref = resize_rgb(raw, augment.resize_hw), resize_rgb(ref, augment.resize_hw)
+            elif eval_hw:
+                raw, ref = resize_rgb(raw, eval_hw), resize_rgb(ref, eval_hw)
+            prepared.append((raw, ref))
+        self.pairs = prepared
+
+    @classmethod
+    def from_paths(cls, paths: list[tuple[Path, Path]], **kwargs) -> PairedImages:
+        pairs = [(read_rgb(a), read_rgb(b)) for a, b in paths]
+        return cls(pairs, names=[a.name for a, _ in paths], **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raw, ref = self.pairs[index]
+        if self.augment is not None:
+            raw, ref = self._augment(raw, ref)
+        return to_tensor(raw), to_tensor(ref)
+
+    def _augment(self, raw: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        aug = self.augment
+        assert aug is not None
+        h, w = raw.shape[:2]
+        if min(h, w) < aug.crop:  # upscale small images so a full crop fits
+            scale = aug.crop / min(h, w)
+            hw = (max(aug.crop, round(h * scale)), max(aug.crop, round(w * scale)))
+            raw, ref, (h, w) = resize_rgb(raw, hw), resize_rgb(ref, hw), hw
+        top = random.randint(0, h - aug.crop)
+        left = random.randint(0, w - aug.crop)
+        raw = raw[top : top + aug.crop, left : left + aug.crop]
+        ref = ref[top : top + aug.crop, left : left + aug.crop]
+        if aug.hflip and random.random() < 0.5:
+            raw, ref = raw[:, ::-1], ref[:, ::-1]
+        if aug.vflip and random.random() < 0.5:
+            raw, ref = raw[::-1], ref[::-1]
+        return raw, ref

@@ -1,0 +1,281 @@
+"""Surrogate-gradient training of snnTrans-DHZ on paired underwater images.
+
+BPTT runs through all T steps (the model's neurons carry the sigmoid surrogate).
+Everything a resumed run needs (weights, optimiser, scheduler, RNG states, best
+score, step) is saved after every epoch in ``last.pt`` (tensors and plain values
+only, so it loads with ``weights_only=True``); the best model by validation loss is
+exported as ``best.safetensors`` in the project's checkpoint format with its metadata.
+Under ``torchrun`` (WORLD_SIZE > 1) the same code trains with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+from snn_perception.models import registry
+from snn_perception.offline.losses import LossWeights, RestorationLoss, ssim
+from snn_perception.offline.pairs import PairAugment, PairedImages, list_pairs, split_pairs
+
+ARCH = "snntrans_dhz"
+
+
+@dataclass
+class TrainDhzConfig:
+    data: list[str]
+    out: str = "runs/dhz"
+    variant: str = "official"
+    timesteps: int = 4
+    crop: int = 256
+    resize: int | None = 512
+    epochs: int = 100
+    batch: int = 4
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 0.0
+    val_fraction: float = 0.2
+    val_size: int = 256
+    seed: int = 0
+    synthetic: int = 0
+    init: str | None = None
+    resume: str | None = None
+    device: str = "auto"
+    threads: int | None = None
+    loss: LossWeights = field(default_factory=LossWeights)
+    command: str = ""
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        print("warning: CUDA requested but not available; training on the CPU", file=sys.stderr)
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def build_datasets(cfg: TrainDhzConfig) -> tuple[PairedImages, PairedImages, list[str], list[str]]:
+    train_paths, val_paths = [], []
+    for root in cfg.data:
+        tr, va = split_pairs(list_pairs(Path(root)), cfg.val_fraction, cfg.seed)
+        train_paths += tr
+        val_paths += va
+    resize = (cfg.resize, cfg.resize) if cfg.resize else None
+    train = PairedImages.from_paths(train_paths, augment=PairAugment(crop=cfg.crop, resize_hw=resize))
+    if cfg.synthetic > 0:
+        from snn_perception.offline.underwater_render import synthetic_pairs
+
+        extra = synthetic_pairs(cfg.synthetic, size=max(cfg.crop, cfg.resize or cfg.crop), seed=cfg.seed)
+        names = train.names + [f"synthetic_{i}" for i in range(cfg.synthetic)]
+        train = PairedImages(train.pairs + list(extra), augment=train.augment, names=names)
+    val = PairedImages.from_paths(val_paths, eval_hw=(cfg.val_size, cfg.val_size)) if val_paths else None
+    return train, val, [p[0].name for p in train_paths], [p[0].name for p in val_paths]
+
+
+def cosine_lr(cfg: TrainDhzConfig, epoch: int) -> float:
+    if cfg.epochs <= 1:
+        return cfg.lr
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * epoch / (cfg.epochs - 1)))
+
+
+@torch.no_grad()
+def validate(model, data: PairedImages, timesteps: int, loss_fn: RestorationLoss, device) -> dict[str, float]:
+    """Validation loss, PSNR and SSIM (outputs clamped to [0, 1] for the metrics)."""
+    model.eval()
+    totals = {"val_loss": 0.0, "val_psnr": 0.0, "val_ssim": 0.0}
+    for i in range(len(data)):
+        raw, ref = (t.unsqueeze(0).to(device) for t in data[i])
+        out = model(raw, timesteps)
+        totals["val_loss"] += float(loss_fn(out, ref)[0])
+        mse = float(torch.mean((out.clamp(0, 1) - ref) ** 2))
+        totals["val_psnr"] += 10 * math.log10(1.0 / max(mse, 1e-12))
+        totals["val_ssim"] += float(ssim(out, ref))
+    model.train()
+    return {k: v / len(data) for k, v in totals.items()}
+
+
+def _rng_state() -> dict:
+    """Every RNG that shapes training (crops, flips, shuffling), as weights_only-safe values."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "python": json.dumps(random.getstate()),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss))
+    keys = state["numpy_keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, int(state["numpy_pos"]), 0, 0.0))
+
+
+def train(cfg: TrainDhzConfig) -> dict:
+    """Run (or resume) training; returns the final summary written to ``summary.json``."""
+    world, rank, local_rank = _dist_info()
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    device = _resolve_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    main = rank == 0
+    random.seed(cfg.seed + rank)
+    np.random.seed(cfg.seed + rank)
+    torch.manual_seed(cfg.seed + rank)
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_set, val_set, train_names, val_names = build_datasets(cfg)
+    meta = {"arch": ARCH, "task": "dehaze", "variant": cfg.variant, "default_timesteps": cfg.timesteps}
+    model = registry.build(ARCH, meta).to(device)
+    if cfg.init:
+        from snn_perception.runtime.checkpoint import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(cfg.init).state_dict)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = RestorationLoss(cfg.loss)
+    sampler = DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if world > 1 else None
+    loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=sampler is None, sampler=sampler)
+
+    start_epoch, step, best = 0, 0, float("inf")
+    history: list[dict] = []
+    if cfg.resume:
+        state = torch.load(cfg.resume, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, step, best = int(state["epoch"]) + 1, int(state["step"]), float(state["best"])
+        _set_rng_state(state["rng"])
+        history = json.loads(state["history"])
+        if main:
+            print(f"resumed from {cfg.resume}: epoch {start_epoch}, step {step}, best val loss {best:.5f}")
+
+    csv_path = out / "metrics.csv"
+    writer = _tensorboard(out) if main else None
+    from tqdm import tqdm
+
+    started = time.monotonic()
+    for epoch in range(start_epoch, cfg.epochs):
+        lr = cosine_lr(cfg, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        sums: dict[str, float] = {}
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main, leave=False)
+        for raw, ref in bar:
+            raw, ref = raw.to(device), ref.to(device)
+            pred = net(raw, cfg.timesteps)
+            loss, parts = loss_fn(pred, ref)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{parts['total']:.4f}")
+            if writer:
+                writer.add_scalar("train/loss", parts["total"], step)
+        row = {"epoch": epoch + 1, "step": step, "lr": lr}
+        row.update({f"train_{k}": v / max(1, len(loader)) for k, v in sums.items()})
+        if val_set is not None:
+            row.update(validate(model, val_set, cfg.timesteps, loss_fn, device))
+        row["elapsed_s"] = time.monotonic() - started
+        history.append(row)
+        if main:
+            score = row.get("val_loss", row["train_total"])
+            if score < best:
+                best = score
+                _export_best(model, cfg, out, row, train_names, val_names)
+            _append_csv(csv_path, row)
+            if writer:
+                for k, v in row.items():
+                    writer.add_scalar(f"epoch/{k}", v, epoch + 1)
+            print(json.dumps(row), flush=True)
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "epoch": epoch,
+                    "step": step,
+                    "best": best,
+                    "rng": _rng_state(),
+                    "history": json.dumps(history),
+                    "config": json.dumps(asdict(cfg)),
+                },
+                out / "last.pt",
+            )
+    summary = {"best_val_loss": best, "epochs": cfg.epochs, "steps": step, "history": history}
+    if main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if writer:
+        writer.close()
+    if world > 1:
+        dist.destroy_process_group()
+    return summary
+
+
+def _export_best(model, cfg: TrainDhzConfig, out: Path, row: dict, train_names, val_names) -> None:
+    from snn_perception.runtime.checkpoint import save_checkpoint
+
+    metadata = {
+        "arch": ARCH,
+        "task": "dehaze",
+        "variant": cfg.variant,
+        "default_timesteps": cfg.timesteps,
+        "training": {
+            "data": cfg.data,
+            "train_images": len(train_names),
+            "val_images": val_names,
+            "crop": cfg.crop,
+            "resize": cfg.resize,
+            "epoch": row["epoch"],
+            "step": row["step"],
+        },
+        "metrics": {k: v for k, v in row.items() if k.startswith("val_")},
+        "command": cfg.command,
+    }
+    save_checkpoint(out / "best.safetensors", model.state_dict(), metadata)
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("note: tensorboard is not installed; logging to metrics.csv only", file=sys.stderr)
+        return None
+    return SummaryWriter(log_dir=str(out / "tensorboard"))
