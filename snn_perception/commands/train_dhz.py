@@ -1,0 +1,110 @@
+"""``snn-perception train dhz``: surrogate-gradient training of snnTrans-DHZ."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from snn_perception.offline.losses import LossWeights
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="folders with raw/ and reference/ sub-folders of same-named images",
+    )
+    parser.add_argument("--variant", choices=["official", "paper"], default="official")
+    parser.add_argument("--timesteps", type=int, default=4, help="T used in training (1-64)")
+    parser.add_argument("--crop", type=int, default=256, help="random crop size (multiple of 8)")
+    parser.add_argument(
+        "--resize", type=int, default=512, help="resize pairs to SxS before cropping (0: keep native size)"
+    )
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--min-lr", type=float, default=1e-5, help="end of the cosine schedule")
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--val-size", type=int, default=256, help="validation images resized to SxS")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N pairs rendered through the underwater image-formation model",
+    )
+    parser.add_argument("--w-mse", type=float, default=1.0)
+    parser.add_argument("--w-ssim", type=float, default=0.5)
+    parser.add_argument("--w-tv", type=float, default=0.25)
+    parser.add_argument("--init", help="start from these weights (name or path) instead of random")
+    parser.add_argument("--resume", metavar="CKPT", help="continue from a last.pt of an earlier run")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--out", default="runs/dhz", help="output folder (checkpoints, logs)")
+
+
+def _check(args: argparse.Namespace) -> str | None:
+    for folder in args.data:
+        path = Path(folder)
+        if not (path / "raw").is_dir() or not (path / "reference").is_dir():
+            return f"--data {folder}: expected a folder with raw/ and reference/ sub-folders"
+    if not 1 <= args.timesteps <= 64:
+        return f"--timesteps {args.timesteps}: must be between 1 and 64"
+    if args.crop <= 0 or args.crop % 8:
+        return f"--crop {args.crop}: must be a positive multiple of 8"
+    if args.resize and args.resize < args.crop:
+        return f"--resize {args.resize}: must be 0 or at least --crop ({args.crop})"
+    if args.epochs < 1 or args.batch < 1:
+        return "--epochs and --batch must be at least 1"
+    if args.lr <= 0 or args.min_lr < 0:
+        return "--lr must be positive and --min-lr non-negative"
+    if not 0 <= args.val_fraction < 1:
+        return f"--val-fraction {args.val_fraction}: must be in [0, 1)"
+    if args.resume and not Path(args.resume).is_file():
+        return f"--resume {args.resume}: no such file"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _check(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    from snn_perception.offline.train_dhz import TrainDhzConfig, train
+
+    init = None
+    if args.init:
+        from snn_perception.runtime.weights import resolve
+
+        init = str(resolve(args.init))
+    cfg = TrainDhzConfig(
+        data=[str(Path(d)) for d in args.data],
+        out=args.out,
+        variant=args.variant,
+        timesteps=args.timesteps,
+        crop=args.crop,
+        resize=args.resize or None,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        min_lr=args.min_lr,
+        val_fraction=args.val_fraction,
+        val_size=args.val_size,
+        seed=args.seed,
+        synthetic=args.synthetic,
+        init=init,
+        resume=args.resume,
+        device=args.device,
+        threads=args.threads,
+        loss=LossWeights(mse=args.w_mse, ssim=args.w_ssim, tv=args.w_tv),
+        command="snn-perception train dhz " + shlex.join(sys.argv[3:] if len(sys.argv) > 3 else []),
+    )
+    summary = train(cfg)
+    best = Path(args.out) / "best.safetensors"
+    print(f"best validation loss {summary['best_val_loss']:.5f}; weights: {best}")
+    return 0

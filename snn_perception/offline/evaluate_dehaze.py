@@ -1,0 +1,117 @@
+"""Full-reference evaluation of dehazing methods on raw/ + reference/ pairs.
+
+Every method (the raw input itself, the classical baseline, any number of weights at
+any timestep budgets) is scored on the same resized images with the same metric code
+as the replay reports (:mod:`snn_perception.offline.metrics`), so a table in a model
+card, a replay report and this tool agree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from snn_perception.offline import metrics
+from snn_perception.offline.pairs import list_pairs, read_rgb, resize_float, split_pairs
+
+RAW, CLASSICAL = "raw", "classical"
+
+
+@dataclass
+class DehazeEvalConfig:
+    data: list[str]
+    weights: list[str] = field(default_factory=list)
+    methods: list[str] = field(default_factory=lambda: [RAW, CLASSICAL])
+    size: tuple[int, int] | None = (512, 512)  # None: native size
+    timesteps: list[int] | None = None  # None: each weights' default
+    split: str = "all"  # all | train | val (the training split: same seed and fraction)
+    val_fraction: float = 0.2
+    seed: int = 0
+    no_reference_metrics: bool = True
+    device: str = "cpu"
+    limit: int | None = None
+
+
+def select_pairs(cfg: DehazeEvalConfig) -> list[tuple[Path, Path]]:
+    chosen: list[tuple[Path, Path]] = []
+    for root in cfg.data:
+        pairs = list_pairs(Path(root))
+        if cfg.split != "all":
+            train, val = split_pairs(pairs, cfg.val_fraction, cfg.seed)
+            pairs = val if cfg.split == "val" else train
+        chosen += sorted(pairs, key=lambda p: p[0].name)
+    return chosen[: cfg.limit] if cfg.limit else chosen
+
+
+def _score(out: np.ndarray, ref: np.ndarray, no_ref: bool) -> dict[str, float]:
+    row = {"psnr": metrics.psnr(out, ref), "ssim": metrics.ssim(out, ref)}
+    if no_ref:
+        row["uiqm"] = metrics.uiqm(out)
+        row["uciqe"] = metrics.uciqe(out)
+    return row
+
+
+def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
+    """Returns ``{"config", "images", "methods": {name: {"mean": {...}, "per_image": [...]}}}``."""
+    from tqdm import tqdm
+
+    pairs = select_pairs(cfg)
+    engines = []
+    if cfg.weights:
+        from snn_perception.runtime.engine import Engine, EngineConfig
+
+        for w in cfg.weights:
+            engine = Engine.load(w, EngineConfig(device=cfg.device))
+            for t in cfg.timesteps or [engine.info.default_timesteps]:
+                engines.append((f"{Path(str(w)).stem}@T{t}", engine, t))
+    names = [m for m in cfg.methods if m in (RAW, CLASSICAL)] + [n for n, _, _ in engines]
+    per: dict[str, list[dict]] = {n: [] for n in names}
+    for raw_path, ref_path in tqdm(pairs, desc="evaluate", disable=not progress):
+        raw, ref = read_rgb(raw_path), read_rgb(ref_path)
+        if cfg.size:
+            raw, ref = resize_float(raw, cfg.size), resize_float(ref, cfg.size)
+        else:
+            raw, ref = raw.astype(np.float32) / 255.0, ref.astype(np.float32) / 255.0
+        outputs: dict[str, tuple[np.ndarray, float]] = {}
+        if RAW in names:
+            outputs[RAW] = (raw, 0.0)
+        if CLASSICAL in names:
+            t0 = time.perf_counter()
+            outputs[CLASSICAL] = (metrics.classical_enhance(raw), time.perf_counter() - t0)
+        for name, engine, t in engines:
+            res = engine.run(raw, timesteps=t)
+            outputs[name] = (res.output, res.stats.inference_ms / 1e3)
+        for name, (out, seconds) in outputs.items():
+            row = {"image": raw_path.name, **_score(out, ref, cfg.no_reference_metrics), "seconds": seconds}
+            per[name].append(row)
+    result = {
+        "config": {
+            "data": cfg.data, "size": list(cfg.size) if cfg.size else "native", "split": cfg.split,
+            "val_fraction": cfg.val_fraction, "seed": cfg.seed, "weights": cfg.weights,
+            "timesteps": cfg.timesteps,
+        },
+        "images": [p[0].name for p in pairs],
+        "methods": {},
+    }
+    for name, rows in per.items():
+        keys = [k for k in rows[0] if k != "image"] if rows else []
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+        result["methods"][name] = {"mean": mean, "per_image": rows}
+    return result
+
+
+def format_table(result: dict) -> str:
+    """A Markdown table: method, PSNR, SSIM (and UIQM/UCIQE when computed)."""
+    methods = result["methods"]
+    extra = [k for k in ("uiqm", "uciqe") if any(k in m["mean"] for m in methods.values())]
+    head = "| method | PSNR (dB) | SSIM |" + "".join(f" {k.upper()} |" for k in extra)
+    lines = [head, "|---|---:|---:|" + "---:|" * len(extra)]
+    for name, m in methods.items():
+        mean = m["mean"]
+        cells = f"| {name} | {mean['psnr']:.2f} | {mean['ssim']:.3f} |"
+        cells += "".join(f" {mean[k]:.3f} |" for k in extra)
+        lines.append(cells)
+    return "\n".join(lines)
