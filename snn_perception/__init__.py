@@ -5,7 +5,13 @@ install space, while the sources live here; ``extend_path`` lets one import name
 serve both, whichever of the two comes first on ``sys.path``.
 """
 
+import os
 from pkgutil import extend_path
+
+# OpenMP threads that spin while waiting make torch collapse (0.2 s → 4 s per frame) when
+# another busy process shares the cores, the normal case on a robot's computer. This must
+# be set before torch loads, so it is set here; export OMP_WAIT_POLICY to override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __path__ = extend_path(__path__, __name__)
 __version__ = "0.1.0"

@@ -1,0 +1,222 @@
+"""``snn-perception bench``: latency, memory, fps and energy of a model through the engine.
+
+Every configuration (size × timesteps) is measured twice through :class:`Engine` — the path the
+robot runs — with operation counting off (the fast path) and on (reports spikes, SOPs, MACs and
+energy per frame, and what counting costs). Latency is the median over ``--runs`` frames after
+``--warmup`` frames; other processes on the machine make single runs noisy, hence the median.
+
+Models are a table (:data:`MODELS`): adding one is a line naming its task and default weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Idle OpenMP workers sleep instead of spinning: with the default spin-wait, two torch threads on
+# a 2-core machine shared with another busy process ran a 512×512 frame in ~4 s instead of 0.2 s.
+# Takes effect only if torch is not imported yet (as when run through the CLI).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    task: str
+    #: weights name or path; None = the best available default for the task
+    default_weights: str | None = None
+
+
+#: model name → how to load it. Other models add their entry here.
+MODELS: dict[str, BenchModel] = {
+    "dhz": BenchModel(task="dehaze"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="dhz", help=f"model to measure ({', '.join(MODELS)})")
+    parser.add_argument("--weights", default=None, help="weights name or path (default: the model's default)")
+    parser.add_argument(
+        "--size", nargs="+", default=["256", "512"], help="square sizes or HxW (default 256 512)"
+    )
+    parser.add_argument(
+        "--timesteps", nargs="+", type=int, default=[4], help="timesteps to measure (default 4)"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per configuration (default 7)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    parser.add_argument(
+        "--image", type=Path, default=None, help="image to run (default: a shared EUVP image)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="fp32 (exact, default) or bf16 (opt-in, inexact: also reports PSNR against fp32)",
+    )
+    parser.add_argument("--no-counting", action="store_true", help="skip the stats-on measurement")
+    parser.add_argument("--json", type=Path, default=None, help="write the results table as JSON")
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _bench_image(path: Path | None) -> tuple[np.ndarray, str]:
+    """The image to run: given, else the first shared EUVP image, else a seeded synthetic scene."""
+    import cv2
+
+    if path is None:
+        from snn_perception.runtime.weights import external_dirs
+
+        for d in external_dirs():
+            raw = d.parent / "data" / "euvp_test23" / "raw"
+            if raw.is_dir():
+                imgs = sorted(raw.glob("*.jpg"))
+                if imgs:
+                    path = imgs[0]
+                    break
+    if path is not None:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"--image {path}: cannot be read as an image")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), str(path)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:256, 0:256] / 255.0
+    img = np.stack([0.1 + 0.3 * xx, 0.4 + 0.3 * yy, 0.5 + 0.2 * xx * yy], -1)
+    img = np.clip(img + rng.normal(0, 0.05, img.shape), 0, 1)
+    return (img * 255).astype(np.uint8), "synthetic (seed 0)"
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """PSNR (dB, outputs clipped to [0, 1] as images) and max abs difference of two outputs."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    mse = float(np.mean((np.clip(a, 0, 1) - np.clip(b, 0, 1)) ** 2))
+    psnr = float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
+    return psnr, float(np.abs(a - b).max())
+
+
+def _time_runs(engine, image: np.ndarray, timesteps: int, count: bool, runs: int, warmup: int):
+    for _ in range(warmup):
+        engine.run(image, timesteps=timesteps, count_ops=count)
+    times, stats = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        stats = engine.run(image, timesteps=timesteps, count_ops=count).stats
+        times.append(time.perf_counter() - t0)
+    return times, stats
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except ValueError as exc:  # WeightsError is a ValueError too
+        print(f"snn-perception bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    import cv2
+    import torch
+
+    from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
+    from snn_perception.runtime.preprocess import parse_hw
+
+    if args.model not in MODELS:
+        raise ValueError(f"--model {args.model!r}: known models are {', '.join(MODELS)}")
+    sizes = [parse_hw(s) for s in args.size]
+    steps = [validate_timesteps(t, "--timesteps") for t in args.timesteps]
+    if args.threads < 1 or args.runs < 1 or args.warmup < 0:
+        raise ValueError("--threads and --runs must be ≥ 1, --warmup ≥ 0")
+    torch.set_num_threads(args.threads)
+    spec = MODELS[args.model]
+    weights = args.weights or spec.default_weights
+    engine = Engine.load(weights, EngineConfig(device=args.device, precision=args.precision), task=spec.task)
+    exact = (
+        None
+        if args.precision == "fp32"
+        else Engine.load(weights, EngineConfig(device=args.device), spec.task)
+    )
+    image, image_name = _bench_image(args.image)
+    info = engine.info
+    print(
+        f"model {args.model} ({info.arch}/{info.variant}, weights {info.weights_id}), "
+        f"device {engine.device}, threads {torch.get_num_threads()}, image {image_name}, "
+        f"median of {args.runs} runs, precision {args.precision}"
+    )
+    header = (
+        f"{'size':>9} {'T':>3} {'stats':>5} {'median ms':>10} {'p90 ms':>8} {'fps':>6} "
+        f"{'SOPs/frame':>11} {'MACs/frame':>11} {'energy µJ':>9} {'spike rate':>10} {'peak RSS MiB':>12}"
+    )
+    print(header)
+    rows = []
+    for hw in sizes:
+        frame = cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+        for t in steps:
+            for count in (False,) if args.no_counting else (False, True):
+                times, stats = _time_runs(engine, frame, t, count, args.runs, args.warmup)
+                med = statistics.median(times)
+                p90 = sorted(times)[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
+                row = {
+                    "model": args.model,
+                    "size": list(hw),
+                    "timesteps": t,
+                    "stats": count,
+                    "median_ms": med * 1e3,
+                    "p90_ms": p90 * 1e3,
+                    "fps": 1.0 / med,
+                    "runs_ms": [x * 1e3 for x in times],
+                    "peak_rss_mib": _peak_rss_mib(),
+                }
+                if count and stats is not None:
+                    row.update(
+                        synaptic_ops=stats.synaptic_ops,
+                        analog_macs=stats.analog_macs,
+                        energy_uj=stats.energy_j * 1e6,
+                        mean_spike_rate=stats.mean_spike_rate,
+                    )
+                rows.append(row)
+                ops = (
+                    f"{row['synaptic_ops']:11.3e} {row['analog_macs']:11.3e} {row['energy_uj']:9.1f} "
+                    f"{row['mean_spike_rate']:10.3f}"
+                    if count
+                    else f"{'-':>11} {'-':>11} {'-':>9} {'-':>10}"
+                )
+                print(
+                    f"{hw[0]:>4}x{hw[1]:<4} {t:>3} {'on' if count else 'off':>5} {med * 1e3:10.1f} "
+                    f"{p90 * 1e3:8.1f} {1 / med:6.1f} {ops} {row['peak_rss_mib']:12.0f}"
+                )
+            if not args.no_counting:
+                off, on = rows[-2]["median_ms"], rows[-1]["median_ms"]
+                print(f"{'':>9} counting costs {on - off:+.1f} ms ({(on / off - 1) * 100:+.0f} %)")
+            if exact is not None:
+                psnr, max_abs = _agreement(
+                    engine.run(frame, timesteps=t).output, exact.run(frame, timesteps=t).output
+                )
+                for row in rows[-(1 if args.no_counting else 2) :]:
+                    row.update(psnr_vs_fp32_db=psnr, max_abs_vs_fp32=max_abs)
+                print(f"{'':>9} {args.precision} vs fp32 output: PSNR {psnr:.1f} dB, max |Δ| {max_abs:.4f}")
+    if args.json is not None:
+        doc = {
+            "model": args.model,
+            "arch": info.arch,
+            "variant": info.variant,
+            "weights_id": info.weights_id,
+            "device": str(engine.device),
+            "threads": torch.get_num_threads(),
+            "image": image_name,
+            "precision": args.precision,
+            "rows": rows,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2))
+    return 0

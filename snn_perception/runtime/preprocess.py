@@ -1,0 +1,71 @@
+"""Image array ↔ model tensor: validation, scaling, resizing and padding to a size multiple."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``H×W×3`` RGB (uint8, or float in [0, 1]) → ``[1, 3, H, W]`` float32 in [0, 1]."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array (H×W×3 RGB), got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be H×W×3 RGB, got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image is empty: shape {image.shape}")
+    if image.dtype == np.uint8:
+        t = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).float().div_(255.0)
+    elif image.dtype in (np.float32, np.float64):
+        t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(device).permute(2, 0, 1)
+    else:
+        raise ValueError(f"image dtype must be uint8 or float32/float64 in [0, 1], got {image.dtype}")
+    return t.unsqueeze(0).contiguous()
+
+
+def float_to_uint8(rgb01: np.ndarray) -> np.ndarray:
+    """Unclamped float image in [0, 1] (e.g. a dehaze output) → uint8, clipped and rounded."""
+    return (np.clip(rgb01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def resize(x: torch.Tensor, hw: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resize ``[B, C, H, W]``; bilinear with antialiasing when shrinking (as the DHZ training did)."""
+    if tuple(x.shape[-2:]) == tuple(hw):
+        return x
+    if mode == "nearest":
+        return F.interpolate(x, size=hw, mode="nearest")
+    return F.interpolate(x, size=hw, mode=mode, align_corners=False, antialias=True)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad bottom/right to a multiple (replicate when the image is too small to reflect).
+
+    Returns the padded tensor and the original ``(H, W)`` for :func:`crop`.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return x, (h, w)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def crop(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    return x[..., : hw[0], : hw[1]]
+
+
+def parse_hw(text: str) -> tuple[int, int]:
+    """``'512'`` or ``'480x640'`` (H×W) → ``(H, W)``; raises ValueError with the accepted forms."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(
+            f"size {text!r}: expected N or HxW with positive integers, e.g. 512 or 480x640"
+        ) from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise ValueError(f"size {text!r}: expected N or HxW with positive integers, e.g. 512 or 480x640")
+    return values[0], values[1]

@@ -1,0 +1,80 @@
+"""Weights by name: shipped files in ``snn_perception/weights/`` and known external checkpoints.
+
+A name resolves to a file; anything else is taken as a path. External checkpoints that must not
+be redistributed (the official snnTrans-DHZ weights) are looked up in ``$SNN_WEIGHTS_DIR``, then
+``$SNN_SHARED_DIR/weights``, then ``../shared/weights`` beside the repository, only if present.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from snn_perception.runtime.checkpoint import WeightsError
+
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
+_REPO = Path(__file__).resolve().parents[2]
+
+#: name → file name, for weights that are never shipped inside the package.
+EXTERNAL: dict[str, str] = {"dhz_official": "snntrans_dhz_official_T4.pth"}
+
+#: task → names in order of preference; the first one available is the default.
+DEFAULTS: dict[str, tuple[str, ...]] = {
+    "dehaze": ("dhz", "dhz_official"),
+    "segment": ("spiking_unet", "unet_suim_snn"),
+}
+
+
+def external_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("SNN_WEIGHTS_DIR"):
+        dirs.append(Path(os.environ["SNN_WEIGHTS_DIR"]))
+    if os.environ.get("SNN_SHARED_DIR"):
+        dirs.append(Path(os.environ["SNN_SHARED_DIR"]) / "weights")
+    dirs.append(_REPO.parent / "shared" / "weights")
+    return dirs
+
+
+def available() -> dict[str, Path]:
+    """Every weights name that resolves to an existing file now."""
+    found: dict[str, Path] = {}
+    if SHIPPED_DIR.is_dir():
+        for p in sorted(SHIPPED_DIR.glob("*.safetensors")):
+            found[p.stem] = p
+    for name, filename in EXTERNAL.items():
+        for d in external_dirs():
+            if (d / filename).is_file():
+                found.setdefault(name, d / filename)
+                break
+    return found
+
+
+def resolve(weights: str | Path) -> Path:
+    """A shipped or external name, or a path, → an existing file path (else :class:`WeightsError`)."""
+    known = available()
+    if isinstance(weights, str) and weights in known:
+        return known[weights]
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path
+    if isinstance(weights, str) and weights in EXTERNAL:
+        raise WeightsError(
+            f"weights {weights!r} ({EXTERNAL[weights]}) not found in {', '.join(map(str, external_dirs()))}; "
+            "set SNN_WEIGHTS_DIR to the folder that holds it"
+        )
+    names = ", ".join(sorted(known)) or "none"
+    raise WeightsError(f"weights {str(weights)!r}: no such file or shipped name; available names: {names}")
+
+
+def default_weights(task: str) -> str:
+    """The preferred available weights name for ``task`` ('dehaze' or 'segment')."""
+    if task not in DEFAULTS:
+        raise WeightsError(f"unknown task {task!r}; known: {', '.join(DEFAULTS)}")
+    known = available()
+    for name in DEFAULTS[task]:
+        if name in known:
+            return name
+    raise WeightsError(
+        f"no {task} weights available (looked for {', '.join(DEFAULTS[task])}); available: "
+        f"{', '.join(sorted(known)) or 'none'}. Pass a path, or set SNN_WEIGHTS_DIR."
+    )
