@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resize", type=int, default=512, help="resize pairs to SxS before cropping (0: keep native size)"
     )
+    parser.add_argument("--scale-min", type=float, default=1.0,
+                        help="random zoom-out before cropping, in [S, 1] (0.5: crops also show whole scenes)")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -59,6 +61,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--crop {args.crop}: must be a positive multiple of 8"
     if args.resize and args.resize < args.crop:
         return f"--resize {args.resize}: must be 0 or at least --crop ({args.crop})"
+    if not 0.1 <= args.scale_min <= 1.0:
+        return f"--scale-min {args.scale_min}: must be in [0.1, 1]"
     if args.epochs < 1 or args.batch < 1:
         return "--epochs and --batch must be at least 1"
     if args.lr <= 0 or args.min_lr < 0:

@@ -92,6 +92,9 @@ class PairAugment:
 
     crop: int = 256
     resize_hw: tuple[int, int] | None = None
+    #: random zoom-out factor range applied before cropping: at 0.5 a 256 crop of a 512
+    #: image shows the whole scene, as whole-frame 256×256 test images do
+    scale: tuple[float, float] = (1.0, 1.0)
     hflip: bool = True
     vflip: bool = True
 
@@ -139,6 +142,14 @@ class PairedImages(Dataset):
         aug = self.augment
         assert aug is not None
         h, w = raw.shape[:2]
+        lo, hi = aug.scale
+        if hi < 1.0 or lo < 1.0:
+            f = random.uniform(lo, hi)
+            hw = (max(aug.crop, round(h * f)), max(aug.crop, round(w * f)))
+            if hw != (h, w):
+                raw = cv2.resize(raw, hw[::-1], interpolation=cv2.INTER_AREA)
+                ref = cv2.resize(ref, hw[::-1], interpolation=cv2.INTER_AREA)
+                h, w = hw
         if min(h, w) < aug.crop:  # upscale small images so a full crop fits
             scale = aug.crop / min(h, w)
             hw = (max(aug.crop, round(h * scale)), max(aug.crop, round(w * scale)))

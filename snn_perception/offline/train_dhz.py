@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -41,6 +42,7 @@ class TrainDhzConfig:
     timesteps: int = 4
     crop: int = 256
     resize: int | None = 512
+    scale_min: float = 1.0
     epochs: int = 100
     batch: int = 4
     lr: float = 1e-3
@@ -79,15 +81,39 @@ def build_datasets(cfg: TrainDhzConfig) -> tuple[PairedImages, PairedImages, lis
         train_paths += tr
         val_paths += va
     resize = (cfg.resize, cfg.resize) if cfg.resize else None
-    train = PairedImages.from_paths(train_paths, augment=PairAugment(crop=cfg.crop, resize_hw=resize))
+    augment = PairAugment(crop=cfg.crop, resize_hw=resize, scale=(cfg.scale_min, 1.0))
+    train = PairedImages.from_paths(train_paths, augment=augment)
     if cfg.synthetic > 0:
-        from snn_perception.offline.underwater_render import synthetic_pairs
-
-        extra = synthetic_pairs(cfg.synthetic, size=max(cfg.crop, cfg.resize or cfg.crop), seed=cfg.seed)
+        side = max(cfg.crop, cfg.resize or cfg.crop)
+        extra = synthetic_pairs(cfg.synthetic, [ref for _, ref in train.pairs], side, cfg.seed)
         names = train.names + [f"synthetic_{i}" for i in range(cfg.synthetic)]
         train = PairedImages(train.pairs + list(extra), augment=train.augment, names=names)
     val = PairedImages.from_paths(val_paths, eval_hw=(cfg.val_size, cfg.val_size)) if val_paths else None
     return train, val, [p[0].name for p in train_paths], [p[0].name for p in val_paths]
+
+
+def synthetic_pairs(
+    n: int, references: list[np.ndarray], side: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` (raw, clean) pairs rendered through the underwater image-formation model.
+
+    Clean sources are the training references (same domain, never validation images)
+    and scikit-image's bundled public-domain photos; each pair gets random water,
+    distance, depth gradient and noise from :func:`underwater_render.synthetic_pair`.
+    """
+    from snn_perception.offline.underwater_render import DIVE_PHOTOS, _photo, synthetic_pair
+
+    rng = np.random.default_rng(seed)
+    sources = list(references) + [_photo(name) for name in DIVE_PHOTOS]
+    pairs = []
+    for i in range(n):
+        clean = sources[i % len(sources)]
+        h, w = clean.shape[:2]
+        c = min(h, w)
+        top, left = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+        square = cv2.resize(clean[top : top + c, left : left + c], (side, side), interpolation=cv2.INTER_AREA)
+        pairs.append(synthetic_pair(square, rng))
+    return pairs
 
 
 def cosine_lr(cfg: TrainDhzConfig, epoch: int) -> float:
