@@ -58,7 +58,6 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
     """Returns ``{"config", "images", "methods": {name: {"mean": {...}, "per_image": [...]}}}``."""
     from tqdm import tqdm
 
-    pairs = select_pairs(cfg)
     engines = []
     if cfg.weights:
         from snn_perception.runtime.engine import Engine, EngineConfig
@@ -67,6 +66,7 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
             engine = Engine.load(w, EngineConfig(device=cfg.device))
             for t in cfg.timesteps or [engine.info.default_timesteps]:
                 engines.append((f"{Path(str(w)).stem}@T{t}", engine, t))
+    pairs = select_pairs(cfg)  # after the weights: a bad weights path fails before any image is read
     names = [m for m in cfg.methods if m in (RAW, CLASSICAL)] + [n for n, _, _ in engines]
     per: dict[str, list[dict]] = {n: [] for n in names}
     for raw_path, ref_path in tqdm(pairs, desc="evaluate", disable=not progress):

@@ -1,0 +1,89 @@
+"""Dehaze evaluation agrees with independent metric implementations; bad input is refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from kornia.metrics import ssim as kornia_ssim
+from skimage.metrics import peak_signal_noise_ratio
+
+from snn_perception.offline.evaluate_dehaze import DehazeEvalConfig, evaluate_dehaze
+from snn_perception.offline.metrics import classical_enhance
+from snn_perception.offline.pairs import read_rgb, resize_float
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def two_pairs(shared: Path, tmp_path: Path) -> Path:
+    src = shared / "data" / "euvp_test23"
+    names = sorted(p.name for p in (src / "raw").iterdir())[:2]
+    for sub in ("raw", "reference"):
+        (tmp_path / sub).mkdir()
+        for name in names:
+            (tmp_path / sub / name).symlink_to(src / sub / name)
+    return tmp_path
+
+
+def _independent(out: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    out = np.clip(out.astype(np.float64), 0, 1)
+    psnr = peak_signal_noise_ratio(ref.astype(np.float64), out, data_range=1.0)
+    to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].double()  # noqa: E731
+    ssim = float(kornia_ssim(to_t(out), to_t(ref), window_size=11, max_val=1.0).mean())
+    return psnr, ssim
+
+
+def test_raw_and_classical_scores_match_skimage_and_kornia(two_pairs: Path) -> None:
+    result = evaluate_dehaze(DehazeEvalConfig(data=[str(two_pairs)], size=(256, 256)), progress=False)
+    assert result["images"] == sorted(p.name for p in (two_pairs / "raw").iterdir())
+    for i, name in enumerate(result["images"]):
+        raw = resize_float(read_rgb(two_pairs / "raw" / name), (256, 256))
+        ref = resize_float(read_rgb(two_pairs / "reference" / name), (256, 256))
+        for method, out in (("raw", raw), ("classical", classical_enhance(raw).astype(np.float64) / 255)):
+            row = result["methods"][method]["per_image"][i]
+            psnr, ssim = _independent(out, ref)
+            assert row["psnr"] == pytest.approx(psnr, abs=1e-6)
+            assert row["ssim"] == pytest.approx(ssim, abs=1e-6)
+    means = result["methods"]["raw"]["mean"]
+    assert means["psnr"] == pytest.approx(np.mean([r["psnr"] for r in result["methods"]["raw"]["per_image"]]))
+
+
+def test_model_scores_match_an_independent_run(two_pairs: Path, shared: Path) -> None:
+    from snn_perception.runtime.engine import Engine, EngineConfig
+
+    weights = shared / "weights" / "snntrans_dhz_official_T4.pth"
+    cfg = DehazeEvalConfig(data=[str(two_pairs)], size=(256, 256), weights=[str(weights)], methods=[])
+    result = evaluate_dehaze(cfg, progress=False)
+    (name,) = result["methods"]
+    engine = Engine.load(weights, EngineConfig())
+    for i, image in enumerate(result["images"]):
+        raw = resize_float(read_rgb(two_pairs / "raw" / image), (256, 256))
+        ref = resize_float(read_rgb(two_pairs / "reference" / image), (256, 256))
+        psnr, ssim = _independent(engine.run(raw, timesteps=4).output, ref)
+        row = result["methods"][name]["per_image"][i]
+        assert row["psnr"] == pytest.approx(psnr, abs=1e-5)
+        assert row["ssim"] == pytest.approx(ssim, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "/nonexistent"], "raw/ and reference/"),
+        (["--data", ".", "--size", "12xfoo"], "expected HxW"),
+        (["--data", ".", "--timesteps", "0"], "between 1 and 64"),
+        (["--data", ".", "--weights", "/no/such.safetensors"], "no such file"),
+    ],
+)
+def test_cli_rejects_bad_input_with_a_reason(args: list[str], message: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "snn_perception.cli", "evaluate", "--task", "dehaze", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
