@@ -186,7 +186,9 @@ def train(cfg: TrainDhzConfig) -> dict:
     # The official variant's first five transformer blocks never reach the output (as in
     # the published code), so DDP must expect parameters without gradients.
     unused = cfg.variant == "official"
-    net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused) if world > 1 else model
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = RestorationLoss(cfg.loss)
     sampler = DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if world > 1 else None

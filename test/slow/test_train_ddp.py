@@ -28,6 +28,6 @@ def test_torchrun_two_processes_train_and_save(shared: Path, tmp_path: Path) -> 
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    # 4 training pairs split over 2 ranks, batch 2 → 1 step per epoch per rank
-    assert summary["steps"] == 2
+    # 5 training pairs (1 held out) over 2 ranks → 3 per rank, batch 2 → 2 steps per epoch
+    assert summary["steps"] == 4
     assert (tmp_path / "run" / "best.safetensors").is_file()
