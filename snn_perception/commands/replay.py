@@ -1,0 +1,166 @@
+"""``snn-perception replay BAG``: replay a recorded dive through the models and write a report.
+
+``--mode offline`` runs the runtime engine on the decoded frames (no ROS; pacing simulated);
+``--mode ros`` (default) plays the bag into the real lifecycle nodes. Both write the same
+report (``report.json``, ``frames.csv``, plots, contact sheet, ``report.html``) under ``--out``.
+Ctrl-C writes a partial report. Bad input: one-line message, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 folder (sqlite3 or MCAP)")
+    parser.add_argument(
+        "--topic", default=None, help="camera image topic (default: the bag's one image topic)"
+    )
+    parser.add_argument(
+        "--reference-topic",
+        default=None,
+        help="ground-truth image topic (default: the bag's '*reference*' topic; 'none' to ignore)",
+    )
+    parser.add_argument("--mask-topic", default=None, help="ground-truth class-id masks (mono8) for mIoU")
+    pace = parser.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--rate", type=float, default=1.0, help="playback speed factor (default 1.0 = real time)"
+    )
+    pace.add_argument(
+        "--as-fast-as-possible", action="store_true", help="no pacing: every frame is processed"
+    )
+    parser.add_argument(
+        "--timesteps",
+        default=None,
+        help="T, or a comma-separated sweep such as 1,2,4,8 (default: the weights')",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("ros", "offline"),
+        default="ros",
+        help="ros: the real nodes (default); offline: the engine directly, no ROS",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("replay_out"), help="report folder (default replay_out)"
+    )
+    parser.add_argument(
+        "--weights", default=None, help="dehaze weights name or path (default: shipped default)"
+    )
+    parser.add_argument(
+        "--segment-weights",
+        default=None,
+        help="segmentation weights name or path (default: shipped default, if any)",
+    )
+    parser.add_argument("--no-dehaze", action="store_true", help="do not run the dehazer")
+    parser.add_argument("--no-segment", action="store_true", help="do not run the segmenter")
+    parser.add_argument("--size", default=None, help="run the models at HxW (outputs keep the input size)")
+    parser.add_argument(
+        "--no-count-ops", action="store_true", help="skip SOP/energy counting (slightly faster)"
+    )
+    parser.add_argument("--samples", type=int, default=4, help="frames in the contact sheet (default 4)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--dehaze-node",
+        default=None,
+        help="ros mode: replay into this already running dehaze node (fully qualified name) instead of "
+        "starting the nodes in-process",
+    )
+    parser.add_argument("--segment-node", default=None, help="ros mode: an already running segment node")
+
+
+def parse_timesteps(text: str | None) -> tuple[int, ...]:
+    from snn_perception.runtime.engine import validate_timesteps
+
+    if not text:
+        return ()
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(validate_timesteps(int(part.strip()), "--timesteps"))
+        except ValueError:
+            raise ValueError(
+                f"--timesteps must be integers in 1..64 separated by commas (e.g. 1,2,4,8), got {text!r}"
+            ) from None
+    return tuple(dict.fromkeys(values))
+
+
+def build_config(args: argparse.Namespace):
+    from snn_perception.replay.common import ReplayConfig
+    from snn_perception.runtime.preprocess import parse_hw
+
+    ref = args.reference_topic
+    if ref is not None and ref.lower() == "none":
+        ref = ""
+    if args.samples < 0:
+        raise ValueError(f"--samples must be ≥ 0, got {args.samples}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be ≥ 1, got {args.threads}")
+    return ReplayConfig(
+        bag=args.bag,
+        out=args.out,
+        mode=args.mode,
+        topic=args.topic,
+        reference_topic=ref,
+        mask_topic=args.mask_topic,
+        rate=None if args.as_fast_as_possible else args.rate,
+        timesteps=parse_timesteps(args.timesteps),
+        dehaze_weights=args.weights,
+        segment_weights=args.segment_weights,
+        run_dehaze=not args.no_dehaze,
+        run_segment=not args.no_segment,
+        count_ops=not args.no_count_ops,
+        device=args.device,
+        input_hw=parse_hw(args.size) if args.size else None,
+        samples=args.samples,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+
+
+def execute(config, out_stream=sys.stdout, external: dict[str, str] | None = None) -> int:
+    """Run a replay and write its report; 0, or 130 after Ctrl-C (partial report written)."""
+    from snn_perception.replay.report import format_table, summary_table, write_report
+
+    if config.mode == "ros":
+        from snn_perception.replay.ros_mode import run_ros
+
+        result = run_ros(config, nodes="external" if external else "inprocess", external=external)
+    else:
+        from snn_perception.replay.offline import run_offline
+
+        result = run_offline(config)
+    files = write_report(result, config.out)
+    for note in result.notes:
+        print(f"note: {note}", file=out_stream)
+    print(format_table(summary_table(files.summaries)), file=out_stream)
+    state = "PARTIAL report (interrupted)" if result.interrupted else "report"
+    print(f"{state}: {files.html}", file=out_stream)
+    return 130 if result.interrupted else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from snn_perception.replay.bag_io import BagError
+
+    try:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        config = build_config(args)
+        external = {
+            task: name
+            for task, name in (("dehaze", args.dehaze_node), ("segment", args.segment_node))
+            if name is not None
+        }
+        if external and config.mode != "ros":
+            raise ValueError("--dehaze-node/--segment-node need --mode ros")
+        return execute(config, external=external or None)
+    except (BagError, ValueError) as exc:
+        print(f"snn-perception replay: error: {exc}", file=sys.stderr)
+        return 2

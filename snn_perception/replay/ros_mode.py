@@ -1,0 +1,546 @@
+"""ROS replay: play a bag into the real lifecycle nodes and score what they publish.
+
+The nodes are started in this process (``nodes='inprocess'``, the default) in a private namespace,
+or already running (``nodes='external'``, named by their fully qualified names). A player node
+publishes the bag's frames on each node's ``~/image`` (or ``~/image/compressed``), paced by the
+bag's stamps scaled by ``rate``; with ``rate=None`` it sends the next frame as soon as every node
+has answered the previous one (lock-step: no drops, latency = the nodes' own). Each frame is
+re-stamped with the publish time (so the nodes' own end-to-end latencies are meaningful) and
+outputs are matched to inputs by that header stamp. Every output and telemetry message is recorded
+into an MCAP bag per run under ``<out>/recorded/``.
+
+rclpy and the message packages are imported inside the functions: this module is part of the
+ROS-free ``replay`` package and must import without ROS (see ``test/unit/test_layering.py``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snn_perception.replay import bag_io
+from snn_perception.replay.common import (
+    ReplayConfig,
+    ReplayError,
+    ReplayResult,
+    RunResult,
+    Sample,
+    colorize,
+    load_by_stamp,
+    overlay,
+    resolve_topics,
+    score_dehaze,
+    score_segment,
+)
+
+#: where the node classes live: task → (module, class name)
+NODE_CLASSES: dict[str, tuple[str, str]] = {
+    "dehaze": ("snn_perception.ros.dehaze_node", "DehazeNode"),
+    "segment": ("snn_perception.ros.segment_node", "SegmentNode"),
+}
+NODE_NAMES = {"dehaze": "dehaze_node", "segment": "segment_node"}
+READY_TIMEOUT_S = 120.0
+
+
+def ros_mode_ready() -> tuple[bool, str]:
+    """Whether rclpy, our interfaces and the node classes can be imported here (and why not)."""
+    for mod in ("rclpy", "sensor_msgs.msg", "snn_perception.msg"):
+        try:
+            importlib.import_module(mod)
+        except ImportError as exc:
+            return False, f"{mod} cannot be imported ({exc}); source install/setup.bash or run `make setup`"
+    if not node_available("dehaze"):
+        return False, f"the ROS nodes are not available ({NODE_CLASSES['dehaze'][0]} is missing)"
+    return True, ""
+
+
+def node_available(task: str) -> bool:
+    """Whether the node class for ``task`` exists in this install."""
+    module, cls = NODE_CLASSES[task]
+    try:
+        return importlib.util.find_spec(module) is not None and hasattr(importlib.import_module(module), cls)
+    except ImportError:
+        return False
+
+
+@dataclass
+class _Frame:
+    """One bag frame as played: its bag stamp and the header stamp it was sent with (0 = not sent)."""
+
+    index: int
+    bag_stamp: int
+    sent_ns: int = 0
+
+
+class _Recorder:
+    """Writes every output and telemetry message to an MCAP bag (log time = receive time) and
+    remembers which (task, kind, header stamp) arrived, for lock-step pacing and draining."""
+
+    def __init__(self, node, targets: dict[str, str], bag_path: Path, qos_for) -> None:
+        from rclpy.serialization import serialize_message
+        from sensor_msgs.msg import Image
+
+        from snn_perception.msg import EnergyTelemetry
+
+        self._ser = serialize_message
+        self.path = bag_path
+        self.lock = threading.Lock()
+        self.seen: set[tuple[str, str, int]] = set()
+        self.event = threading.Event()
+        self.topics: dict[str, tuple[str, str]] = {}  # topic → (task, 'out' | 'tel')
+        self.writer = bag_io.BagWriter(bag_path, "mcap")
+        self.writer.__enter__()
+        self._open = True
+        self.subs = []
+        for task, fq in targets.items():
+            out_topic = f"{fq}/enhanced" if task == "dehaze" else f"{fq}/mask"
+            tel_topic = f"{fq}/telemetry"
+            self.topics[out_topic] = (task, "out")
+            self.topics[tel_topic] = (task, "tel")
+            self.writer.add_topic(out_topic, bag_io.IMAGE_TYPE)
+            self.writer.add_topic(tel_topic, bag_io.TELEMETRY_TYPE)
+            self.subs.append(
+                node.create_subscription(Image, out_topic, self._callback(out_topic), qos_for(out_topic))
+            )
+            self.subs.append(
+                node.create_subscription(
+                    EnergyTelemetry, tel_topic, self._callback(tel_topic), qos_for(tel_topic)
+                )
+            )
+        self.node = node
+
+    def _callback(self, topic: str):
+        task, kind = self.topics[topic]
+        conn = self.writer._connections[topic]
+
+        def cb(msg) -> None:
+            now = time.time_ns()
+            stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+            data = self._ser(msg)
+            with self.lock:
+                if not self._open:
+                    return
+                self.writer._writer.write(conn, now, data)
+                self.writer.counts[topic] += 1
+                self.seen.add((task, kind, stamp))
+            self.event.set()
+
+        return cb
+
+    def complete(self, stamp: int, tasks) -> bool:
+        with self.lock:
+            return all((t, k, stamp) in self.seen for t in tasks for k in ("out", "tel"))
+
+    def close(self) -> None:
+        for sub in self.subs:
+            self.node.destroy_subscription(sub)
+        with self.lock:
+            self._open = False
+            self.writer.__exit__(None, None, None)
+
+
+def _import_node_class(task: str):
+    module, cls = NODE_CLASSES[task]
+    return getattr(importlib.import_module(module), cls)
+
+
+def _start_nodes(
+    config: ReplayConfig, tasks: list[str], namespace: str, context, compressed: bool, timesteps: int | None
+) -> list[Any]:
+    """The real lifecycle nodes, configured from ``config``, autostarting to active."""
+    from rclpy.parameter import Parameter
+
+    nodes = []
+    for task in tasks:
+        weights = config.dehaze_weights if task == "dehaze" else config.segment_weights
+        params = [
+            Parameter("input_transport", value="compressed" if compressed else "raw"),
+            Parameter("count_ops", value=bool(config.count_ops)),
+            Parameter("device", value=config.device),
+            Parameter("autostart", value=True),
+        ]
+        if weights is not None:
+            params.append(Parameter("weights", value=str(weights)))
+        if timesteps is not None:
+            params.append(Parameter("timesteps", value=int(timesteps)))
+        if config.input_hw is not None:
+            params += [
+                Parameter("input_height", value=int(config.input_hw[0])),
+                Parameter("input_width", value=int(config.input_hw[1])),
+            ]
+        cls = _import_node_class(task)
+        nodes.append(cls(namespace=namespace, context=context, parameter_overrides=params))
+    return nodes
+
+
+def _set_timesteps(node, targets: dict[str, str], t: int) -> None:
+    """Set the hot ``timesteps`` parameter of every target node through its parameter service."""
+    from rcl_interfaces.msg import Parameter as ParamMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    for fq in targets.values():
+        client = node.create_client(SetParameters, f"{fq}/set_parameters")
+        try:
+            if not client.wait_for_service(timeout_sec=10.0):
+                raise ReplayError(f"node {fq} offers no set_parameters service")
+            req = SetParameters.Request()
+            req.parameters = [
+                ParamMsg(
+                    name="timesteps",
+                    value=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=int(t)),
+                )
+            ]
+            fut = client.call_async(req)
+            deadline = time.monotonic() + 10.0
+            while not fut.done() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if not fut.done():
+                raise ReplayError(f"setting timesteps={t} on {fq} timed out")
+            res = fut.result().results[0]
+            if not res.successful:
+                raise ReplayError(f"node {fq} refused timesteps={t}: {res.reason}")
+        finally:
+            node.destroy_client(client)
+
+
+def _wait(pred, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise ReplayError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def run_ros(
+    config: ReplayConfig, nodes: str = "inprocess", external: dict[str, str] | None = None
+) -> ReplayResult:
+    """Replay through the ROS nodes; rows and report as in offline mode."""
+    ok, why = ros_mode_ready()
+    if not ok:
+        raise ReplayError(f"--mode ros is unavailable: {why}; use --mode offline")
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rclpy.signals import SignalHandlerOptions
+    from sensor_msgs.msg import CompressedImage, Image
+
+    topics = resolve_topics(config)
+    if topics.frames == 0:
+        raise ReplayError(f"topic {topics.image!r} in {topics.info.path} holds no messages")
+    compressed = topics.info.topics[topics.image].msgtype == bag_io.COMPRESSED_TYPE
+    refs = load_by_stamp(config.bag, topics.reference)
+    masks = load_by_stamp(config.bag, topics.mask, gray=True)
+    tasks = _tasks(config, external)
+    result = ReplayResult(config=config, topics=topics, runs=[])
+    if "segment" not in tasks:
+        result.notes.append("no segmentation model available: dehaze only")
+    if topics.reference is None:
+        result.notes.append("no reference topic: quality is no-reference only (UIQM, UCIQE)")
+
+    context = rclpy.Context()
+    # no rclpy SIGINT handler: Ctrl-C must raise KeyboardInterrupt here so a partial report is written
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    started: list[Any] = []
+    namespace = f"/snn_replay_{os.getpid()}"
+    try:
+        if nodes == "inprocess":
+            first_t = config.timesteps[0] if config.timesteps else None
+            started = _start_nodes(config, tasks, namespace, context, compressed, first_t)
+            targets = {task: f"{namespace}/{NODE_NAMES[task]}" for task in tasks}
+        else:
+            targets = {task: external[task] for task in tasks}
+        for n in started:
+            executor.add_node(n)
+        player = rclpy.create_node(f"snn_replay_player_{os.getpid()}", context=context)
+        executor.add_node(player)
+        spin = threading.Thread(target=executor.spin, daemon=True)
+        spin.start()
+
+        suffix = "image/compressed" if compressed else "image"
+        msg_cls = CompressedImage if compressed else Image
+        pub_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        pubs = {
+            task: player.create_publisher(msg_cls, f"{fq}/{suffix}", pub_qos) for task, fq in targets.items()
+        }
+        _wait(
+            lambda: all(p.get_subscription_count() > 0 for p in pubs.values()),
+            READY_TIMEOUT_S,
+            f"the nodes to subscribe to {', '.join(p.topic_name for p in pubs.values())} (are they active?)",
+        )
+
+        def qos_for(topic: str):
+            _wait(lambda: player.count_publishers(topic) > 0, READY_TIMEOUT_S, f"a publisher on {topic}")
+            infos = player.get_publishers_info_by_topic(topic)
+            reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+            if not reliable:
+                return qos_profile_sensor_data
+            return QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+        result.models = _model_infos(config, targets)
+        (config.out / "recorded").mkdir(parents=True, exist_ok=True)
+        for i, t in enumerate(config.timesteps or (None,)):
+            if t is not None and (i > 0 or nodes != "inprocess"):
+                _set_timesteps(player, targets, t)
+            run = _play(
+                config, topics, player, pubs, targets, qos_for, t, refs, masks, compressed, result.models
+            )
+            result.runs.append(run)
+            if run.interrupted:
+                result.interrupted = True
+                break
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        for n in started:
+            try:
+                n.destroy_node()
+            except Exception:
+                pass
+        rclpy.try_shutdown(context=context)
+    return result
+
+
+def _tasks(config: ReplayConfig, external: dict[str, str] | None) -> list[str]:
+    if external is not None:
+        return [t for t in ("dehaze", "segment") if t in external]
+    tasks = ["dehaze"] if config.run_dehaze else []
+    if config.run_segment and config.segment_weights is not None and not node_available("segment"):
+        raise ReplayError("--segment-weights given, but the segment node is not available in this install")
+    if config.run_segment and node_available("segment"):
+        if config.segment_weights is not None:
+            tasks.append("segment")
+        else:
+            from snn_perception.runtime import weights as weights_registry
+            from snn_perception.runtime.checkpoint import WeightsError
+
+            try:
+                weights_registry.default_weights("segment")
+                tasks.append("segment")
+            except WeightsError:
+                pass
+    if not tasks:
+        raise ReplayError("no model to run: enable dehaze or give segment weights")
+    return tasks
+
+
+def _model_infos(config: ReplayConfig, targets: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """What each node runs, read from the same weights file the node loads (metadata only)."""
+    from snn_perception.runtime import weights as weights_registry
+    from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint
+    from snn_perception.runtime.engine import _model_info
+
+    infos: dict[str, dict[str, Any]] = {}
+    for task, fq in targets.items():
+        weights = config.dehaze_weights if task == "dehaze" else config.segment_weights
+        entry: dict[str, Any] = {"node": fq}
+        try:
+            name = weights if weights is not None else weights_registry.default_weights(task)
+            info = _model_info(load_checkpoint(weights_registry.resolve(name)))
+            entry.update(
+                arch=info.arch,
+                variant=info.variant,
+                weights_id=info.weights_id,
+                weights_path=info.weights_path,
+                default_timesteps=info.default_timesteps,
+                class_names=list(info.class_names),
+                class_colors=[list(c) for c in info.class_colors],
+                num_classes=info.num_classes,
+            )
+        except WeightsError as exc:
+            raise ReplayError(f"{task} weights: {exc}") from None
+        infos[task] = entry
+    return infos
+
+
+def _play(
+    config, topics, player, pubs, targets, qos_for, timesteps, refs, masks, compressed, models
+) -> RunResult:
+    label = f"T={timesteps}" if timesteps is not None else "default"
+    run = RunResult(label=label, timesteps=timesteps)
+    rec = _Recorder(player, targets, config.out / "recorded" / label.replace("=", ""), qos_for)
+    frames: list[_Frame] = []
+    undecodable: dict[int, str] = {}
+    clock = player.get_clock()
+    wall0 = time.perf_counter()
+    start_ns = stamp0 = None
+    bar = None
+    if config.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=topics.frames, desc=f"replay (ros) {label}", unit="frame", leave=False, dynamic_ncols=True
+        )
+    try:
+        for item in bag_io.iter_images(config.bag, topics.image):
+            frame = _Frame(index=item.index, bag_stamp=item.stamp_ns)
+            frames.append(frame)
+            if bar is not None:
+                bar.update(1)
+            if item.rgb is None:
+                undecodable[item.index] = item.error or "undecodable"
+                continue
+            if config.rate is not None:
+                if stamp0 is None:
+                    stamp0, start_ns = item.stamp_ns, time.monotonic_ns()
+                delay = (start_ns + (item.stamp_ns - stamp0) / config.rate - time.monotonic_ns()) / 1e9
+                if delay > 0:
+                    time.sleep(delay)
+            now = clock.now().nanoseconds
+            msg = _to_ros(
+                bag_io.image_message(
+                    item.rgb, now, item.frame_id or "camera", "jpeg" if compressed else None
+                ),
+                compressed,
+            )
+            frame.sent_ns = now
+            for pub in pubs.values():
+                pub.publish(msg)
+            if config.rate is None:  # lock-step: wait for every node's answer (or give up after 30 s)
+                _wait_for(rec, lambda f=frame: rec.complete(f.sent_ns, targets), 30.0)
+        _drain(rec, frames, targets)
+    except KeyboardInterrupt:
+        run.interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+        run.wall_s = time.perf_counter() - wall0
+        rec.close()
+    _rows(run, frames, undecodable, refs, masks, config, models, rec.path, targets, topics)
+    return run
+
+
+def _to_ros(msg, compressed: bool):
+    """A rosbags message → the rclpy message of the same type (same CDR bytes)."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CompressedImage, Image
+
+    mtype = bag_io.COMPRESSED_TYPE if compressed else bag_io.IMAGE_TYPE
+    raw = bytes(bag_io.typestore().serialize_cdr(msg, mtype))
+    return deserialize_message(raw, CompressedImage if compressed else Image)
+
+
+def _wait_for(rec: _Recorder, pred, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred() and time.monotonic() < deadline:
+        rec.event.wait(0.05)
+        rec.event.clear()
+
+
+def _drain(rec: _Recorder, frames: list[_Frame], targets: dict[str, str], idle_s: float = 3.0) -> None:
+    """Wait until every sent frame has been answered, or nothing new has arrived for ``idle_s``."""
+    last_change, seen = time.monotonic(), -1
+    sent = [f.sent_ns for f in frames if f.sent_ns]
+    while time.monotonic() - last_change < idle_s:
+        if all(rec.complete(s, targets) for s in sent[-3:]) and all(rec.complete(s, targets) for s in sent):
+            return
+        with rec.lock:
+            n = len(rec.seen)
+        if n != seen:
+            seen, last_change = n, time.monotonic()
+        time.sleep(0.05)
+
+
+def _telemetry_columns(tel, prefix: str) -> dict[str, Any]:
+    counted = bool(tel.ops_counted)
+    return {
+        f"{prefix}timesteps": int(tel.timesteps),
+        f"{prefix}weights_id": str(tel.weights_id),  # what the node really ran (external nodes)
+        f"{prefix}inference_ms": float(tel.inference_ms),
+        f"{prefix}engine_ms": float(tel.preprocess_ms + tel.inference_ms + tel.postprocess_ms),
+        f"{prefix}node_end_to_end_ms": float(tel.end_to_end_ms),
+        f"{prefix}queue_wait_ms": float(tel.queue_wait_ms),
+        f"{prefix}cpu_time_ms": float(tel.cpu_time_ms),
+        f"{prefix}synaptic_ops": float(tel.synaptic_ops) if counted else math.nan,
+        f"{prefix}analog_macs": float(tel.analog_macs) if counted else math.nan,
+        f"{prefix}energy_j": float(tel.energy_j) if counted else math.nan,
+        f"{prefix}spike_rate": float(tel.mean_spike_rate) if counted else math.nan,
+    }
+
+
+def _stamp(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def _rows(run, frames, undecodable, refs, masks, config, models, recorded: Path, targets, topics) -> None:
+    """Match the recorded outputs to the inputs by header stamp and score them.
+
+    Outputs are read back from the recorded bag in recording order, merged with the input bag
+    (both in send order), so memory stays bounded by one frame per node.
+    """
+    out_topics = {
+        task: f"{fq}/enhanced" if task == "dehaze" else f"{fq}/mask" for task, fq in targets.items()
+    }
+    telemetry: dict[tuple[str, int], Any] = {}
+    tel_topics = {f"{fq}/telemetry": task for task, fq in targets.items()}
+    for topic, _mtype, _log_ns, msg in bag_io.iter_messages(recorded, list(tel_topics)):
+        telemetry[(tel_topics[topic], _stamp(msg.header))] = msg
+    streams = {task: bag_io.iter_images(recorded, topic) for task, topic in out_topics.items()}
+    pending: dict[str, bag_io.BagImage | None] = {task: next(it, None) for task, it in streams.items()}
+    by_index = {f.index: f for f in frames}
+    sample_idx = (
+        set(np.linspace(0, len(frames) - 1, min(config.samples, len(frames))).round().astype(int))
+        if config.samples > 0 and frames
+        else set()
+    )
+    t0 = next((f.sent_ns for f in frames if f.sent_ns), 0)
+    for item in bag_io.iter_images(config.bag, topics.image):
+        f = by_index.get(item.index)
+        if f is None:  # interrupted before this frame was played
+            break
+        row: dict[str, Any] = {
+            "index": f.index,
+            "stamp_ns": f.bag_stamp,
+            "sent_stamp_ns": f.sent_ns,
+            "time_s": (f.sent_ns - t0) / 1e9 if f.sent_ns else math.nan,
+            "has_reference": f.bag_stamp in refs,
+        }
+        if f.index in undecodable or item.rgb is None:
+            row.update(status="undecodable", error=undecodable.get(f.index, item.error))
+            run.rows.append(row)
+            continue
+        raw = item.rgb
+        sample = Sample(index=f.index, raw=raw) if f.index in sample_idx else None
+        for task in targets:
+            prefix = "" if task == "dehaze" else "seg_"
+            out = pending[task]
+            while out is not None and out.stamp_ns < f.sent_ns:  # outputs of frames sent earlier (late)
+                out = pending[task] = next(streams[task], None)
+            if out is None or out.stamp_ns != f.sent_ns or out.rgb is None:
+                row[f"{prefix}status"] = "dropped"
+                continue
+            pending[task] = next(streams[task], None)
+            row[f"{prefix}status"] = "ok"
+            row[f"{prefix}end_to_end_ms"] = (out.log_time_ns - f.sent_ns) / 1e6
+            tel = telemetry.get((task, f.sent_ns))
+            if tel is not None:
+                row.update(_telemetry_columns(tel, prefix))
+            if task == "dehaze":
+                row.update(score_dehaze(raw, out.rgb, refs.get(f.bag_stamp), config.nr_metrics))
+                if sample is not None:
+                    sample.enhanced = out.rgb
+            else:
+                mask = out.rgb[..., 0]
+                info = models[task]
+                names = tuple(info.get("class_names", ()))
+                n_cls = int(info.get("num_classes") or len(names) or int(mask.max()) + 1)
+                seg_row, conf = score_segment(mask, names, n_cls, masks.get(f.bag_stamp))
+                row.update(seg_row)
+                if conf is not None:
+                    run.confusion = conf if run.confusion is None else run.confusion + conf
+                if sample is not None:
+                    colors = tuple(tuple(c) for c in info.get("class_colors", ()))
+                    sample.mask_color = overlay(raw, colorize(mask, colors))
+        if sample is not None:
+            sample.reference = refs.get(f.bag_stamp)
+            run.samples.append(sample)
+        run.rows.append(row)

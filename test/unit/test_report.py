@@ -1,0 +1,163 @@
+"""Replay reports: summary statistics, files written, and an HTML that links only existing files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from snn_perception.replay.bag_io import BagInfo, TopicInfo
+from snn_perception.replay.common import ReplayConfig, ReplayResult, RunResult, Sample, Topics
+from snn_perception.replay.report import format_table, html_links, summarize, summary_table, write_report
+
+RNG = np.random.default_rng(0)
+
+
+def _run(
+    t: int | None,
+    n: int = 30,
+    reference: bool = True,
+    dropped: tuple[int, ...] = (4, 5),
+    bad: tuple[int, ...] = (9,),
+) -> RunResult:
+    run = RunResult(label=f"T={t}" if t else "default", timesteps=t)
+    for i in range(n):
+        row = {"index": i, "stamp_ns": 10**9 + i * 10**8, "time_s": i * 0.1}
+        if i in bad:
+            row.update(status="undecodable", error="compressed image could not be decoded")
+        elif i in dropped:
+            row.update(status="dropped")
+        else:
+            lat = float(RNG.uniform(20, 80)) * (t or 4)
+            row.update(
+                status="ok",
+                timesteps=t or 4,
+                inference_ms=lat * 0.9,
+                engine_ms=lat,
+                cpu_time_ms=lat,
+                queue_wait_ms=0.0,
+                end_to_end_ms=lat,
+                synaptic_ops=1e8 * (t or 4),
+                analog_macs=1e8,
+                energy_j=(0.9 * 1e8 * (t or 4) + 4.6e8) * 1e-12,
+                spike_rate=0.15,
+                uiqm_raw=2.0,
+                uiqm_out=2.5 + 0.01 * (t or 4),
+                uciqe_raw=0.4,
+                uciqe_out=0.45,
+            )
+            if reference:
+                row.update(psnr_raw=17.0, psnr_out=18.0 + 0.1 * (t or 4), ssim_raw=0.68, ssim_out=0.7)
+        run.rows.append(row)
+    img = RNG.integers(0, 256, (60, 80, 3), np.uint8)
+    run.samples = [Sample(index=0, raw=img, enhanced=img[::-1], reference=img if reference else None)]
+    run.wall_s = 3.0
+    return run
+
+
+def _result(runs: list[RunResult], reference: bool = True, interrupted: bool = False) -> ReplayResult:
+    info = BagInfo(
+        path=Path("/bags/dive"),
+        storage="mcap",
+        topics={"/camera/image": TopicInfo("/camera/image", "sensor_msgs/msg/Image", 30)},
+    )
+    topics = Topics(
+        info=info,
+        image="/camera/image",
+        reference="/camera/reference" if reference else None,
+        mask=None,
+        frames=30,
+    )
+    cfg = ReplayConfig(
+        bag=Path("/bags/dive"), out=Path("out"), timesteps=tuple(r.timesteps for r in runs if r.timesteps)
+    )
+    models = {
+        "dehaze": {
+            "arch": "snntrans_dhz",
+            "variant": "official",
+            "weights_id": "abc123",
+            "weights_path": "w.pth",
+            "default_timesteps": 4,
+            "class_names": [],
+        }
+    }
+    return ReplayResult(
+        config=cfg,
+        topics=topics,
+        runs=runs,
+        models=models,
+        interrupted=interrupted,
+        notes=["no segmentation model available: dehaze only"],
+    )
+
+
+def test_summary_statistics_and_drop_accounting() -> None:
+    run = _run(4)
+    s = summarize(run, 1.0)
+    d = s["dehaze"]
+    lat = np.array([r["end_to_end_ms"] for r in run.rows if r["status"] == "ok"])
+    assert (d["processed"], d["dropped"], d["undecodable"]) == (27, 2, 1)
+    assert d["processed"] + d["dropped"] + d["undecodable"] == s["frames"] == 30
+    assert d["drop_rate"] == pytest.approx(2 / 29)
+    assert d["latency_ms"]["mean"] == pytest.approx(lat.mean())
+    assert d["latency_ms"]["median"] == pytest.approx(np.median(lat))
+    assert d["latency_ms"]["p95"] == pytest.approx(np.percentile(lat, 95))
+    assert d["throughput_fps"] == pytest.approx(27 / (lat.sum() / 1e3))
+    assert d["energy_per_frame_j"] == pytest.approx((0.9 * 4e8 + 4.6e8) * 1e-12)
+    assert d["quality"]["psnr_out"] == pytest.approx(18.4) and d["quality"]["ssim_raw"] == pytest.approx(0.68)
+    assert "segment" not in s
+
+
+def test_report_files_and_html_links_only_existing_files(tmp_path: Path) -> None:
+    files = write_report(_result([_run(1), _run(2), _run(4), _run(8)]), tmp_path)
+    names = {p.name for p in files.plots}
+    assert names == {"latency_time.png", "latency_hist.png", "energy.png", "quality.png", "tradeoff.png"}
+    assert files.markdown is not None and files.markdown.is_file()
+    links = html_links(files.html)
+    assert set(links) >= names | {"report.json", "frames.csv", "contact_sheet.jpg"}
+    for link in links:
+        assert "://" not in link and (tmp_path / link).is_file(), link
+    doc = json.loads(files.json.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert [len(r["frames"]) for r in doc["runs"]] == [30, 30, 30, 30]
+    assert [s["timesteps"] for s in doc["summary"]] == [1, 2, 4, 8]
+    with files.csv.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 120 and {r["run"] for r in rows} == {"T=1", "T=2", "T=4", "T=8"}
+    assert rows[4]["status"] == "dropped" and rows[4]["end_to_end_ms"] == ""
+
+
+def test_without_references_or_sweep_only_the_relevant_plots_are_written(tmp_path: Path) -> None:
+    files = write_report(_result([_run(None, reference=False)], reference=False), tmp_path)
+    assert "tradeoff.png" not in {p.name for p in files.plots}
+    assert "psnr" not in json.dumps(json.loads(files.json.read_text())["summary"])
+    for link in html_links(files.html):
+        assert (tmp_path / link).is_file()
+
+
+def test_partial_report_is_marked(tmp_path: Path) -> None:
+    run = _run(4)
+    run.interrupted = True
+    files = write_report(_result([run], interrupted=True), tmp_path)
+    assert json.loads(files.json.read_text())["partial"] is True
+    assert "Partial report" in files.html.read_text()
+
+
+def test_summary_table_has_one_line_per_model_and_run() -> None:
+    summaries = [summarize(r, None) for r in (_run(1), _run(4))]
+    table = summary_table(summaries)
+    assert len(table) == 3 and table[1][:3] == ["T=1", "dehaze", "1"]
+    assert "17.00→18.10" in table[1] and "17.00→18.40" in table[2]
+    text = format_table(table)
+    assert text.splitlines()[1].startswith("---")
+
+
+def test_nan_energy_when_not_counted_stays_out_of_the_means() -> None:
+    run = _run(4)
+    for r in run.rows:
+        if r["status"] == "ok":
+            r["energy_j"] = math.nan
+    assert summarize(run, None)["dehaze"]["energy_per_frame_j"] is None
