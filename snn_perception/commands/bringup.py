@@ -1,0 +1,89 @@
+"""``snn-perception bringup``: the perception nodes in one process (no ``ros2 launch`` needed).
+
+Examples::
+
+    snn-perception bringup --params config/perception.yaml --source ../shared/data/lsui_pairs/raw
+    snn-perception bringup --nodes dehaze --camera-topic /camera/image_raw
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--params", type=Path, default=None, help="ROS 2 parameter YAML (config/perception.yaml)"
+    )
+    parser.add_argument(
+        "--source",
+        default=None,
+        help="VIDEO file, image DIR or CAMERA index: also start an image_source_node",
+    )
+    parser.add_argument("--rate", type=float, default=10.0, help="image source rate in Hz (default 10)")
+    parser.add_argument(
+        "--nodes", default="dehaze,segment", help="comma-separated: dehaze, segment (default both)"
+    )
+    parser.add_argument("--namespace", default="", help="namespace for every node (default none)")
+    parser.add_argument(
+        "--camera-topic", default="camera/image_raw", help="camera image topic (relative to ns)"
+    )
+    parser.add_argument(
+        "--segment-input",
+        choices=("enhanced", "camera"),
+        default="enhanced",
+        help="segment the dehazer's output (default) or the raw camera",
+    )
+    parser.add_argument(
+        "--input-transport",
+        choices=("raw", "compressed"),
+        default=None,
+        help="override input_transport of both nodes",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None, help="override device")
+    parser.add_argument("--dehaze-weights", default=None, help="override the dehaze weights (name or path)")
+    parser.add_argument("--segment-weights", default=None, help="override the segment weights (name or path)")
+    parser.add_argument("--timesteps", type=int, default=None, help="override timesteps (1..64)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from snn_perception.ros.bringup import BringupConfig
+    from snn_perception.ros.bringup import run as run_bringup
+
+    nodes = tuple(n.strip() for n in args.nodes.split(",") if n.strip())
+    bad = [n for n in nodes if n not in ("dehaze", "segment")]
+    if bad or not nodes:
+        print(f"bringup: --nodes {args.nodes!r}: accepted names are dehaze and segment")
+        return 2
+    if args.params is not None and not args.params.is_file():
+        print(f"bringup: --params {args.params}: no such file")
+        return 2
+    common: dict = {}
+    if args.input_transport:
+        common["input_transport"] = args.input_transport
+    if args.device:
+        common["device"] = args.device
+    if args.timesteps is not None:
+        if not 1 <= args.timesteps <= 64:
+            print(f"bringup: --timesteps {args.timesteps}: must be in 1..64")
+            return 2
+        common["timesteps"] = args.timesteps
+    overrides = {"dehaze_node": dict(common), "segment_node": dict(common)}
+    if args.dehaze_weights:
+        overrides["dehaze_node"]["weights"] = args.dehaze_weights
+    if args.segment_weights:
+        overrides["segment_node"]["weights"] = args.segment_weights
+    if args.segment_input == "enhanced" and "dehaze" in nodes and "segment" in nodes:
+        overrides["segment_node"]["input_transport"] = "raw"  # the dehazer publishes raw images
+    cfg = BringupConfig(
+        params_file=args.params,
+        source=args.source,
+        nodes=nodes,
+        namespace=args.namespace,
+        camera_topic=args.camera_topic,
+        segment_input=args.segment_input,
+        rate_hz=args.rate,
+        overrides=overrides,
+    )
+    return run_bringup(cfg)

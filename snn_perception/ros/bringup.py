@@ -1,0 +1,154 @@
+"""The perception nodes in one process, for machines without ``ros2 launch``.
+
+Same nodes, names, parameters and topics as ``launch/perception.launch.py``: an optional image
+source, ``dehaze_node`` on the camera topic, ``segment_node`` on the dehazer's output (or on the
+camera), all on one multi-threaded executor. Ctrl-C deactivates and frees every node, then exits.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class BringupConfig:
+    params_file: Path | None = None
+    source: str | None = None  # VIDEO | DIR | CAMERA index: start an image_source_node
+    nodes: tuple[str, ...] = ("dehaze", "segment")
+    namespace: str = ""
+    camera_topic: str = "camera/image_raw"
+    segment_input: str = "enhanced"  # or 'camera'
+    rate_hz: float = 10.0
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # node name → {param: value}
+
+
+def load_params_file(path: Path) -> dict[str, dict[str, Any]]:
+    """A ROS 2 parameter YAML → {node name or '/**': {param: value}}.
+
+    Keys may be plain node names, namespaced names (``/rov/dehaze_node``) or wildcards (``/**``);
+    namespaced names are reduced to the node name, as the nodes here share one namespace.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"parameter file {path}: {exc}") from exc
+    out: dict[str, dict[str, Any]] = {}
+    for key, body in data.items():
+        if not isinstance(body, dict) or "ros__parameters" not in body:
+            raise ValueError(f"parameter file {path}: entry {key!r} has no 'ros__parameters'")
+        name = key if key in ("/**", "**") else key.rstrip("/").split("/")[-1]
+        out.setdefault("/**" if name == "**" else name, {}).update(body["ros__parameters"] or {})
+    return out
+
+
+def _params_for(name: str, table: dict[str, dict[str, Any]], extra: dict[str, Any]):
+    from rclpy.parameter import Parameter
+
+    merged = {**table.get("/**", {}), **table.get(name, {}), **extra}
+    return [Parameter(k, value=v) for k, v in merged.items()]
+
+
+def _fq(namespace: str, name: str) -> str:
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    return f"{ns}/{name}"
+
+
+def _topic(namespace: str, topic: str) -> str:
+    return topic if topic.startswith("/") else _fq(namespace, topic)
+
+
+def build_nodes(cfg: BringupConfig, context=None) -> list:
+    """Create the nodes (not yet spinning); remaps make the wiring explicit."""
+    from snn_perception.ros.dehaze_node import DehazeNode
+    from snn_perception.ros.image_source_node import ImageSourceNode
+    from snn_perception.ros.segment_node import SegmentNode
+
+    table = load_params_file(cfg.params_file) if cfg.params_file else {}
+    camera = _topic(cfg.namespace, cfg.camera_topic)
+    ns = cfg.namespace or None
+    nodes = []
+
+    def remaps(name: str, target: str) -> list[str]:
+        fq = _fq(cfg.namespace, name)
+        return [
+            "--ros-args",
+            "-r",
+            f"{fq}/image:={target}",
+            "-r",
+            f"{fq}/image/compressed:={target}/compressed",
+        ]
+
+    if cfg.source is not None:
+        extra = {
+            "source": str(cfg.source),
+            "rate_hz": float(cfg.rate_hz),
+            **cfg.overrides.get("image_source_node", {}),
+        }
+        nodes.append(
+            ImageSourceNode(
+                namespace=ns,
+                context=context,
+                parameter_overrides=_params_for("image_source_node", table, extra),
+                cli_args=[
+                    "--ros-args",
+                    "-r",
+                    f"{_fq(cfg.namespace, 'image_source_node')}/image:={camera}",
+                    "-r",
+                    f"{_fq(cfg.namespace, 'image_source_node')}/image/compressed:={camera}/compressed",
+                ],
+            )
+        )
+    for task, cls in (("dehaze", DehazeNode), ("segment", SegmentNode)):
+        if task not in cfg.nodes:
+            continue
+        name = cls.default_name
+        target = camera
+        if task == "segment" and cfg.segment_input == "enhanced" and "dehaze" in cfg.nodes:
+            target = f"{_fq(cfg.namespace, 'dehaze_node')}/enhanced"
+        nodes.append(
+            cls(
+                namespace=ns,
+                context=context,
+                parameter_overrides=_params_for(name, table, cfg.overrides.get(name, {})),
+                cli_args=remaps(name, target),
+            )
+        )
+    return nodes
+
+
+def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    from snn_perception.ros.image_source_node import FrameSourceError
+
+    rclpy.init(args=args)
+    try:
+        nodes = build_nodes(cfg)
+    except (FrameSourceError, ValueError) as exc:
+        print(f"bringup: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = MultiThreadedExecutor(num_threads=4)
+    for n in nodes:
+        executor.add_node(n)
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for n in nodes:
+            if hasattr(n, "teardown"):
+                n.teardown()
+        executor.shutdown(timeout_sec=2.0)
+        for n in nodes:
+            n.destroy_node()
+        rclpy.try_shutdown()
+    return 0

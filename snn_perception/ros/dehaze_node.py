@@ -1,0 +1,49 @@
+"""``dehaze_node``: snnTrans-DHZ on a camera topic, publishing ``~/enhanced``.
+
+The enhanced image keeps the input header and its colour family: BGR-ordered input gives
+``bgr8``, everything else (RGB, mono, YUV, Bayer, compressed RGB) gives ``rgb8``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import Image
+
+from snn_perception.ros.base_node import PerceptionNode, image_msg, run_node
+from snn_perception.runtime.engine import EngineResult
+from snn_perception.runtime.image_codec import encode_image
+from snn_perception.runtime.preprocess import float_to_uint8
+
+
+class DehazeNode(PerceptionNode):
+    task = "dehaze"
+    default_name = "dehaze_node"
+
+    def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
+        self._enhanced_pub = None
+        super().__init__(node_name, **kwargs)
+
+    def create_outputs(self, qos: QoSProfile) -> None:
+        self._enhanced_pub = self.create_lifecycle_publisher(Image, "~/enhanced", qos)
+
+    def destroy_outputs(self) -> None:
+        if self._enhanced_pub is not None:
+            self.destroy_lifecycle_publisher(self._enhanced_pub)
+            self._enhanced_pub = None
+
+    def publish_outputs(self, header: Any, rgb: np.ndarray, result: EngineResult, out_encoding: str) -> None:
+        out = float_to_uint8(result.output)
+        data, step = encode_image(out, out_encoding)
+        self._enhanced_pub.publish(image_msg(header, data, out.shape[0], out.shape[1], out_encoding, step))
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(DehazeNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

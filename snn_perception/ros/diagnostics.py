@@ -1,0 +1,99 @@
+"""Frame counters and their ``/diagnostics`` report, kept apart from the node so they are testable.
+
+The key names are fixed (dashboards and ``rqt_runtime_monitor`` match on them), in the spirit of
+the Isaac ROS and image_pipeline nodes: frame rate, mean latency, dropped and rejected frames,
+the model, T, and the last error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FrameCounters:
+    """Thread-safe counts since activation; the worker and the subscription both update them."""
+
+    received: int = 0
+    processed: int = 0
+    overwritten: int = 0  # replaced in the one-frame slot before the worker took them
+    lost: int = 0  # never reached the callback (gaps in the publisher's sequence numbers)
+    rejected: int = 0  # malformed, refused by the decoder
+    failed: int = 0  # the model raised
+    last_error: str = ""
+    last_error_time: float = 0.0
+    _recent: deque = field(default_factory=lambda: deque(maxlen=120))  # (t_done, latency_ms)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def dropped(self) -> int:
+        """Every frame that was sent to us and produced no output."""
+        return self.overwritten + self.lost + self.rejected + self.failed
+
+    def reset(self) -> None:
+        with self._lock:
+            self.received = self.processed = self.overwritten = self.lost = self.rejected = self.failed = 0
+            self._recent.clear()
+
+    def add(self, **deltas: int) -> None:
+        with self._lock:
+            for k, v in deltas.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def error(self, kind: str, message: str) -> None:
+        with self._lock:
+            setattr(self, kind, getattr(self, kind) + 1)
+            self.last_error = message
+            self.last_error_time = time.monotonic()
+
+    def done(self, latency_ms: float) -> int:
+        with self._lock:
+            self.processed += 1
+            self._recent.append((time.monotonic(), latency_ms))
+            return self.processed
+
+    def rate_and_latency(self, window_s: float = 5.0) -> tuple[float, float]:
+        """Output rate (Hz) and mean end-to-end latency (ms) over the last ``window_s`` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [(t, lat) for t, lat in self._recent if now - t <= window_s]
+        if not recent:
+            return 0.0, 0.0
+        span = max(now - recent[0][0], 1e-3) if len(recent) > 1 else window_s
+        return len(recent) / span if len(recent) > 1 else 1.0 / window_s, sum(lat for _, lat in recent) / len(
+            recent
+        )
+
+
+def diagnostic_values(
+    counters: FrameCounters, state: str, model: str, weights_id: str, timesteps: int
+) -> tuple[int, str, dict[str, str]]:
+    """(level 0 OK / 1 WARN / 2 ERROR, summary, key → value) for one DiagnosticStatus."""
+    rate, latency = counters.rate_and_latency()
+    recent_error = counters.last_error and time.monotonic() - counters.last_error_time < 10.0
+    if state != "active":
+        level, summary = (1, f"{state}: not processing")
+    elif recent_error:
+        level, summary = 1, f"frames refused: {counters.last_error}"
+    else:
+        level, summary = 0, "ok"
+    values = {
+        "state": state,
+        "frame rate (Hz)": f"{rate:.2f}",
+        "mean latency (ms)": f"{latency:.1f}",
+        "frames received": str(counters.received),
+        "frames processed": str(counters.processed),
+        "frames dropped": str(counters.dropped),
+        "frames overwritten": str(counters.overwritten),
+        "frames lost in transport": str(counters.lost),
+        "frames rejected": str(counters.rejected),
+        "frames failed": str(counters.failed),
+        "model": model,
+        "weights id": weights_id,
+        "timesteps": str(timesteps),
+        "last error": counters.last_error,
+    }
+    return level, summary, values

@@ -1,0 +1,218 @@
+"""``image_source_node``: frames from a video file, an image folder or a camera index, at a set rate.
+
+So the pipeline can be tried without a camera driver. Each frame gets a proper header (stamp from
+the node clock, so ``use_sim_time`` works; ``frame_id`` from a parameter) and is published on
+``~/image`` (``rgb8``/``bgr8``) or ``~/image/compressed`` (jpeg/png).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+
+from snn_perception.runtime.image_codec import encode_compressed, encode_image
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+class FrameSourceError(RuntimeError):
+    """The source cannot be opened; the message says what was given and what is accepted."""
+
+
+class FrameSource:
+    """Frames as RGB uint8 from a folder of images, a video file, or a camera index (``"0"``)."""
+
+    def __init__(self, source: str, loop: bool = True) -> None:
+        self.source, self.loop = source, loop
+        self._files: list[Path] = []
+        self._index = 0
+        self._cap = None
+        path = Path(source).expanduser()
+        if source.isdigit():
+            self._cap = cv2.VideoCapture(int(source))
+            self.kind = "camera"
+        elif path.is_dir():
+            self._files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not self._files:
+                raise FrameSourceError(
+                    f"source {source!r}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                )
+            self.kind = "folder"
+        elif path.is_file():
+            self._cap = cv2.VideoCapture(str(path))
+            self.kind = "video"
+        else:
+            raise FrameSourceError(
+                f"source {source!r}: not a folder, a video file or a camera index (e.g. 0)"
+            )
+        if self._cap is not None and not self._cap.isOpened():
+            raise FrameSourceError(f"source {source!r}: OpenCV cannot open this {self.kind}")
+
+    def read(self) -> np.ndarray | None:
+        """The next frame, or None at the end (when not looping)."""
+        if self._files:
+            if self._index >= len(self._files):
+                if not self.loop:
+                    return None
+                self._index = 0
+            path = self._files[self._index]
+            self._index += 1
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                return self.read() if self._index < len(self._files) or self.loop else None
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        ok, bgr = self._cap.read()
+        if not ok and self.kind == "video" and self.loop:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, bgr = self._cap.read()
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok else None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+
+
+def _desc(text: str, **kw: Any) -> ParameterDescriptor:
+    return ParameterDescriptor(description=text, **kw)
+
+
+class ImageSourceNode(Node):
+    def __init__(self, node_name: str = "image_source_node", **kwargs: Any) -> None:
+        self._source: FrameSource | None = None  # destroy_node may run on a half-built node
+        super().__init__(node_name, **kwargs)
+        p = {
+            "source": self.declare_parameter(
+                "source", "", _desc("Folder of images, video file, or camera index (e.g. 0).", read_only=True)
+            ),
+            "rate_hz": self.declare_parameter(
+                "rate_hz",
+                10.0,
+                _desc(
+                    "Publishing rate.",
+                    floating_point_range=[FloatingPointRange(from_value=0.1, to_value=240.0, step=0.0)],
+                    read_only=True,
+                ),
+            ),
+            "frame_id": self.declare_parameter("frame_id", "camera_optical_frame", _desc("Header frame_id.")),
+            "loop": self.declare_parameter(
+                "loop", True, _desc("Start again at the end of a folder or video.")
+            ),
+            "transport": self.declare_parameter(
+                "transport",
+                "raw",
+                _desc(
+                    "raw (~/image) or compressed (~/image/compressed).",
+                    additional_constraints="one of: raw, compressed",
+                    read_only=True,
+                ),
+            ),
+            "encoding": self.declare_parameter(
+                "encoding", "rgb8", _desc("Raw encoding.", additional_constraints="one of: rgb8, bgr8")
+            ),
+            "format": self.declare_parameter(
+                "format", "jpeg", _desc("Compressed format.", additional_constraints="one of: jpeg, png")
+            ),
+            "width": self.declare_parameter(
+                "width",
+                0,
+                _desc(
+                    "Resize to this width (0 = native).",
+                    integer_range=[IntegerRange(from_value=0, to_value=8192, step=1)],
+                ),
+            ),
+            "height": self.declare_parameter(
+                "height",
+                0,
+                _desc(
+                    "Resize to this height (0 = native).",
+                    integer_range=[IntegerRange(from_value=0, to_value=8192, step=1)],
+                ),
+            ),
+        }
+        self._p = {k: v.value for k, v in p.items()}
+        if self._p["transport"] not in ("raw", "compressed") or self._p["encoding"] not in ("rgb8", "bgr8"):
+            raise FrameSourceError(
+                f"transport {self._p['transport']!r} / encoding {self._p['encoding']!r}: "
+                "accepted transport raw|compressed, encoding rgb8|bgr8"
+            )
+        if not self._p["source"]:
+            raise FrameSourceError(
+                "parameter 'source' is empty: give a folder, a video file or a camera index"
+            )
+        self._source = FrameSource(self._p["source"], loop=self._p["loop"])
+        compressed = self._p["transport"] == "compressed"
+        self._pub = self.create_publisher(
+            CompressedImage if compressed else Image,
+            "~/image/compressed" if compressed else "~/image",
+            qos_profile_sensor_data,
+        )
+        self.published = 0
+        self._timer = self.create_timer(1.0 / float(self._p["rate_hz"]), self._tick)
+        self.get_logger().info(
+            f"publishing {self._source.kind} {self._p['source']!r} at {self._p['rate_hz']} Hz "
+            f"on {self._pub.topic_name}"
+        )
+
+    def _tick(self) -> None:
+        rgb = self._source.read()
+        if rgb is None:
+            self.get_logger().info(f"end of {self._p['source']!r} after {self.published} frames")
+            self._timer.cancel()
+            return
+        w, h = int(self.get_parameter("width").value), int(self.get_parameter("height").value)
+        if w and h:
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        stamp = self.get_clock().now().to_msg()
+        frame_id = self.get_parameter("frame_id").value
+        if self._p["transport"] == "compressed":
+            msg = CompressedImage()
+            msg.format = self.get_parameter("format").value
+            msg.data = encode_compressed(rgb, msg.format)
+        else:
+            msg = Image()
+            enc = self.get_parameter("encoding").value
+            data, step = encode_image(rgb, enc if enc in ("rgb8", "bgr8") else "rgb8")
+            msg.height, msg.width, msg.encoding, msg.step = rgb.shape[0], rgb.shape[1], enc, step
+            msg.data = data
+        msg.header.stamp = stamp
+        msg.header.frame_id = frame_id
+        self._pub.publish(msg)
+        self.published += 1
+
+    def destroy_node(self) -> None:
+        if self._source is not None:
+            self._source.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    rclpy.init(args=args)
+    try:
+        node = ImageSourceNode()
+    except FrameSourceError as exc:
+        print(f"image_source_node: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

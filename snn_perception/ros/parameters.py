@@ -1,0 +1,250 @@
+"""ROS parameters of the perception nodes: one table of specs, one dataclass, one validator.
+
+Every parameter carries a :class:`ParameterDescriptor` (description, range, read-only) so
+rqt_reconfigure shows sliders and rclpy itself refuses out-of-range and wrong-type values; the
+checks a range cannot express (a weights name that must exist, an enum of strings, colour lists)
+are done by :func:`validate`, which the node calls from its set-parameters callback so a bad value
+is refused by the set call with a reason. *Hot* parameters apply at the next frame; *cold* ones
+at the next configure (or through ``~/load_model``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+from snn_perception.runtime import weights as weights_registry
+from snn_perception.runtime.image_codec import DEFAULT_MAX_PIXELS
+
+DEVICES = ("cpu", "cuda", "auto")
+TRANSPORTS = ("raw", "compressed")
+RELIABILITIES = ("best_effort", "reliable")
+_HEX = re.compile(r"^#?[0-9a-fA-F]{6}$")
+
+
+@dataclass
+class NodeParams:
+    """The node's parameters, one field per ROS parameter (see :data:`SPECS` for meanings)."""
+
+    weights: str = ""
+    device: str = "auto"
+    timesteps: int = 0
+    input_width: int = 0
+    input_height: int = 0
+    max_input_pixels: int = DEFAULT_MAX_PIXELS
+    input_transport: str = "raw"
+    qos_reliability: str = "best_effort"
+    qos_depth: int = 1
+    publish_stats: bool = True
+    count_ops: bool = True
+    autostart: bool = True
+    # segment only
+    overlay_alpha: float = 0.5
+    class_colors: list[str] = field(default_factory=list)
+
+    @property
+    def input_hw(self) -> tuple[int, int] | None:
+        return (self.input_height, self.input_width) if self.input_width and self.input_height else None
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    description: str
+    hot: bool
+    read_only: bool = False
+    int_range: tuple[int, int, int] | None = None  # from, to, step
+    float_range: tuple[float, float, float] | None = None
+    constraints: str = ""
+    task: str = ""  # '' = every node, else only nodes of this task
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec(
+        "weights",
+        "Shipped model name (e.g. dhz_official) or path to a checkpoint; empty = the task's default. "
+        "Applies at the next configure, or at once through ~/load_model.",
+        hot=False,
+        constraints="an available model name or an existing file",
+    ),
+    Spec(
+        "device",
+        "Where the model runs; cuda falls back to cpu with a warning.",
+        hot=False,
+        constraints="one of: cpu, cuda, auto",
+    ),
+    Spec(
+        "timesteps",
+        "Simulation timesteps T per frame; 0 = the weights' default. Applies at the next frame.",
+        hot=True,
+        int_range=(0, 64, 1),
+    ),
+    Spec(
+        "input_width",
+        "Model input width (multiple of 8); 0 = native size. Applies at the next configure.",
+        hot=False,
+        int_range=(0, 4096, 8),
+    ),
+    Spec(
+        "input_height",
+        "Model input height (multiple of 8); 0 = native size. Set with input_width.",
+        hot=False,
+        int_range=(0, 4096, 8),
+    ),
+    Spec(
+        "max_input_pixels",
+        "Larger images are refused with a throttled error (protects memory and latency).",
+        hot=True,
+        int_range=(1, 100_000_000, 1),
+    ),
+    Spec(
+        "input_transport",
+        "raw: subscribe ~/image (Image); compressed: ~/image/compressed (jpeg/png). "
+        "Applies at the next activate.",
+        hot=False,
+        constraints="one of: raw, compressed",
+    ),
+    Spec(
+        "qos_reliability",
+        "Reliability of the image subscription (sensor data = best_effort). Applies at the next activate.",
+        hot=False,
+        constraints="one of: best_effort, reliable",
+    ),
+    Spec(
+        "qos_depth",
+        "History depth of the image subscription; 1 = only the newest frame. Applies at the next activate.",
+        hot=False,
+        int_range=(1, 100, 1),
+    ),
+    Spec("publish_stats", "Publish one ~/telemetry (EnergyTelemetry) per processed frame.", hot=True),
+    Spec(
+        "count_ops",
+        "Count synaptic operations and spike rates for telemetry (costs a few % of latency).",
+        hot=True,
+    ),
+    Spec("autostart", "Configure and activate at start-up.", hot=False, read_only=True),
+    Spec(
+        "overlay_alpha",
+        "Opacity of the class colours in ~/overlay.",
+        hot=True,
+        float_range=(0.0, 1.0, 0.0),
+        task="segment",
+    ),
+    Spec(
+        "class_colors",
+        "One #RRGGBB colour per class for ~/mask_color and ~/overlay; empty = the weights' colours.",
+        hot=True,
+        constraints="empty or one #RRGGBB string per class",
+        task="segment",
+    ),
+)
+
+
+def specs_for(task: str) -> list[Spec]:
+    return [s for s in SPECS if not s.task or s.task == task]
+
+
+def descriptor(spec: Spec) -> ParameterDescriptor:
+    d = ParameterDescriptor(
+        name=spec.name,
+        description=spec.description,
+        read_only=spec.read_only,
+        additional_constraints=spec.constraints,
+    )
+    default = getattr(NodeParams(), spec.name)
+    d.type = _param_type(default)
+    if spec.int_range is not None:
+        d.integer_range = [
+            IntegerRange(from_value=spec.int_range[0], to_value=spec.int_range[1], step=spec.int_range[2])
+        ]
+    if spec.float_range is not None:
+        d.floating_point_range = [
+            FloatingPointRange(
+                from_value=spec.float_range[0], to_value=spec.float_range[1], step=spec.float_range[2]
+            )
+        ]
+    return d
+
+
+def _param_type(default: Any) -> int:
+    if isinstance(default, bool):
+        return ParameterType.PARAMETER_BOOL
+    if isinstance(default, int):
+        return ParameterType.PARAMETER_INTEGER
+    if isinstance(default, float):
+        return ParameterType.PARAMETER_DOUBLE
+    if isinstance(default, list):
+        return ParameterType.PARAMETER_STRING_ARRAY
+    return ParameterType.PARAMETER_STRING
+
+
+def validate(name: str, value: Any) -> str | None:
+    """Checks a descriptor cannot express; returns the reason a value is refused, or None."""
+    if name == "weights":
+        if value == "":
+            return None
+        if value in weights_registry.available() or Path(str(value)).expanduser().is_file():
+            return None
+        names = ", ".join(sorted(weights_registry.available())) or "none"
+        return f"weights {value!r}: no such file or shipped model name (available names: {names})"
+    enums = {"device": DEVICES, "input_transport": TRANSPORTS, "qos_reliability": RELIABILITIES}
+    if name in enums and value not in enums[name]:
+        return f"{name} {value!r} is not one of: {', '.join(enums[name])}"
+    if name == "class_colors":
+        bad = [c for c in value if not _HEX.match(str(c))]
+        if bad:
+            return f"class_colors: {bad} are not #RRGGBB colours"
+    return None
+
+
+def parse_colors(colors: list[str]) -> list[tuple[int, int, int]]:
+    out = []
+    for c in colors:
+        h = c.lstrip("#")
+        out.append((int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)))
+    return out
+
+
+def declare(node, task: str) -> NodeParams:
+    """Declare every parameter of a ``task`` node (overrides from the command line or YAML apply)."""
+    from rclpy.parameter import Parameter
+
+    defaults = NodeParams()
+    for spec in specs_for(task):
+        default = getattr(defaults, spec.name)
+        if isinstance(default, list) and not default:
+            # rclpy reads an empty list as a byte array: declare the type, leave it unset until given
+            node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor(spec))
+        else:
+            node.declare_parameter(spec.name, default, descriptor(spec))
+    return read(node, task)
+
+
+def read(node, task: str) -> NodeParams:
+    from rclpy.exceptions import ParameterUninitializedException
+
+    params = NodeParams()
+    for spec in specs_for(task):
+        try:
+            value = node.get_parameter(spec.name).value
+        except ParameterUninitializedException:
+            continue  # keeps the dataclass default
+        setattr(params, spec.name, list(value) if isinstance(value, (list, tuple)) else value)
+    return params
+
+
+def check_all(params: NodeParams, task: str) -> list[str]:
+    """Every reason the current values are unusable (run at configure: overrides bypass callbacks)."""
+    reasons = [r for s in specs_for(task) if (r := validate(s.name, getattr(params, s.name)))]
+    if bool(params.input_width) != bool(params.input_height):
+        reasons.append(
+            f"input_width={params.input_width} and input_height={params.input_height}: set both or neither"
+        )
+    return reasons
+
+
+FIELD_NAMES = tuple(f.name for f in fields(NodeParams))

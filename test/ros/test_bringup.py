@@ -1,0 +1,167 @@
+"""Launch file, parameter YAML and the single-process ``snn-perception bringup``."""
+
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from nodeproc import REPO, Peer, dhz_weights, segment_weights, untrained_spiking_unet, wait_for
+
+LAUNCH = REPO / "launch" / "perception.launch.py"
+YAML = REPO / "config" / "perception.yaml"
+
+
+def _launch_arguments() -> dict[str, str]:
+    tree = ast.parse(LAUNCH.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "ARGUMENTS":
+            out = {}
+            for elt in node.value.elts:
+                name, _default, text = elt.elts
+                out[name.value] = text.value if isinstance(text, ast.Constant) else ast.unparse(text)
+            return out
+    raise AssertionError("launch file has no ARGUMENTS table")
+
+
+def test_launch_file_compiles_and_declares_every_argument_with_a_description():
+    compile(LAUNCH.read_text(), str(LAUNCH), "exec")
+    args = _launch_arguments()
+    required = {
+        "namespace",
+        "camera_topic",
+        "input_transport",
+        "device",
+        "dehaze_weights",
+        "segment_weights",
+        "timesteps",
+        "start_dehaze",
+        "start_segment",
+        "use_sim_time",
+        "params_file",
+        "source",
+    }
+    assert required <= set(args), required - set(args)
+    assert all(len(text) > 10 for text in args.values())
+
+
+def test_launch_file_loads_with_ros2_launch_when_available():
+    pytest.importorskip("launch_ros", reason="launch_ros is not installed here (pip ROS wheels lack it)")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("perception_launch", LAUNCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.generate_launch_description().entities
+
+
+def test_parameter_yaml_lists_every_node_parameter_with_its_default():
+    from snn_perception.ros.parameters import SPECS, NodeParams
+
+    data = yaml.safe_load(YAML.read_text())
+    text = YAML.read_text()
+    merged = {
+        **data["/**"]["ros__parameters"],
+        **data["dehaze_node"]["ros__parameters"],
+        **data["segment_node"]["ros__parameters"],
+    }
+    defaults = NodeParams()
+    for spec in SPECS:
+        if spec.name == "class_colors":  # an empty list cannot be typed in ROS YAML: documented as a comment
+            assert "# class_colors:" in text
+            continue
+        assert spec.name in merged, f"{spec.name} missing from {YAML}"
+        assert merged[spec.name] == getattr(defaults, spec.name), spec.name
+    for line in text.splitlines():
+        if ":" in line and not line.strip().startswith("#") and "ros__parameters" not in line:
+            key = line.split(":")[0].strip()
+            if key not in ("/**", "dehaze_node", "segment_node", "image_source_node"):
+                assert "#" in line, f"parameter line without a comment: {line!r}"
+
+
+def test_parameter_file_is_read_per_node_with_wildcards_and_namespaces(tmp_path):
+    from snn_perception.ros.bringup import _params_for, load_params_file
+
+    table = load_params_file(YAML)
+    assert {"/**", "dehaze_node", "segment_node", "image_source_node"} <= set(table)
+    params = {p.name: p.value for p in _params_for("segment_node", table, {"timesteps": 8})}
+    assert params["overlay_alpha"] == 0.5 and params["timesteps"] == 8 and params["device"] == "auto"
+    other = tmp_path / "p.yaml"
+    other.write_text("/rov/dehaze_node:\n  ros__parameters:\n    timesteps: 6\n")
+    assert load_params_file(other) == {"dehaze_node": {"timesteps": 6}}
+    other.write_text("dehaze_node:\n  timesteps: 6\n")
+    with pytest.raises(ValueError, match="ros__parameters"):
+        load_params_file(other)
+
+
+@pytest.fixture(scope="module")
+def peer(ros_environment):
+    p = Peer(int(ros_environment["ROS_DOMAIN_ID"]))
+    yield p
+    p.close()
+
+
+def test_bringup_runs_the_chain_from_a_folder_and_stops_cleanly_on_ctrl_c(ros_environment, peer, tmp_path):
+    from sensor_msgs.msg import Image
+
+    if dhz_weights() is None:
+        pytest.skip("the official snnTrans-DHZ checkpoint is absent from ../shared/weights")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), rng.integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    ns = f"/bu{os.getpid()}"
+    seg = segment_weights() or untrained_spiking_unet(tmp_path / "untrained_seg.safetensors")
+    cmd = [
+        sys.executable,
+        "-m",
+        "snn_perception.cli",
+        "bringup",
+        "--source",
+        str(tmp_path),
+        "--rate",
+        "4",
+        "--namespace",
+        ns,
+        "--device",
+        "cpu",
+        "--dehaze-weights",
+        str(dhz_weights()),
+        "--nodes",
+        "dehaze,segment" if seg else "dehaze",
+        "--params",
+        str(YAML),
+    ]
+    if seg:
+        cmd += ["--segment-weights", seg]
+    enhanced = peer.collect(Image, f"{ns}/dehaze_node/enhanced")
+    masks = peer.collect(Image, f"{ns}/segment_node/mask")
+    log = open(tmp_path / "bringup.log", "w")
+    proc = subprocess.Popen(cmd, env=ros_environment, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        wait_for(lambda: len(enhanced) >= 3, 120, "3 enhanced frames from the bring-up")
+        if seg:
+            wait_for(lambda: len(masks) >= 3, 60, "3 masks from the segment node fed by the dehazer")
+            assert {m.encoding for m in masks.snapshot()} == {"mono8"}
+        msgs = enhanced.snapshot()
+        assert {m.header.frame_id for m in msgs} == {"camera_optical_frame"}
+        assert {(m.width, m.height, m.encoding) for m in msgs} == {(128, 96, "rgb8")}
+        assert all(m.header.stamp.sec > 0 for m in msgs)
+    except TimeoutError as exc:
+        proc.kill()
+        proc.wait()
+        log.close()
+        pytest.fail(f"{exc}\n{(tmp_path / 'bringup.log').read_text()[-3000:]}")
+    proc.send_signal(signal.SIGINT)
+    try:
+        rc = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = "hung"
+    log.close()
+    assert rc == 0, (tmp_path / "bringup.log").read_text()[-3000:]

@@ -1,0 +1,160 @@
+"""Must show 1 (dehaze): 30 real underwater frames, raw and compressed, through a dehaze_node in its
+own process: every output keeps the input stamp and frame_id, has the right encoding and size, and
+exactly one plausible telemetry message arrives per processed frame."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import cv2
+import numpy as np
+import pytest
+from nodeproc import NodeProcess, Peer, compressed_msg, dhz_weights, image_msg, shared_dir, stamp_ns, wait_for
+
+N_FRAMES = 30
+FRAME_ID = "rov/camera_optical"
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    folder = shared_dir() / "data" / "lsui_pairs" / "raw"
+    images = (cv2.imread(str(f)) for f in sorted(folder.glob("*.jpg")))
+    out = [cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for im in images if im.shape == (405, 720, 3)][:N_FRAMES]
+    if len(out) < N_FRAMES:
+        pytest.skip(f"needs {N_FRAMES} 720x405 LSUI frames in {folder} (../shared is absent or incomplete)")
+    return out
+
+
+@pytest.fixture(scope="module")
+def peer(ros_environment):
+    p = Peer(int(ros_environment["ROS_DOMAIN_ID"]))
+    yield p
+    p.close()
+
+
+NAMESPACE = f"/t{os.getpid()}"
+FQN = f"{NAMESPACE}/dehaze_node"
+
+
+@pytest.fixture(scope="module")
+def outputs(peer):
+    """Subscribed before the node starts, so discovery never races the first output."""
+    from sensor_msgs.msg import Image
+    from snn_perception.msg import EnergyTelemetry
+
+    return peer.collect(Image, f"{FQN}/enhanced"), peer.collect(EnergyTelemetry, f"{FQN}/telemetry")
+
+
+@pytest.fixture(scope="module")
+def node(ros_environment, peer, outputs, tmp_path_factory):
+    weights = dhz_weights()
+    if weights is None:
+        pytest.skip("the official snnTrans-DHZ checkpoint is absent from ../shared/weights")
+    proc = NodeProcess(
+        "snn_perception.ros.dehaze_node",
+        "dehaze_node",
+        NAMESPACE,
+        {"weights": str(weights), "device": "cpu", "count_ops": True},
+        ros_environment,
+        tmp_path_factory.mktemp("dehaze_logs"),
+    )
+    try:
+        peer.wait_state(proc.fqn, "active", timeout=120)
+    except TimeoutError as exc:
+        proc.stop()
+        pytest.fail(f"{exc}\n--- node log ---\n{proc.log()}")
+    yield proc
+    rc = proc.stop()
+    assert rc == 0, f"dehaze_node exited with {rc} on SIGINT\n{proc.log()}"
+
+
+def _lockstep(peer, node, outputs, msgs, topic_in, msg_type):
+    """Send each frame once its predecessor's output and telemetry arrived (no drops by design)."""
+    out, tel = outputs
+    out.clear()
+    tel.clear()
+    pub = peer.publisher(msg_type, f"{node.fqn}/{topic_in}")
+    try:
+        wait_for(lambda: pub.get_subscription_count() > 0, 30, f"{node.fqn} to subscribe {topic_in}")
+        wait_for(lambda: peer.node.count_publishers(out.topic) > 0, 30, "the enhanced publisher")
+        time.sleep(0.5)  # matched on our side; give the node's reader a moment to match us too
+        for m in msgs:
+            pub.publish(m)
+            s = stamp_ns(m.header)
+            try:
+                wait_for(lambda s=s: s in out.stamps() and s in tel.stamps(), 30, f"the output of frame {s}")
+            except TimeoutError as exc:
+                raise AssertionError(f"{exc}\n--- node log ---\n{node.log()}") from None
+        return out.snapshot(), tel.snapshot()
+    finally:
+        peer.node.destroy_publisher(pub)
+
+
+def _check(sent, enhanced, telemetry, encoding):
+    stamps = [stamp_ns(m.header) for m in sent]
+    assert sorted(stamp_ns(m.header) for m in enhanced) == stamps, "one enhanced image per frame, same stamps"
+    for m in enhanced:
+        assert m.header.frame_id == FRAME_ID
+        assert (m.width, m.height, m.encoding, m.step) == (720, 405, encoding, 720 * 3)
+        assert len(m.data) == 405 * 720 * 3
+        img = np.frombuffer(bytes(m.data), np.uint8)
+        assert img.std() > 5, "the enhanced image is not flat"
+    assert sorted(stamp_ns(t.header) for t in telemetry) == stamps, "one telemetry per processed frame"
+    for i, t in enumerate(sorted(telemetry, key=lambda t: stamp_ns(t.header))):
+        assert t.header.frame_id == FRAME_ID
+        assert t.node_name.endswith("/dehaze_node")
+        assert (t.model_name, t.model_variant, t.timesteps) == ("snntrans_dhz", "official", 4)
+        assert len(t.weights_id) == 12
+        assert (t.input_width, t.input_height) == (720, 405)
+        assert (t.model_width, t.model_height) == (720, 408), "padded to the model's multiple of 8"
+        assert t.frames_processed == i + 1 and t.frames_dropped == 0
+        assert 1.0 < t.inference_ms < 10_000
+        assert t.end_to_end_ms >= t.inference_ms
+        assert t.preprocess_ms >= 0 and t.postprocess_ms >= 0 and t.queue_wait_ms >= 0
+        assert t.cpu_time_ms > 0
+        assert t.ops_counted and t.synaptic_ops > 1e6 and t.analog_macs > 1e6
+        expected_j = (t.e_ac_pj * t.synaptic_ops + t.e_mac_pj * t.analog_macs) * 1e-12
+        assert t.energy_j == pytest.approx(expected_j, rel=1e-5)
+        assert (t.e_ac_pj, t.e_mac_pj) == (pytest.approx(0.9), pytest.approx(4.6))
+        assert 0.0 < t.mean_spike_rate < 1.0
+        assert len(t.layer_names) == len(t.layer_spike_rates) > 0
+        assert all(0.0 <= r <= 1.0 for r in t.layer_spike_rates)
+
+
+def test_raw_rgb8_frames_each_give_one_enhanced_rgb8_image_and_one_telemetry(peer, node, outputs, frames):
+    from sensor_msgs.msg import Image
+
+    sent = [image_msg(f, (1000 + i) * 10**9 + 123, FRAME_ID) for i, f in enumerate(frames)]
+    enhanced, telemetry = _lockstep(peer, node, outputs, sent, "image", Image)
+    _check(sent, enhanced, telemetry, "rgb8")
+
+
+def test_compressed_frames_after_switching_transport_the_lifecycle_way(peer, node, outputs, frames):
+    from sensor_msgs.msg import CompressedImage
+
+    assert peer.change_state(node.fqn, "deactivate")
+    assert all(r.successful for r in peer.set_params(node.fqn, input_transport="compressed"))
+    assert peer.change_state(node.fqn, "activate")
+    try:
+        sent = [compressed_msg(f, (2000 + i) * 10**9 + 7, FRAME_ID) for i, f in enumerate(frames)]
+        enhanced, telemetry = _lockstep(peer, node, outputs, sent, "image/compressed", CompressedImage)
+        _check(sent, enhanced, telemetry, "rgb8")
+    finally:
+        assert peer.change_state(node.fqn, "deactivate")
+        peer.set_params(node.fqn, input_transport="raw")
+        assert peer.change_state(node.fqn, "activate")
+
+
+@pytest.mark.parametrize("encoding,expected", [("bgr8", "bgr8"), ("mono8", "rgb8")])
+def test_output_keeps_the_input_colour_family(peer, node, outputs, frames, encoding, expected):
+    from sensor_msgs.msg import Image
+
+    small = cv2.resize(frames[0], (128, 96))
+    sent = [image_msg(small, (3000 + i) * 10**9, FRAME_ID, encoding) for i in range(2)]
+    enhanced, _ = _lockstep(peer, node, outputs, sent, "image", Image)
+    assert {m.encoding for m in enhanced} == {expected}
+    assert {(m.width, m.height) for m in enhanced} == {(128, 96)}
+    if encoding == "bgr8":  # a bgr8 output decoded as bgr8 is close to the rgb input's dehazed colours
+        img = np.frombuffer(bytes(enhanced[0].data), np.uint8).reshape(96, 128, 3)[..., ::-1]
+        assert np.corrcoef(img[..., 0].ravel(), small[..., 0].ravel())[0, 1] > 0.5

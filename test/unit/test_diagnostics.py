@@ -1,0 +1,58 @@
+"""Frame counters behind /diagnostics and telemetry: every frame lands in exactly one bucket."""
+
+from __future__ import annotations
+
+import threading
+
+from snn_perception.ros.diagnostics import FrameCounters, diagnostic_values
+
+
+def test_dropped_is_the_sum_of_every_way_a_frame_can_fail():
+    c = FrameCounters()
+    c.add(received=10, overwritten=3, lost=2)
+    c.error("rejected", "bad encoding")
+    c.error("failed", "model raised")
+    assert c.dropped == 3 + 2 + 1 + 1
+    assert c.last_error == "model raised"
+
+
+def test_counts_are_exact_under_concurrent_updates():
+    c = FrameCounters()
+
+    def work():
+        for _ in range(2000):
+            c.add(received=1, overwritten=1)
+            c.done(5.0)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (c.received, c.overwritten, c.processed) == (8000, 8000, 8000)
+
+
+def test_reset_clears_counts_but_keeps_the_last_error_for_diagnostics():
+    c = FrameCounters()
+    c.error("rejected", "zero-size image")
+    c.done(3.0)
+    c.reset()
+    assert (c.processed, c.rejected, c.dropped) == (0, 0, 0)
+    assert c.last_error == "zero-size image"
+
+
+def test_diagnostic_levels_and_fixed_keys():
+    c = FrameCounters()
+    level, summary, values = diagnostic_values(c, "inactive", "snntrans_dhz/official", "abc", 4)
+    assert level == 1 and "inactive" in summary
+    level, summary, values = diagnostic_values(c, "active", "snntrans_dhz/official", "abc", 4)
+    assert (level, summary) == (0, "ok")
+    for k in ("frame rate (Hz)", "mean latency (ms)", "frames dropped", "model", "timesteps", "last error"):
+        assert k in values
+    c.done(40.0)
+    c.done(60.0)
+    _, _, values = diagnostic_values(c, "active", "m", "abc", 8)
+    assert values["mean latency (ms)"] == "50.0" and values["timesteps"] == "8"
+    c.error("rejected", "corrupt JPEG: truncated")
+    level, summary, values = diagnostic_values(c, "active", "m", "abc", 8)
+    assert level == 1 and "corrupt JPEG" in summary and values["frames rejected"] == "1"
