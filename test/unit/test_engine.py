@@ -46,7 +46,13 @@ def test_info_describes_the_official_model(engine: Engine, official_path: Path) 
     assert len(info.weights_id) == 12 and info.weights_path == str(official_path)
 
 
-def test_default_weights_are_the_official_checkpoint_when_shared_is_present(engine: Engine) -> None:
+def test_default_weights_are_the_shipped_dhz_else_the_official_checkpoint(
+    engine: Engine, monkeypatch, tmp_path: Path
+) -> None:
+    shipped = weights_registry.SHIPPED_DIR / "dhz.safetensors"
+    if shipped.is_file():
+        assert Engine.load().info.weights_path == str(shipped)
+    monkeypatch.setattr(weights_registry, "SHIPPED_DIR", tmp_path)  # no shipped weights
     assert Engine.load().info.weights_id == engine.info.weights_id
 
 
