@@ -38,6 +38,9 @@ class BenchModel:
 #: model name → how to load it. Other models add their entry here.
 MODELS: dict[str, BenchModel] = {
     "dhz": BenchModel(task="dehaze"),
+    # Spiking-UNet segmenter (issue 4) and the same network as an ANN, for the T-pass comparison
+    "spiking_unet": BenchModel(task="segment"),
+    "unet_ann": BenchModel(task="segment", default_weights="unet_suim_ann"),
 }
 
 

@@ -1,0 +1,102 @@
+"""``evaluate --task segment``: mIoU, per-class IoU, pixel accuracy and F1 of U-Nets and Spiking-UNets.
+
+Images and masks are resized to the model's input size (masks nearest-neighbour) and scored with
+one confusion matrix over the whole split. A Spiking-UNet is scored at every requested T from a
+single run of max(T) steps (its output is available after every step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch", type=int, default=4, help="segment: images per forward pass")
+
+
+def format_rows(rows: list[dict]) -> str:
+    if not rows:
+        return "(no results)"
+    classes = list(rows[0]["per_class_iou"])
+    head = f"{'model':<28} {'T':>3} {'mIoU':>6} {'pixAcc':>6} {'F1':>6}  " + " ".join(c[:6] for c in classes)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        per = " ".join(f"{(v if v is not None else float('nan')):6.3f}" for v in r["per_class_iou"].values())
+        t = "-" if r["timesteps"] is None else str(r["timesteps"])
+        lines.append(f"{r['model'][:28]:<28} {t:>3} {r['miou']:6.3f} {r['pixel_acc']:6.3f} "
+                     f"{r['mean_f1']:6.3f}  {per}")
+    return "\n".join(lines)
+
+
+def evaluate_models(weights: list[str], data: list[str], split: str, val_fraction: float, seed: int,
+                    size: tuple[int, int] | None, timesteps: list[int] | None, batch: int = 4,
+                    limit: int | None = None, progress: bool = True) -> list[dict]:
+    import torch
+    from tqdm import tqdm
+
+    from snn_perception.offline.convert import load_unet
+    from snn_perception.offline.finetune import evaluate_snn_segment
+    from snn_perception.offline.seg_data import SegDataset, select_split
+    from snn_perception.offline.seg_metrics import ConfusionMatrix
+
+    pairs = select_split(data, split, val_fraction, seed)
+    if limit:
+        pairs = pairs[:limit]
+    cache: dict[tuple, SegDataset] = {}
+    rows = []
+    for name in weights:
+        model, ckpt = load_unet(name)
+        meta = ckpt.metadata
+        if meta.get("task", "segment") != "segment":
+            raise ValueError(f"{ckpt.path}: a {meta.get('task')!r} model, not a segmenter")
+        hw = tuple(size or meta.get("input_hw") or (256, 256))
+        key = (hw, model.config.num_classes)
+        if key not in cache:
+            cache[key] = SegDataset(pairs, hw, None, model.config.num_classes)
+        ds = cache[key]
+        names = meta.get("class_names")
+        base = {"model": str(name), "weights": str(ckpt.path), "sha256": ckpt.sha256, "arch": meta["arch"],
+                "images": len(ds), "size": list(hw), "split": split}
+        if meta["arch"] == "spiking_unet":
+            ts = timesteps or [int(meta.get("default_timesteps", 4))]
+            for t, sc in evaluate_snn_segment(model, ds, ts, batch, names, progress).items():
+                rows.append({**base, "timesteps": t, **sc})
+        else:
+            cm = ConfusionMatrix(model.config.num_classes)
+            with torch.no_grad():
+                for i in tqdm(range(0, len(ds), batch), desc="ANN", disable=not progress, leave=False):
+                    xs, ys = zip(*(ds[j] for j in range(i, min(i + batch, len(ds)))), strict=True)
+                    cm.update(model(torch.stack(xs)).argmax(1), torch.stack(ys))
+            rows.append({**base, "timesteps": None, **cm.scores(names)})
+    return rows
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    from snn_perception.offline.seg_data import SegDataError
+    from snn_perception.runtime.checkpoint import WeightsError
+    from snn_perception.runtime.engine import tune_allocator
+    from snn_perception.runtime.weights import default_weights
+
+    tune_allocator()  # keep big activation buffers in the heap: no page faults per batch
+    if args.native:
+        print("error: --native is not supported for --task segment; use --size HxW (multiples of 16)",
+              file=sys.stderr)
+        return 2
+    if args.size and (args.size[0] % 16 or args.size[1] % 16):
+        print(f"error: --size {args.size}: segmentation sizes must be multiples of 16", file=sys.stderr)
+        return 2
+    try:
+        weights = args.weights if args.weights else [default_weights("segment")]
+        rows = evaluate_models(weights, args.data, args.split, args.val_fraction, args.seed, args.size,
+                               args.timesteps, args.batch, args.limit)
+    except (WeightsError, SegDataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_rows(rows))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+        print(f"results: {args.json}")
+    return 0

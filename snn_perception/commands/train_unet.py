@@ -1,0 +1,85 @@
+"""``snn-perception train unet``: train the ANN U-Net that ``convert`` turns into a Spiking-UNet."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def _hw(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected S or HxW, e.g. 256 or 240x320") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 16 or any(p % 16 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: sides must be multiples of 16 and at least 16")
+    return parts[0], parts[1]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
+                        help="folders with images/ (+ masks/ for segmentation)")
+    parser.add_argument("--head", choices=["segment", "denoise"], default="segment")
+    parser.add_argument("--width", type=int, default=8, help="base width (8, 16, 32 or 64)")
+    parser.add_argument("--classes", type=int, default=8, help="number of classes (segment)")
+    parser.add_argument("--size", type=_hw, default=(256, 256), help="resize every pair to S or HxW")
+    parser.add_argument("--crop", type=_hw, default=(224, 224), help="random training crop S or HxW")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--class-weights", choices=["sqrt_inv", "none"], default="sqrt_inv")
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sigma-max", type=float, default=50.0, help="denoise: max training noise σ (0-255)")
+    parser.add_argument("--threads", type=int, help="CPU threads (use 1 for background jobs)")
+    parser.add_argument("--limit", type=int, help="use only the first N training pairs")
+    parser.add_argument("--resume", metavar="LAST_PT", help="continue from a last.pt of an earlier run")
+    parser.add_argument("--out", default="runs/unet", help="output folder (best.safetensors, last.pt, log)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from snn_perception.offline.seg_data import SegDataError
+    from snn_perception.offline.train_unet import TrainUNetConfig, train
+    from snn_perception.runtime.checkpoint import WeightsError
+
+    for folder in args.data:
+        sub = ["images", "masks"] if args.head == "segment" else ["images"]
+        if not all((Path(folder) / s).is_dir() for s in sub):
+            print(f"error: --data {folder}: expected a folder with {' and '.join(s + '/' for s in sub)}",
+                  file=sys.stderr)
+            return 2
+    if args.width <= 0 or args.epochs <= 0 or args.batch <= 0:
+        print("error: --width, --epochs and --batch must be positive", file=sys.stderr)
+        return 2
+    if args.crop[0] > args.size[0] or args.crop[1] > args.size[1]:
+        print(f"error: --crop {args.crop} is larger than --size {args.size}", file=sys.stderr)
+        return 2
+    if args.resume and not Path(args.resume).is_file():
+        print(f"error: --resume {args.resume}: no such file (expected OUT/last.pt)", file=sys.stderr)
+        return 2
+    cfg = TrainUNetConfig(
+        data=list(args.data), out=args.out, head=args.head, width=args.width, num_classes=args.classes,
+        size=args.size, crop=args.crop, epochs=args.epochs, batch=args.batch, lr=args.lr,
+        class_weights=args.class_weights, val_fraction=args.val_fraction, seed=args.seed,
+        sigma_max=args.sigma_max, threads=args.threads, limit=args.limit, resume=args.resume,
+        command="snn-perception train unet " + " ".join(shlex.quote(a) for a in sys.argv[3:]),
+    )
+    log_path = Path(args.out) / "train.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+        with open(log_path, "a") as f:
+            f.write(line + "\n")
+
+    try:
+        summary = train(cfg, log)
+    except (SegDataError, WeightsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"best {summary['metric']} {summary['best']:.4f}; weights: {Path(args.out) / 'best.safetensors'}")
+    return 0

@@ -1,0 +1,232 @@
+"""Train the ANN U-Net (segmentation on images/ + masks/, or Gaussian denoising on images/).
+
+Every epoch writes ``last.pt`` (model, optimiser, RNG, history; loadable with
+``weights_only=True``) so a killed run resumes where it stopped, and ``best.safetensors`` (the
+best validation score so far, with metadata) which ``convert`` takes as input.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from snn_perception.models.unet import UNet, UNetConfig, count_parameters
+from snn_perception.offline.seg_data import (
+    SUIM_CLASSES,
+    SUIM_COLORS,
+    ImageFolder,
+    SegDataset,
+    image_only_pairs,
+    select_split,
+    split_pairs,
+)
+from snn_perception.offline.seg_metrics import ConfusionMatrix
+from snn_perception.runtime.checkpoint import save_checkpoint, save_training_state
+
+ANN_ARCH = "unet"
+
+
+@dataclass
+class TrainUNetConfig:
+    data: list[str] = field(default_factory=list)
+    out: str = "runs/unet"
+    head: str = "segment"
+    width: int = 8
+    num_classes: int = 8
+    size: tuple[int, int] = (256, 256)
+    crop: tuple[int, int] = (224, 224)
+    epochs: int = 30
+    batch: int = 8
+    lr: float = 2e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 1e-4
+    class_weights: str = "sqrt_inv"  # or "none"
+    val_fraction: float = 0.2
+    seed: int = 0
+    sigma_max: float = 50.0  # denoise: training noise σ ∈ [0, sigma_max] (0-255 scale)
+    val_sigma: float = 25.0
+    threads: int | None = None
+    limit: int | None = None  # use only the first N training pairs (tests)
+    resume: str | None = None
+    command: str = ""
+
+
+def cosine_lr(cfg: TrainUNetConfig, epoch: int) -> float:
+    if cfg.epochs <= 1:
+        return cfg.lr
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * epoch / (cfg.epochs - 1)))
+
+
+def class_weights(dataset: SegDataset, num_classes: int, mode: str) -> torch.Tensor | None:
+    """Inverse square-root class frequency, normalised to mean 1: lifts rare classes for mIoU."""
+    if mode == "none":
+        return None
+    counts = np.zeros(num_classes, np.float64)
+    for m in dataset.masks:
+        counts += np.bincount(m[m < num_classes].reshape(-1), minlength=num_classes)[:num_classes]
+    freq = counts / max(counts.sum(), 1.0)
+    w = 1.0 / np.sqrt(np.maximum(freq, 1e-4))
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+def add_noise(x: torch.Tensor, sigma_max: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Gaussian noise with σ drawn per image from U[0, sigma_max] (0-255 scale); not clamped."""
+    sigma = torch.rand(x.shape[0], 1, 1, 1, generator=gen) * (sigma_max / 255.0)
+    return x + sigma * torch.randn(x.shape, generator=gen)
+
+
+@torch.no_grad()
+def evaluate_ann(model: UNet, data: SegDataset, head: str, val_sigma: float = 25.0, batch: int = 8) -> dict:
+    model.eval()
+    if head == "segment":
+        cm = ConfusionMatrix(model.config.num_classes)
+        for i in range(0, len(data), batch):
+            xs, ys = zip(*(data[j] for j in range(i, min(i + batch, len(data)))), strict=True)
+            cm.update(model(torch.stack(xs)).argmax(1), torch.stack(ys))
+        model.train()
+        return cm.scores(SUIM_CLASSES if model.config.num_classes == len(SUIM_CLASSES) else None)
+    gen = torch.Generator().manual_seed(1234)
+    psnr = []
+    for i in range(len(data)):
+        clean = data[i][0].unsqueeze(0)
+        noisy = clean + (val_sigma / 255.0) * torch.randn(clean.shape, generator=gen)
+        mse = float(torch.mean((model(noisy).clamp(0, 1) - clean) ** 2))
+        psnr.append(10 * math.log10(1.0 / max(mse, 1e-12)))
+    model.train()
+    return {"psnr": float(np.mean(psnr))}
+
+
+def metadata_for(cfg: UNetConfig, extra: dict | None = None) -> dict:
+    meta = {
+        "arch": ANN_ARCH,
+        "task": cfg.head,
+        "unet": cfg.to_dict(),
+        "size_multiple": 16,
+    }
+    if cfg.head == "segment" and cfg.num_classes == len(SUIM_CLASSES):
+        meta["class_names"] = list(SUIM_CLASSES)
+        meta["class_colors"] = [list(c) for c in SUIM_COLORS]
+    meta["num_classes"] = cfg.out_channels
+    meta.update(extra or {})
+    return meta
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "python": json.dumps(random.getstate()),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss))
+    keys = state["numpy_keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, int(state["numpy_pos"]), 0, 0.0))
+
+
+def train(cfg: TrainUNetConfig, log=print) -> dict:
+    """Run (or resume) training; returns the summary also written to ``summary.json``."""
+    from tqdm import tqdm
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    if cfg.head == "segment":
+        train_pairs = select_split(cfg.data, "train", cfg.val_fraction, cfg.seed)
+        val_pairs = select_split(cfg.data, "val", cfg.val_fraction, cfg.seed)
+    else:
+        train_pairs, val_pairs = [], []
+        for root in cfg.data:
+            tr, va = split_pairs(image_only_pairs(root), cfg.val_fraction, cfg.seed)
+            train_pairs, val_pairs = train_pairs + tr, val_pairs + va
+    if cfg.limit:
+        train_pairs, val_pairs = train_pairs[: cfg.limit], val_pairs[: max(2, cfg.limit // 4)]
+    if cfg.head == "segment":
+        train_set = SegDataset(train_pairs, cfg.size, cfg.crop, cfg.num_classes, seed=cfg.seed)
+        val_set = SegDataset(val_pairs, cfg.size, None, cfg.num_classes)
+    else:
+        train_set = ImageFolder(train_pairs, cfg.size, cfg.crop, seed=cfg.seed)
+        val_set = ImageFolder(val_pairs, cfg.size, None)
+    ucfg = UNetConfig(width=cfg.width, num_classes=cfg.num_classes, head=cfg.head)
+    model = UNet(ucfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weights = class_weights(train_set, cfg.num_classes, cfg.class_weights) if cfg.head == "segment" else None
+    loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=True, drop_last=len(train_set) > cfg.batch)
+    log(
+        f"train unet: width {cfg.width}, head {cfg.head}, {count_parameters(model)} parameters, "
+        f"{len(train_set)} train / {len(val_set)} val pairs, size {cfg.size}, crop {cfg.crop}"
+    )
+
+    start_epoch, best, history = 0, -float("inf"), []
+    if cfg.resume:
+        state = torch.load(cfg.resume, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
+        history = json.loads(state["history"])
+        _set_rng_state(state["rng"])
+        log(f"resumed from {cfg.resume} at epoch {start_epoch + 1}")
+
+    score_key = "miou" if cfg.head == "segment" else "psnr"
+    for epoch in range(start_epoch, cfg.epochs):
+        lr = cosine_lr(cfg, epoch)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        t0, total, n = time.time(), 0.0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, mininterval=10)
+        for x, y in bar:
+            if cfg.head == "segment":
+                loss = F.cross_entropy(model(x), y, weight=weights, ignore_index=255)
+            else:
+                loss = F.l1_loss(model(add_noise(x, cfg.sigma_max)), x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * x.shape[0]
+            n += x.shape[0]
+            bar.set_postfix(loss=f"{total / n:.4f}")
+        scores = evaluate_ann(model, val_set, cfg.head, cfg.val_sigma)
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": total / max(n, 1), "seconds": time.time() - t0,
+               score_key: scores[score_key]}
+        if cfg.head == "segment":
+            row["pixel_acc"] = scores["pixel_acc"]
+        history.append(row)
+        improved = scores[score_key] > best
+        if improved:
+            best = scores[score_key]
+            meta = metadata_for(ucfg, {
+                "metrics": {f"val_{score_key}": best, "epoch": epoch + 1, **(
+                    {"val_per_class_iou": scores["per_class_iou"]} if cfg.head == "segment" else {})},
+                "input_hw": list(cfg.size),
+                "training": {k: v for k, v in asdict(cfg).items() if k not in ("resume",)},
+                "command": cfg.command,
+            })
+            save_checkpoint(out / "best.safetensors", model.state_dict(), meta)
+        save_training_state(out / "last.pt", {
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "best": best,
+            "history": json.dumps(history), "rng": _rng_state(),
+        })
+        log(json.dumps(row) + ("  (best)" if improved else ""))
+    summary = {"best": best, "metric": score_key, "history": history, "out": str(out)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,119 @@
+"""Multi-threshold IF neuron against hand-computed sequences (thresholds are exact in binary)."""
+
+import pytest
+import torch
+
+from snn_perception.models.multithreshold import (
+    binary_grid,
+    mt_constant,
+    mt_multistep,
+    mt_step,
+    spiking_flow,
+    validate_thresholds,
+)
+
+MT = (2.0, 1.0, 0.5, 0.25)
+
+
+def run(currents, thresholds=MT):
+    out, v = mt_multistep(torch.tensor(currents, dtype=torch.float32).reshape(-1, 1), thresholds)
+    return out.reshape(-1).tolist(), float(v)
+
+
+def test_constant_input_fires_coarse_to_fine_with_strict_comparison():
+    # v: .875 → fires .5+.25 (v .125); 1.0 is not > 1 → .5+.25 (v .25); 1.125 → 1 (v .125); ...
+    out, v = run([0.875] * 5)
+    assert out == [0.75, 0.75, 1.0, 0.75, 1.0]
+    assert v == pytest.approx(0.125)
+
+
+def test_large_input_fires_every_threshold_once_and_keeps_the_residue():
+    out, v = run([5.0, 0.0])
+    assert out == [3.75, 1.0]  # 2+1+0.5+0.25, then the residue 1.25 → 1 (v .25, not > .25)
+    assert v == pytest.approx(0.25)
+
+
+def test_negative_current_is_integrated_not_clipped():
+    out, v = run([-1.0, 1.5])
+    assert out == [0.0, 0.25]
+    assert v == pytest.approx(0.25)
+
+
+def plain_if(currents, theta):
+    v, out = 0.0, []
+    for c in currents:
+        v += c
+        s = theta if v > theta else 0.0
+        v -= s
+        out.append(s)
+    return out, v
+
+
+def test_single_threshold_is_a_plain_if_neuron_with_reset_by_subtraction():
+    currents = [0.75, 0.75, 0.5, 0.0, 0.75, 2.5, -0.25, 0.125]
+    assert run(currents, (1.0,)) == plain_if(currents, 1.0)
+    out, _ = run([0.75, 0.75, 0.75, 0.25, 0.75], (1.0,))
+    assert out == [0.0, 1.0, 1.0, 0.0, 1.0]
+
+
+def test_constant_current_helper_matches_the_multistep_loop():
+    current = torch.linspace(-1, 4, 41).reshape(1, 41)
+    a = mt_constant(current, 7, MT)
+    b, _ = mt_multistep(current.expand(7, 1, 41).clone(), MT)
+    assert torch.equal(a, b)
+
+
+def test_rate_converges_to_the_input_within_range():
+    x = torch.rand(1000) * 3.0
+    out, _ = mt_multistep(x.expand(64, 1000).clone(), MT)
+    assert (out.mean(0) - x).abs().max() < 0.25 / 64 + 1e-5
+
+
+@pytest.mark.parametrize("bad", [[], [1.0, 2.0], [1.0, 1.0], [1.0, -0.5], ["a"]])
+def test_thresholds_must_be_positive_and_strictly_decreasing(bad):
+    with pytest.raises(ValueError, match="threshold"):
+        validate_thresholds(bad)
+
+
+def test_spiking_flow_returns_the_flow_and_masks_the_gradient():
+    z = torch.tensor([-1.0, 0.5, 2.0], requires_grad=True)
+    flow = torch.tensor([0.25, 0.5, 1.75])
+    y = spiking_flow(z, flow)
+    assert torch.equal(y, flow)
+    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert z.grad.tolist() == [0.0, 2.0, 3.0]
+
+
+def reference_loop(currents, thresholds):
+    v = torch.zeros_like(currents[0])
+    return torch.stack([mt_step(v, c, thresholds) for c in currents]), v
+
+
+@pytest.mark.parametrize("thresholds", [MT, (1.0,), (0.5, 0.25), (4.0, 2.0, 1.0)])
+def test_fast_binary_grid_path_matches_the_threshold_by_threshold_loop(thresholds):
+    assert binary_grid(thresholds) is not None
+    torch.manual_seed(0)
+    dyadic = torch.randint(-16, 64, (12, 500)).float() / 16  # exact in binary: results must be identical
+    fast, v_fast = mt_multistep(dyadic, thresholds)
+    slow, v_slow = reference_loop(dyadic, thresholds)
+    assert torch.equal(fast, slow) and torch.equal(v_fast, v_slow)
+    real = torch.randn(12, 500) * 2
+    fast, _ = mt_multistep(real, thresholds)
+    slow, _ = reference_loop(real, thresholds)
+    assert (fast != slow).float().mean() < 1e-3  # only float-rounding ties at a threshold may differ
+
+
+def test_other_threshold_sets_use_the_general_loop():
+    assert binary_grid((1.0, 0.8, 0.6)) is None and binary_grid((0.3,)) is None
+    out, _ = mt_multistep(torch.tensor([[1.5], [0.5]]), (1.0, 0.8, 0.6))
+    assert out.reshape(-1).tolist() == [1.0, pytest.approx(0.8)]  # v 1.5 → 1 (v .5); then 1.0 → .8
+
+
+def test_half_threshold_initial_membrane_turns_truncation_into_rounding():
+    x = torch.tensor([0.3, 0.45, 0.6, 0.7]).reshape(1, 4)
+    trunc, _ = mt_multistep(x, MT)
+    rounded, _ = mt_multistep(x, MT, v0=0.125)
+    assert trunc.reshape(-1).tolist() == [0.25, 0.25, 0.5, 0.5]  # largest k·0.25 strictly below
+    assert rounded.reshape(-1).tolist() == [0.25, 0.5, 0.5, 0.75]  # nearest k·0.25
+    slow, _ = mt_multistep(x, (1.0, 0.8), v0=0.125)  # the general loop honours v0 too
+    assert slow.reshape(-1).tolist() == [0.0, 0.0, 0.0, pytest.approx(0.8)]
