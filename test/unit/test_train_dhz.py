@@ -55,4 +55,5 @@ def test_resume_continues_from_the_same_step_and_optimizer_state(eight_pairs: Pa
     final = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
     assert int(final["epoch"]) == 2
     # Same data order, same optimizer moments, same RNG: the resumed epoch matches the straight one.
-    assert resumed["history"][-1]["train_total"] == pytest.approx(straight["history"][-1]["train_total"], rel=1e-4)
+    last_resumed, last_straight = resumed["history"][-1], straight["history"][-1]
+    assert last_resumed["train_total"] == pytest.approx(last_straight["train_total"], rel=1e-4)
