@@ -273,9 +273,12 @@ def test_demo_renders_a_dive_and_writes_a_report(shared, tmp_path) -> None:
     )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "rendered a synthetic dive (10 frames" in res.stdout
-    assert "dehaze only" in res.stdout
+    assert "dehaze only" not in res.stdout  # the shipped segmenter runs too
     doc = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [s["timesteps"] for s in doc["summary"]] == [1, 2]
+    seg = doc["summary"][1]["segment"]
+    assert seg["processed"] == 10 and seg["timesteps"] == 2
+    assert abs(sum(seg["area_fractions"].values()) - 1.0) < 1e-6
     assert all(len(r["frames"]) == 10 for r in doc["runs"])
     assert doc["topics"]["reference"] == "/camera/reference"
     q = doc["summary"][1]["dehaze"]["quality"]
