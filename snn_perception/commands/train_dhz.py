@@ -74,25 +74,23 @@ def _check(args: argparse.Namespace) -> str | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    problem = _check(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    from snn_perception.offline.train_dhz import TrainDhzConfig, train
+def config_from_args(args: argparse.Namespace):
+    """Every command-line option mapped onto the trainer's config (one place, tested field by field)."""
+    from snn_perception.offline.train_dhz import TrainDhzConfig
 
     init = None
     if args.init:
         from snn_perception.runtime.weights import resolve
 
         init = str(resolve(args.init))
-    cfg = TrainDhzConfig(
+    return TrainDhzConfig(
         data=[str(Path(d)) for d in args.data],
         out=args.out,
         variant=args.variant,
         timesteps=args.timesteps,
         crop=args.crop,
         resize=args.resize or None,
+        scale_min=args.scale_min,
         epochs=args.epochs,
         batch=args.batch,
         lr=args.lr,
@@ -108,6 +106,16 @@ def run(args: argparse.Namespace) -> int:
         loss=LossWeights(mse=args.w_mse, ssim=args.w_ssim, tv=args.w_tv),
         command="snn-perception train dhz " + shlex.join(sys.argv[3:] if len(sys.argv) > 3 else []),
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _check(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    from snn_perception.offline.train_dhz import train
+
+    cfg = config_from_args(args)
     summary = train(cfg)
     best = Path(args.out) / "best.safetensors"
     print(f"best validation loss {summary['best_val_loss']:.5f}; weights: {best}")
