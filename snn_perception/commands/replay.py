@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--as-fast-as-possible", action="store_true", help="no pacing: every frame is processed"
     )
     parser.add_argument(
+        "--clock",
+        action="store_true",
+        help="ros mode: publish /clock with the bag's time and keep the frames' bag stamps "
+        "(in-process nodes use sim time), like 'ros2 bag play --clock'",
+    )
+    parser.add_argument(
         "--timesteps",
         default=None,
         help="T, or a comma-separated sweep such as 1,2,4,8 (default: the weights')",
@@ -110,6 +116,7 @@ def build_config(args: argparse.Namespace):
         reference_topic=ref,
         mask_topic=args.mask_topic,
         rate=None if args.as_fast_as_possible else args.rate,
+        clock=args.clock,
         timesteps=parse_timesteps(args.timesteps),
         dehaze_weights=args.weights,
         segment_weights=args.segment_weights,

@@ -39,6 +39,9 @@ class ReplayConfig:
     reference_topic: str | None = None
     mask_topic: str | None = None  # ground-truth class-id masks (mono8), for mIoU
     rate: float | None = 1.0  # None = as fast as possible
+    #: ros mode: publish /clock with the bag's time and send frames with their bag stamps, as
+    #: ``ros2 bag play --clock`` does (in-process nodes then run with use_sim_time)
+    clock: bool = False
     timesteps: tuple[int, ...] = ()
     dehaze_weights: str | None = None  # None = the default dehaze weights
     segment_weights: str | None = None  # None = the default segment weights when available
@@ -56,6 +59,8 @@ class ReplayConfig:
             raise ReplayError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.rate is not None and not self.rate > 0:
             raise ReplayError(f"--rate must be > 0 (a playback speed factor), got {self.rate}")
+        if self.clock and self.mode != "ros":
+            raise ReplayError("--clock publishes /clock for ROS nodes: it needs --mode ros")
 
 
 @dataclass

@@ -6,7 +6,10 @@ publishes the bag's frames on each node's ``~/image`` (or ``~/image/compressed``
 bag's stamps scaled by ``rate``; with ``rate=None`` it sends the next frame as soon as every node
 has answered the previous one (lock-step: no drops, latency = the nodes' own). Each frame is
 re-stamped with the publish time (so the nodes' own end-to-end latencies are meaningful) and
-outputs are matched to inputs by that header stamp. Every output and telemetry message is recorded
+outputs are matched to inputs by that header stamp. With ``clock`` the frames keep their bag
+stamps instead and ``/clock`` carries the bag's time (advancing at ``rate`` between frames), as
+``ros2 bag play --clock`` does; in-process nodes then run with ``use_sim_time``. Latency is
+always measured on the wall clock (publish → receive). Every output and telemetry message is recorded
 into an MCAP bag per run under ``<out>/recorded/``.
 
 rclpy and the message packages are imported inside the functions: this module is part of the
@@ -74,11 +77,57 @@ def node_available(task: str) -> bool:
 
 @dataclass
 class _Frame:
-    """One bag frame as played: its bag stamp and the header stamp it was sent with (0 = not sent)."""
+    """One bag frame as played: its bag stamp, the header stamp it was sent with (0 = not sent)
+    and the wall time it was published at (for latency)."""
 
     index: int
     bag_stamp: int
     sent_ns: int = 0
+    wall_ns: int = 0
+
+
+class _ClockPublisher:
+    """Publishes ``/clock`` (rosgraph_msgs/Clock): the bag time of the frame being played, and
+    between paced frames the bag time advancing at ``rate`` (``hz`` messages per second)."""
+
+    def __init__(self, node, rate: float | None, hz: float = 50.0) -> None:
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+
+        self._msg = Clock
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+        self.pub = node.create_publisher(Clock, "/clock", qos)
+        self.rate, self.period = rate, 1.0 / hz
+        self.lock = threading.Lock()
+        self.anchor: tuple[int, int] | None = None  # (bag ns, monotonic ns) of the last frame
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True) if rate is not None else None
+        if self.thread is not None:
+            self.thread.start()
+
+    def publish(self, bag_ns: int) -> None:
+        from builtin_interfaces.msg import Time
+
+        with self.lock:
+            self.anchor = (bag_ns, time.monotonic_ns())
+        self.pub.publish(self._msg(clock=Time(sec=bag_ns // 1_000_000_000, nanosec=bag_ns % 1_000_000_000)))
+
+    def _loop(self) -> None:
+        from builtin_interfaces.msg import Time
+
+        while not self.stop.wait(self.period):
+            with self.lock:
+                if self.anchor is None:
+                    continue
+                bag_ns = self.anchor[0] + int((time.monotonic_ns() - self.anchor[1]) * self.rate)
+            self.pub.publish(
+                self._msg(clock=Time(sec=bag_ns // 1_000_000_000, nanosec=bag_ns % 1_000_000_000))
+            )
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=2.0)
 
 
 class _Recorder:
@@ -168,6 +217,8 @@ def _start_nodes(
             Parameter("device", value=config.device),
             Parameter("autostart", value=True),
         ]
+        if config.clock:
+            params.append(Parameter("use_sim_time", value=True))
         if weights is not None:
             params.append(Parameter("weights", value=str(weights)))
         if timesteps is not None:
@@ -371,6 +422,8 @@ def _play(
     frames: list[_Frame] = []
     undecodable: dict[int, str] = {}
     clock = player.get_clock()
+    sim = _ClockPublisher(player, config.rate) if config.clock else None
+    last_stamp = 0
     wall0 = time.perf_counter()
     start_ns = stamp0 = None
     bar = None
@@ -395,14 +448,19 @@ def _play(
                 delay = (start_ns + (item.stamp_ns - stamp0) / config.rate - time.monotonic_ns()) / 1e9
                 if delay > 0:
                     time.sleep(delay)
-            now = clock.now().nanoseconds
+            if sim is not None:  # bag time; strictly increasing, as outputs are matched by stamp
+                stamp = last_stamp = max(item.stamp_ns, last_stamp + 1)
+                sim.publish(stamp)
+            else:
+                stamp = clock.now().nanoseconds
             msg = _to_ros(
                 bag_io.image_message(
-                    item.rgb, now, item.frame_id or "camera", "jpeg" if compressed else None
+                    item.rgb, stamp, item.frame_id or "camera", "jpeg" if compressed else None
                 ),
                 compressed,
             )
-            frame.sent_ns = now
+            frame.sent_ns = stamp
+            frame.wall_ns = time.time_ns()  # the recorder logs receive times on the same clock
             for pub in pubs.values():
                 pub.publish(msg)
             if config.rate is None:  # lock-step: wait for every node's answer (or give up after 30 s)
@@ -414,6 +472,8 @@ def _play(
         if bar is not None:
             bar.close()
         run.wall_s = time.perf_counter() - wall0
+        if sim is not None:
+            sim.close()
         rec.close()
     _rows(run, frames, undecodable, refs, masks, config, models, rec.path, targets, topics)
     return run
@@ -492,7 +552,7 @@ def _rows(run, frames, undecodable, refs, masks, config, models, recorded: Path,
         if config.samples > 0 and frames
         else set()
     )
-    t0 = next((f.sent_ns for f in frames if f.sent_ns), 0)
+    t0 = next((f.wall_ns for f in frames if f.wall_ns), 0)
     for item in bag_io.iter_images(config.bag, topics.image):
         f = by_index.get(item.index)
         if f is None:  # interrupted before this frame was played
@@ -501,7 +561,7 @@ def _rows(run, frames, undecodable, refs, masks, config, models, recorded: Path,
             "index": f.index,
             "stamp_ns": f.bag_stamp,
             "sent_stamp_ns": f.sent_ns,
-            "time_s": (f.sent_ns - t0) / 1e9 if f.sent_ns else math.nan,
+            "time_s": (f.wall_ns - t0) / 1e9 if f.wall_ns else math.nan,
             "has_reference": f.bag_stamp in refs,
         }
         if f.index in undecodable or item.rgb is None:
@@ -520,7 +580,7 @@ def _rows(run, frames, undecodable, refs, masks, config, models, recorded: Path,
                 continue
             pending[task] = next(streams[task], None)
             row[f"{prefix}status"] = "ok"
-            row[f"{prefix}end_to_end_ms"] = (out.log_time_ns - f.sent_ns) / 1e6
+            row[f"{prefix}end_to_end_ms"] = (out.log_time_ns - f.wall_ns) / 1e6
             tel = telemetry.get((task, f.sent_ns))
             if tel is not None:
                 row.update(_telemetry_columns(tel, prefix))

@@ -158,8 +158,9 @@ class PerceptionNode(LifecycleNode):
         self.create_outputs(outputs_qos)
         self._telemetry_pub = self.create_lifecycle_publisher(EnergyTelemetry, "~/telemetry", 10)
         info = engine.info
+        model = f"{info.arch}/{info.variant}" if info.variant else info.arch
         self.get_logger().info(
-            f"configured: {info.arch}/{info.variant} weights {info.weights_id} on {engine.device}, "
+            f"configured: {model} weights {info.weights_id} on {engine.device}, "
             f"T={self.params.timesteps or info.default_timesteps}"
         )
         self._state = "inactive"

@@ -117,3 +117,29 @@ def test_both_nodes_run_and_segment_areas_match_offline(
         for name in ("water", "fish", "rock"):
             assert r[f"area_{name}"] == pytest.approx(o[f"area_{name}"], abs=1e-9)
         assert r["seg_energy_j"] == pytest.approx(o["seg_energy_j"], rel=1e-6)
+
+
+def test_clock_carries_bag_time_and_frames_keep_their_bag_stamps(
+    ros_ready, ros_environment, euvp_bag, tmp_path
+) -> None:
+    """``--clock``: /clock follows the bag's time (10 Hz stamps from 1 s); outputs keep the bag stamps."""
+    from rosproc import spawn
+
+    sub = spawn(["sub", "--type", "rosgraph_msgs/msg/Clock", "--topic", "/clock", "--count", "20",
+                 "--timeout", "240"], ros_environment)
+    try:
+        assert json.loads(sub.stdout.readline()) == {"ready": True}
+        doc = _replay(euvp_bag, tmp_path / "ros", ros_environment, "--mode", "ros", "--rate", "1", "--clock")
+        out, err = sub.communicate(timeout=60)
+    finally:
+        sub.kill()
+    assert sub.returncode == 0, err[-2000:]
+    clocks = [m["msg"]["clock"]["sec"] * 10**9 + m["msg"]["clock"]["nanosec"] for m in map(json.loads, out.splitlines())]
+    first, last = 10**9, 10**9 + 22 * 10**8  # the bag's first and last frame stamps
+    assert all(first <= c <= last + 10**9 for c in clocks), clocks
+    assert clocks == sorted(clocks) and clocks[-1] > clocks[0]
+    frames = doc["runs"][0]["frames"]
+    ok = [f for f in frames if f["status"] == "ok"]
+    assert len(ok) >= 5  # paced in real time (10 Hz); on a loaded machine some frames may drop
+    assert all(f["sent_stamp_ns"] == f["stamp_ns"] for f in frames)
+    assert all(0 < f["end_to_end_ms"] < 10_000 for f in ok)
