@@ -95,7 +95,9 @@ class _ClockPublisher:
         from rosgraph_msgs.msg import Clock
 
         self._msg = Clock
-        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
+        qos = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
+        )
         self.pub = node.create_publisher(Clock, "/clock", qos)
         self.rate, self.period = rate, 1.0 / hz
         self.lock = threading.Lock()
@@ -465,6 +467,8 @@ def _play(
                 pub.publish(msg)
             if config.rate is None:  # lock-step: wait for every node's answer (or give up after 30 s)
                 _wait_for(rec, lambda f=frame: rec.complete(f.sent_ns, targets), 30.0)
+        if sim is not None:
+            sim.close()  # bag time ends with the bag, as with `ros2 bag play --clock`
         _drain(rec, frames, targets)
     except KeyboardInterrupt:
         run.interrupted = True

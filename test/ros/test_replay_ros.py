@@ -125,8 +125,20 @@ def test_clock_carries_bag_time_and_frames_keep_their_bag_stamps(
     """``--clock``: /clock follows the bag's time (10 Hz stamps from 1 s); outputs keep the bag stamps."""
     from rosproc import spawn
 
-    sub = spawn(["sub", "--type", "rosgraph_msgs/msg/Clock", "--topic", "/clock", "--count", "20",
-                 "--timeout", "240"], ros_environment)
+    sub = spawn(
+        [
+            "sub",
+            "--type",
+            "rosgraph_msgs/msg/Clock",
+            "--topic",
+            "/clock",
+            "--count",
+            "20",
+            "--timeout",
+            "240",
+        ],
+        ros_environment,
+    )
     try:
         assert json.loads(sub.stdout.readline()) == {"ready": True}
         doc = _replay(euvp_bag, tmp_path / "ros", ros_environment, "--mode", "ros", "--rate", "1", "--clock")
@@ -134,7 +146,10 @@ def test_clock_carries_bag_time_and_frames_keep_their_bag_stamps(
     finally:
         sub.kill()
     assert sub.returncode == 0, err[-2000:]
-    clocks = [m["msg"]["clock"]["sec"] * 10**9 + m["msg"]["clock"]["nanosec"] for m in map(json.loads, out.splitlines())]
+    clocks = [
+        m["msg"]["clock"]["sec"] * 10**9 + m["msg"]["clock"]["nanosec"]
+        for m in map(json.loads, out.splitlines())
+    ]
     first, last = 10**9, 10**9 + 22 * 10**8  # the bag's first and last frame stamps
     assert all(first <= c <= last + 10**9 for c in clocks), clocks
     assert clocks == sorted(clocks) and clocks[-1] > clocks[0]
