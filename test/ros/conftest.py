@@ -25,3 +25,13 @@ def ros_environment() -> dict[str, str]:
     except ImportError as exc:
         pytest.skip(f"snn_perception interfaces are not built ({exc}); run `make test` or colcon build")
     return ros_env(domain_id=random.Random(os.getpid() ^ id(object())).randint(1, 100))
+
+
+@pytest.fixture(scope="module")
+def peer(ros_environment):
+    """An in-test rclpy peer on the module's domain (lifecycle/parameter clients, collectors)."""
+    from nodeproc import Peer
+
+    p = Peer(int(ros_environment["ROS_DOMAIN_ID"]))
+    yield p
+    p.close()

@@ -6,6 +6,7 @@ Everything is bounded: every wait has a timeout and says what it was waiting for
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,6 +28,15 @@ def shared_dir() -> Path:
 def dhz_weights() -> Path | None:
     path = shared_dir() / "weights" / DHZ_OFFICIAL
     return path if path.is_file() else None
+
+
+def dhz_weights_or_skip() -> Path:
+    import pytest
+
+    weights = dhz_weights()
+    if weights is None:
+        pytest.skip("the official snnTrans-DHZ checkpoint is absent from ../shared/weights")
+    return weights
 
 
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, poll: float = 0.02) -> Any:
@@ -358,3 +368,32 @@ def lsui_frames(n: int) -> list:
         cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for im in images if im is not None and im.shape == (405, 720, 3)
     ]
     return out[:n] if len(out) >= n else []
+
+
+@contextlib.contextmanager
+def running_node(
+    peer: Peer,
+    module: str,
+    namespace: str,
+    params: dict[str, Any],
+    env: dict[str, str],
+    log_dir: Path,
+    state: str = "active",
+    ready: tuple[Callable[[], Any], str] | None = None,
+):
+    """A node process that reached ``state`` (and ``ready``, e.g. its subscription); on exit it must
+    stop cleanly on SIGINT. Start-up failures fail the test with the node's log."""
+    import pytest
+
+    name = module.rsplit(".", 1)[-1]
+    proc = NodeProcess(module, name, namespace, params, env, log_dir)
+    try:
+        peer.wait_state(proc.fqn, state, timeout=120)
+        if ready is not None:
+            wait_for(ready[0], 30, ready[1])
+    except TimeoutError as exc:
+        proc.stop()
+        pytest.fail(f"{exc}\n--- node log ---\n{proc.log()}")
+    yield proc
+    rc = proc.stop()
+    assert rc == 0, f"{name} exited with {rc} on SIGINT\n{proc.log()}"

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from nodeproc import REPO, Peer, dhz_weights, segment_weights, untrained_spiking_unet, wait_for
+from nodeproc import REPO, dhz_weights, segment_weights, untrained_spiking_unet, wait_for
 
 LAUNCH = REPO / "launch" / "perception.launch.py"
 YAML = REPO / "config" / "perception.yaml"
@@ -98,13 +98,6 @@ def test_parameter_file_is_read_per_node_with_wildcards_and_namespaces(tmp_path)
     other.write_text("dehaze_node:\n  timesteps: 6\n")
     with pytest.raises(ValueError, match="ros__parameters"):
         load_params_file(other)
-
-
-@pytest.fixture(scope="module")
-def peer(ros_environment):
-    p = Peer(int(ros_environment["ROS_DOMAIN_ID"]))
-    yield p
-    p.close()
 
 
 def test_bringup_runs_the_chain_from_a_folder_and_stops_cleanly_on_ctrl_c(ros_environment, peer, tmp_path):

@@ -10,7 +10,15 @@ import time
 import cv2
 import numpy as np
 import pytest
-from nodeproc import NodeProcess, Peer, compressed_msg, dhz_weights, image_msg, shared_dir, stamp_ns, wait_for
+from nodeproc import (
+    compressed_msg,
+    dhz_weights_or_skip,
+    image_msg,
+    running_node,
+    shared_dir,
+    stamp_ns,
+    wait_for,
+)
 
 N_FRAMES = 30
 FRAME_ID = "rov/camera_optical"
@@ -24,13 +32,6 @@ def frames() -> list[np.ndarray]:
     if len(out) < N_FRAMES:
         pytest.skip(f"needs {N_FRAMES} 720x405 LSUI frames in {folder} (../shared is absent or incomplete)")
     return out
-
-
-@pytest.fixture(scope="module")
-def peer(ros_environment):
-    p = Peer(int(ros_environment["ROS_DOMAIN_ID"]))
-    yield p
-    p.close()
 
 
 NAMESPACE = f"/t{os.getpid()}"
@@ -48,25 +49,11 @@ def outputs(peer):
 
 @pytest.fixture(scope="module")
 def node(ros_environment, peer, outputs, tmp_path_factory):
-    weights = dhz_weights()
-    if weights is None:
-        pytest.skip("the official snnTrans-DHZ checkpoint is absent from ../shared/weights")
-    proc = NodeProcess(
-        "snn_perception.ros.dehaze_node",
-        "dehaze_node",
-        NAMESPACE,
-        {"weights": str(weights), "device": "cpu", "count_ops": True},
-        ros_environment,
-        tmp_path_factory.mktemp("dehaze_logs"),
-    )
-    try:
-        peer.wait_state(proc.fqn, "active", timeout=120)
-    except TimeoutError as exc:
-        proc.stop()
-        pytest.fail(f"{exc}\n--- node log ---\n{proc.log()}")
-    yield proc
-    rc = proc.stop()
-    assert rc == 0, f"dehaze_node exited with {rc} on SIGINT\n{proc.log()}"
+    params = {"weights": str(dhz_weights_or_skip()), "device": "cpu", "count_ops": True}
+    logs = tmp_path_factory.mktemp("dehaze_logs")
+    module = "snn_perception.ros.dehaze_node"
+    with running_node(peer, module, NAMESPACE, params, ros_environment, logs) as proc:
+        yield proc
 
 
 def _lockstep(peer, node, outputs, msgs, topic_in, msg_type):

@@ -12,19 +12,20 @@ import time
 
 import numpy as np
 import pytest
-from nodeproc import NodeProcess, Peer, dhz_weights, diagnostics_of, image_msg, rss_bytes, stamp_ns, wait_for
+from nodeproc import (
+    dhz_weights_or_skip,
+    diagnostics_of,
+    image_msg,
+    rss_bytes,
+    running_node,
+    stamp_ns,
+    wait_for,
+)
 
 NAMESPACE = f"/fl{os.getpid()}"
 FQN = f"{NAMESPACE}/dehaze_node"
 FLOOD_S = 20.0
 MIN_FRAMES = 2000
-
-
-@pytest.fixture(scope="module")
-def peer(ros_environment):
-    p = Peer(int(ros_environment["ROS_DOMAIN_ID"]))
-    yield p
-    p.close()
 
 
 @pytest.fixture(scope="module")
@@ -42,25 +43,13 @@ def topics(peer):
 
 @pytest.fixture(scope="module")
 def node(ros_environment, peer, topics, tmp_path_factory):
-    weights = dhz_weights()
-    if weights is None:
-        pytest.skip("the official snnTrans-DHZ checkpoint is absent from ../shared/weights")
-    proc = NodeProcess(
-        "snn_perception.ros.dehaze_node",
-        "dehaze_node",
-        NAMESPACE,
-        {"weights": str(weights), "device": "cpu", "count_ops": False},
-        ros_environment,
-        tmp_path_factory.mktemp("flood_logs"),
-    )
-    try:
-        peer.wait_state(FQN, "active", timeout=120)
-        wait_for(lambda: topics["pub"].get_subscription_count() > 0, 30, "the node to subscribe")
-    except TimeoutError as exc:
-        proc.stop()
-        pytest.fail(f"{exc}\n{proc.log()}")
-    yield proc
-    assert proc.stop() == 0, proc.log()
+    params = {"weights": str(dhz_weights_or_skip()), "device": "cpu", "count_ops": False}
+    ready = (lambda: topics["pub"].get_subscription_count() > 0, "the node to subscribe")
+    logs = tmp_path_factory.mktemp("flood_logs")
+    with running_node(
+        peer, "snn_perception.ros.dehaze_node", NAMESPACE, params, ros_environment, logs, ready=ready
+    ) as proc:
+        yield proc
 
 
 def _lockstep(topics, msg, stamp: int) -> None:

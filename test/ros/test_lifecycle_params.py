@@ -10,7 +10,14 @@ import time
 
 import numpy as np
 import pytest
-from nodeproc import NodeProcess, Peer, dhz_weights, image_msg, stamp_ns, wait_for
+from nodeproc import (
+    dhz_weights,
+    dhz_weights_or_skip,
+    image_msg,
+    running_node,
+    stamp_ns,
+    wait_for,
+)
 
 NAMESPACE = f"/lc{os.getpid()}"
 FQN = f"{NAMESPACE}/dehaze_node"
@@ -24,13 +31,6 @@ def _frame(seed: int = 0) -> np.ndarray:
         [np.add.outer(base, base) / 2, np.tile(base, (256, 1)), np.tile(base[:, None], (1, 256))], -1
     )
     return np.clip(img * 0.6 + rng.integers(0, 40, img.shape), 0, 255).astype(np.uint8)
-
-
-@pytest.fixture(scope="module")
-def peer(ros_environment):
-    p = Peer(int(ros_environment["ROS_DOMAIN_ID"]))
-    yield p
-    p.close()
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +49,12 @@ def topics(peer):
 
 @pytest.fixture(scope="module")
 def node(ros_environment, peer, topics, tmp_path_factory):
-    weights = dhz_weights()
-    if weights is None:
-        pytest.skip("the official snnTrans-DHZ checkpoint is absent from ../shared/weights")
-    proc = NodeProcess(
-        "snn_perception.ros.dehaze_node",
-        "dehaze_node",
-        NAMESPACE,
-        {"weights": str(weights), "device": "cpu", "autostart": False, "count_ops": False},
-        ros_environment,
-        tmp_path_factory.mktemp("lifecycle_logs"),
-    )
-    try:
-        peer.wait_state(FQN, "unconfigured", timeout=120)
-    except TimeoutError as exc:
-        proc.stop()
-        pytest.fail(f"{exc}\n{proc.log()}")
-    yield proc
-    assert proc.stop() == 0, proc.log()
+    params = {"weights": str(dhz_weights_or_skip()), "device": "cpu", "autostart": False, "count_ops": False}
+    logs = tmp_path_factory.mktemp("lifecycle_logs")
+    with running_node(
+        peer, "snn_perception.ros.dehaze_node", NAMESPACE, params, ros_environment, logs, state="unconfigured"
+    ) as proc:
+        yield proc
 
 
 def _last_error(topics) -> str:
@@ -203,7 +191,7 @@ def test_load_model_with_a_bad_file_keeps_the_old_model_serving_without_a_gap(pe
 
     bad = tmp_path / "bad.pth"
     bad.write_bytes(os.urandom(4096))
-    old_id = topics["tel"].snapshot()[-1].weights_id
+    old_id = _send_and_wait(topics, 5000 * 10**9).weights_id
 
     def load_bad():
         return peer.call(LoadModel, f"{FQN}/load_model", LoadModel.Request(weights=str(bad), timesteps=0))
@@ -249,7 +237,7 @@ def test_switching_weights_the_lifecycle_way(peer, node, topics, tmp_path):
     ckpt = load_checkpoint(dhz_weights())
     other = tmp_path / "dhz_resaved.safetensors"  # same network, another file: another weights id
     new_id = save_checkpoint(other, ckpt.state_dict, {**ckpt.metadata, "variant": "official"})[:12]
-    old_id = topics["tel"].snapshot()[-1].weights_id
+    old_id = _send_and_wait(topics, 5001 * 10**9).weights_id
     assert new_id != old_id
     assert peer.change_state(FQN, "deactivate")
     assert all(r.successful for r in peer.set_params(FQN, weights=str(other)))

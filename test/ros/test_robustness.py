@@ -13,12 +13,11 @@ import time
 import numpy as np
 import pytest
 from nodeproc import (
-    NodeProcess,
-    Peer,
     compressed_msg,
-    dhz_weights,
+    dhz_weights_or_skip,
     diagnostics_of,
     image_msg,
+    running_node,
     stamp_ns,
     wait_for,
 )
@@ -138,13 +137,6 @@ def malformed_corpus() -> list[tuple[str, object, str]]:
 
 
 @pytest.fixture(scope="module")
-def peer(ros_environment):
-    p = Peer(int(ros_environment["ROS_DOMAIN_ID"]))
-    yield p
-    p.close()
-
-
-@pytest.fixture(scope="module")
 def topics(peer):
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import CompressedImage, Image
@@ -161,25 +153,18 @@ def topics(peer):
 
 @pytest.fixture(scope="module")
 def node(ros_environment, peer, topics, tmp_path_factory):
-    weights = dhz_weights()
-    if weights is None:
-        pytest.skip("the official snnTrans-DHZ checkpoint is absent from ../shared/weights")
-    proc = NodeProcess(
-        "snn_perception.ros.dehaze_node",
-        "dehaze_node",
-        NAMESPACE,
-        {"weights": str(weights), "device": "cpu", "max_input_pixels": MAX_PIXELS, "count_ops": False},
-        ros_environment,
-        tmp_path_factory.mktemp("robust_logs"),
-    )
-    try:
-        peer.wait_state(FQN, "active", timeout=120)
-        wait_for(lambda: topics["raw"].get_subscription_count() > 0, 30, "the node to subscribe ~/image")
-    except TimeoutError as exc:
-        proc.stop()
-        pytest.fail(f"{exc}\n{proc.log()}")
-    yield proc
-    assert proc.stop() == 0, proc.log()
+    params = {
+        "weights": str(dhz_weights_or_skip()),
+        "device": "cpu",
+        "max_input_pixels": MAX_PIXELS,
+        "count_ops": False,
+    }
+    ready = (lambda: topics["raw"].get_subscription_count() > 0, "the node to subscribe ~/image")
+    logs = tmp_path_factory.mktemp("robust_logs")
+    with running_node(
+        peer, "snn_perception.ros.dehaze_node", NAMESPACE, params, ros_environment, logs, ready=ready
+    ) as proc:
+        yield proc
 
 
 def _good_frame(topics, stamp: int, timeout: float = 30.0):

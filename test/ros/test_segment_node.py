@@ -16,11 +16,10 @@ import time
 import numpy as np
 import pytest
 from nodeproc import (
-    NodeProcess,
-    Peer,
     compressed_msg,
     image_msg,
     lsui_frames,
+    running_node,
     segment_weights,
     stamp_ns,
     untrained_spiking_unet,
@@ -39,13 +38,6 @@ def frames():
     if not out:
         pytest.skip(f"needs {N_FRAMES} 720x405 LSUI frames in ../shared/data/lsui_pairs/raw")
     return out
-
-
-@pytest.fixture(scope="module")
-def peer(ros_environment):
-    p = Peer(int(ros_environment["ROS_DOMAIN_ID"]))
-    yield p
-    p.close()
 
 
 @pytest.fixture(scope="module")
@@ -72,21 +64,10 @@ def weights(tmp_path_factory) -> str:
 def node(ros_environment, peer, outputs, weights, tmp_path_factory):
     params = {"weights": weights, "device": "cpu", "count_ops": True, "overlay_alpha": 0.4}
     params.update(input_width=320, input_height=184)
-    proc = NodeProcess(
-        "snn_perception.ros.segment_node",
-        "segment_node",
-        NAMESPACE,
-        params,
-        ros_environment,
-        tmp_path_factory.mktemp("segment_logs"),
-    )
-    try:
-        peer.wait_state(FQN, "active", timeout=120)
-    except TimeoutError as exc:
-        proc.stop()
-        pytest.fail(f"{exc}\n{proc.log()}")
-    yield proc
-    assert proc.stop() == 0, proc.log()
+    logs = tmp_path_factory.mktemp("segment_logs")
+    module = "snn_perception.ros.segment_node"
+    with running_node(peer, module, NAMESPACE, params, ros_environment, logs) as proc:
+        yield proc
 
 
 def _run(peer, node, outputs, msgs, topic, msg_type):
