@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma-max", type=float, default=50.0, help="denoise: max training noise σ (0-255)")
     parser.add_argument("--threads", type=int, help="CPU threads (use 1 for background jobs)")
     parser.add_argument("--limit", type=int, help="use only the first N training pairs")
+    parser.add_argument("--init", metavar="WEIGHTS",
+                        help="start from these ANN weights (name or path; same width, classes and head)")
     parser.add_argument("--resume", metavar="LAST_PT", help="continue from a last.pt of an earlier run")
     parser.add_argument("--out", default="runs/unet", help="output folder (best.safetensors, last.pt, log)")
 
@@ -61,11 +63,20 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not Path(args.resume).is_file():
         print(f"error: --resume {args.resume}: no such file (expected OUT/last.pt)", file=sys.stderr)
         return 2
+    init = None
+    if args.init:
+        from snn_perception.runtime.weights import resolve
+
+        try:
+            init = str(resolve(args.init))
+        except WeightsError as exc:
+            print(f"error: --init: {exc}", file=sys.stderr)
+            return 2
     cfg = TrainUNetConfig(
         data=list(args.data), out=args.out, head=args.head, width=args.width, num_classes=args.classes,
         size=args.size, crop=args.crop, epochs=args.epochs, batch=args.batch, lr=args.lr,
         class_weights=args.class_weights, val_fraction=args.val_fraction, seed=args.seed,
-        sigma_max=args.sigma_max, threads=args.threads, limit=args.limit, resume=args.resume,
+        sigma_max=args.sigma_max, threads=args.threads, limit=args.limit, resume=args.resume, init=init,
         command="snn-perception train unet " + " ".join(shlex.quote(a) for a in sys.argv[3:]),
     )
     log_path = Path(args.out) / "train.log"

@@ -57,6 +57,7 @@ class TrainUNetConfig:
     threads: int | None = None
     limit: int | None = None  # use only the first N training pairs (tests)
     resume: str | None = None
+    init: str | None = None  # start from these ANN weights (same width, classes and head)
     command: str = ""
 
 
@@ -120,6 +121,27 @@ def metadata_for(cfg: UNetConfig, extra: dict | None = None) -> dict:
     return meta
 
 
+def load_init(model: UNet, ucfg: UNetConfig, path: str) -> dict:
+    """Start from an earlier ANN (e.g. to train a shipped model longer); returns its metadata.
+
+    Raises :class:`WeightsError` naming the mismatch when the checkpoint is not the same network.
+    """
+    from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    arch = ckpt.metadata.get("arch")
+    if arch != ANN_ARCH:
+        raise WeightsError(f"--init {path}: a {arch!r} checkpoint; expected an ANN U-Net ({ANN_ARCH!r})")
+    theirs = dict(ckpt.metadata.get("unet") or {})
+    ours = ucfg.to_dict()
+    diff = {k: (theirs.get(k), v) for k, v in ours.items() if k in theirs and theirs[k] != v}
+    if diff:
+        text = ", ".join(f"{k} {a} (ours {b})" for k, (a, b) in diff.items())
+        raise WeightsError(f"--init {path}: a different network: {text}")
+    model.load_state_dict(ckpt.state_dict)
+    return ckpt.metadata
+
+
 def _rng_state() -> dict:
     np_state = np.random.get_state()
     return {
@@ -177,6 +199,9 @@ def train(cfg: TrainUNetConfig, log=print) -> dict:
     )
 
     start_epoch, best, history = 0, -float("inf"), []
+    if cfg.init and not cfg.resume:
+        load_init(model, ucfg, cfg.init)
+        log(f"initialised from {cfg.init}")
     if cfg.resume:
         state = torch.load(cfg.resume, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])

@@ -46,6 +46,31 @@ def test_training_writes_resumable_state_and_a_checkpoint_with_metadata(pipeline
     assert json.loads((run / "summary.json").read_text())["history"][-1]["epoch"] == 3
 
 
+def test_init_starts_from_an_ann_and_refuses_a_different_network(pipeline, tmp_path, capsys):
+    import torch
+
+    from snn_perception.models.unet import UNet, UNetConfig
+    from snn_perception.offline.train_unet import load_init
+
+    _, data, run, snn, _ = pipeline
+    ann = load_checkpoint(run / "best.safetensors")
+    model = UNet(UNetConfig(width=4, num_classes=3))
+    load_init(model, UNetConfig(width=4, num_classes=3), str(run / "best.safetensors"))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, ann.state_dict[key]), key
+    base = ["train", "unet", "--data", str(data), "--classes", "3", "--size", "32", "--crop", "32",
+            "--epochs", "1", "--batch", "4", "--threads", "1"]
+    best = str(run / "best.safetensors")
+    assert main([*base, "--width", "4", "--init", best, "--out", str(tmp_path / "a")]) == 0
+    assert "initialised from" in (tmp_path / "a" / "train.log").read_text()
+    assert main([*base, "--width", "8", "--init", best, "--out", str(tmp_path / "b")]) == 2
+    assert "a different network: width 4 (ours 8)" in capsys.readouterr().err
+    assert main([*base, "--width", "4", "--init", str(snn), "--out", str(tmp_path / "c")]) == 2
+    assert "expected an ANN U-Net" in capsys.readouterr().err
+    assert main([*base, "--width", "4", "--init", "no_such_model", "--out", str(tmp_path / "d")]) == 2
+    assert "--init" in capsys.readouterr().err
+
+
 def test_conversion_and_finetuning_record_what_they_did(pipeline):
     _, _, _, snn, tuned = pipeline
     meta = load_checkpoint(snn).metadata
