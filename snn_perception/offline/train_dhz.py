@@ -287,6 +287,8 @@ def _export_best(model, cfg: TrainDhzConfig, out: Path, row: dict, train_names, 
             "resize": cfg.resize,
             "epoch": row["epoch"],
             "step": row["step"],
+            # every setting the run used, so the checkpoint alone says how it was made
+            "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "command")},
         },
         "metrics": {k: v for k, v in row.items() if k.startswith("val_")},
         "command": cfg.command,

@@ -40,6 +40,10 @@ def test_a_few_steps_lower_the_loss(eight_pairs: Path, tmp_path: Path) -> None:
     assert len(losses) == 6
     assert min(losses[-2:]) < losses[0], f"training loss did not fall: {losses}"
     assert (tmp_path / "run" / "best.safetensors").is_file()
+    from snn_perception.runtime.checkpoint import load_checkpoint
+
+    config = load_checkpoint(tmp_path / "run" / "best.safetensors").metadata["training"]["config"]
+    assert (config["crop"], config["scale_min"], config["timesteps"]) == (64, 1.0, 2)
     assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 7  # header + 6 epochs
 
 
