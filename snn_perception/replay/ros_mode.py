@@ -87,44 +87,56 @@ class _Frame:
 
 
 class _ClockPublisher:
-    """Publishes ``/clock`` (rosgraph_msgs/Clock): the bag time of the frame being played, and
-    between paced frames the bag time advancing at ``rate`` (``hz`` messages per second)."""
+    """Publishes ``/clock`` (rosgraph_msgs/Clock) with the bag's time, never going backwards.
+
+    Paced playback: bag time = first stamp + elapsed wall time × ``rate`` (one reference for the
+    whole pass, as ``ros2 bag play --clock`` does), published ``hz`` times a second and with every
+    frame. Lock-step playback (``rate=None``): each frame's stamp, published with the frame.
+    """
 
     def __init__(self, node, rate: float | None, hz: float = 50.0) -> None:
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
 
         self._msg = Clock
-        qos = QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
+        self.pub = node.create_publisher(
+            Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         )
-        self.pub = node.create_publisher(Clock, "/clock", qos)
         self.rate, self.period = rate, 1.0 / hz
         self.lock = threading.Lock()
-        self.anchor: tuple[int, int] | None = None  # (bag ns, monotonic ns) of the last frame
+        self.anchor: tuple[int, int] | None = None  # (bag ns, monotonic ns) of the first frame
+        self.last = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True) if rate is not None else None
         if self.thread is not None:
             self.thread.start()
 
-    def publish(self, bag_ns: int) -> None:
+    def _now(self) -> int | None:
+        if self.anchor is None or self.rate is None:
+            return None
+        return self.anchor[0] + int((time.monotonic_ns() - self.anchor[1]) * self.rate)
+
+    def _send(self, bag_ns: int) -> None:
         from builtin_interfaces.msg import Time
 
+        # under the lock: the clock thread and the player never interleave a smaller value
+        self.last = max(self.last, bag_ns)
+        stamp = Time(sec=self.last // 1_000_000_000, nanosec=self.last % 1_000_000_000)
+        self.pub.publish(self._msg(clock=stamp))
+
+    def publish(self, bag_ns: int) -> None:
+        """The frame with stamp ``bag_ns`` is about to be sent."""
         with self.lock:
-            self.anchor = (bag_ns, time.monotonic_ns())
-        self.pub.publish(self._msg(clock=Time(sec=bag_ns // 1_000_000_000, nanosec=bag_ns % 1_000_000_000)))
+            if self.anchor is None:
+                self.anchor = (bag_ns, time.monotonic_ns())
+            self._send(max(bag_ns, self._now() or 0))
 
     def _loop(self) -> None:
-        from builtin_interfaces.msg import Time
-
         while not self.stop.wait(self.period):
             with self.lock:
-                if self.anchor is None:
-                    continue
-                bag_ns = self.anchor[0] + int((time.monotonic_ns() - self.anchor[1]) * self.rate)
-            self.pub.publish(
-                self._msg(clock=Time(sec=bag_ns // 1_000_000_000, nanosec=bag_ns % 1_000_000_000))
-            )
+                now = self._now()
+                if now is not None:
+                    self._send(now)
 
     def close(self) -> None:
         self.stop.set()

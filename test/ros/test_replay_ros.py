@@ -141,7 +141,17 @@ def test_clock_carries_bag_time_and_frames_keep_their_bag_stamps(
     )
     try:
         assert json.loads(sub.stdout.readline()) == {"ready": True}
-        doc = _replay(euvp_bag, tmp_path / "ros", ros_environment, "--mode", "ros", "--rate", "1", "--clock")
+        doc = _replay(
+            euvp_bag,
+            tmp_path / "ros",
+            ros_environment,
+            "--mode",
+            "ros",
+            "--rate",
+            "0.5",
+            "--clock",
+            "--no-segment",
+        )
         out, err = sub.communicate(timeout=60)
     finally:
         sub.kill()
@@ -155,6 +165,6 @@ def test_clock_carries_bag_time_and_frames_keep_their_bag_stamps(
     assert clocks == sorted(clocks) and clocks[-1] > clocks[0]
     frames = doc["runs"][0]["frames"]
     ok = [f for f in frames if f["status"] == "ok"]
-    assert len(ok) >= 5  # paced in real time (10 Hz); on a loaded machine some frames may drop
+    assert len(ok) >= 5  # paced at half speed (5 Hz); on a loaded machine some frames may drop
     assert all(f["sent_stamp_ns"] == f["stamp_ns"] for f in frames)
     assert all(0 < f["end_to_end_ms"] < 10_000 for f in ok)
