@@ -126,19 +126,16 @@ def load_init(model: UNet, ucfg: UNetConfig, path: str) -> dict:
 
     Raises :class:`WeightsError` naming the mismatch when the checkpoint is not the same network.
     """
-    from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint
+    from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint, load_into
 
-    ckpt = load_checkpoint(path)
-    arch = ckpt.metadata.get("arch")
-    if arch != ANN_ARCH:
-        raise WeightsError(f"--init {path}: a {arch!r} checkpoint; expected an ANN U-Net ({ANN_ARCH!r})")
+    ckpt = load_checkpoint(path, expect_arch=ANN_ARCH)
     theirs = dict(ckpt.metadata.get("unet") or {})
     ours = ucfg.to_dict()
     diff = {k: (theirs.get(k), v) for k, v in ours.items() if k in theirs and theirs[k] != v}
-    if diff:
+    if diff:  # named here: a shape mismatch from load_into would not say which setting differs
         text = ", ".join(f"{k} {a} (ours {b})" for k, (a, b) in diff.items())
         raise WeightsError(f"--init {path}: a different network: {text}")
-    model.load_state_dict(ckpt.state_dict)
+    load_into(model, ckpt)
     return ckpt.metadata
 
 

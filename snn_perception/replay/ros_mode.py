@@ -297,8 +297,7 @@ def _warm_up(player, pubs, targets: dict[str, str], rgb, compressed: bool, frame
     try:
         for _ in range(frames):
             stamp = player.get_clock().now().nanoseconds
-            image = bag_io.image_message(rgb, stamp, "warmup", "jpeg" if compressed else None)
-            msg = _to_ros(image, compressed)
+            msg = _frame_msg(rgb, stamp, "warmup", compressed)
 
             def answered(stamp=stamp) -> bool:
                 with lock:
@@ -510,12 +509,7 @@ def _play(
                 sim.publish(stamp)
             else:
                 stamp = clock.now().nanoseconds
-            msg = _to_ros(
-                bag_io.image_message(
-                    item.rgb, stamp, item.frame_id or "camera", "jpeg" if compressed else None
-                ),
-                compressed,
-            )
+            msg = _frame_msg(item.rgb, stamp, item.frame_id or "camera", compressed)
             frame.sent_ns = stamp
             frame.wall_ns = time.time_ns()  # the recorder logs receive times on the same clock
             for pub in pubs.values():
@@ -536,6 +530,11 @@ def _play(
         rec.close()
     _rows(run, frames, undecodable, refs, masks, config, models, rec.path, targets, topics)
     return run
+
+
+def _frame_msg(rgb, stamp_ns: int, frame_id: str, compressed: bool):
+    """One frame as the ROS message the nodes subscribe to (JPEG when the bag is compressed)."""
+    return _to_ros(bag_io.image_message(rgb, stamp_ns, frame_id, "jpeg" if compressed else None), compressed)
 
 
 def _to_ros(msg, compressed: bool):

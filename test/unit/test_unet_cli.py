@@ -66,7 +66,7 @@ def test_init_starts_from_an_ann_and_refuses_a_different_network(pipeline, tmp_p
     assert main([*base, "--width", "8", "--init", best, "--out", str(tmp_path / "b")]) == 2
     assert "a different network: width 4 (ours 8)" in capsys.readouterr().err
     assert main([*base, "--width", "4", "--init", str(snn), "--out", str(tmp_path / "c")]) == 2
-    assert "expected an ANN U-Net" in capsys.readouterr().err
+    assert "holds architecture 'spiking_unet', expected 'unet'" in capsys.readouterr().err
     assert main([*base, "--width", "4", "--init", "no_such_model", "--out", str(tmp_path / "d")]) == 2
     assert "--init" in capsys.readouterr().err
 
