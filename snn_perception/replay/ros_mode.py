@@ -331,10 +331,11 @@ def run_ros(
     if not ok:
         raise ReplayError(f"--mode ros is unavailable: {why}; use --mode offline")
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import CompressedImage, Image
+
+    from snn_perception.ros.executor import PerceptionExecutor
 
     topics = resolve_topics(config)
     if topics.frames == 0:
@@ -352,7 +353,7 @@ def run_ros(
     context = rclpy.Context()
     # no rclpy SIGINT handler: Ctrl-C must raise KeyboardInterrupt here so a partial report is written
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor = PerceptionExecutor(num_threads=4, context=context)
     started: list[Any] = []
     namespace = f"/snn_replay_{os.getpid()}"
     try:

@@ -73,6 +73,7 @@ class PerceptionNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._sub = None
         self._last_seq: int | None = None
+        self._last_input_hw: tuple[int, int] | None = None  # a hot-swapped model warms up at this size
         self._telemetry_pub = None
         self._load_lock = threading.Lock()
         # frames and services in their own groups: a long load_model never delays frames or lifecycle
@@ -241,7 +242,7 @@ class PerceptionNode(LifecycleNode):
 
     # -- model -------------------------------------------------------------------------------
 
-    def load_engine(self, weights: str) -> Engine:
+    def load_engine(self, weights: str, warmup_hw: tuple[int, int] | None = None) -> Engine:
         """Load and warm up ``weights`` ('' = the task's default) with the current parameters."""
         p = self.params
         config = EngineConfig(device=p.device, count_ops=p.count_ops, input_hw=p.input_hw)
@@ -255,7 +256,7 @@ class PerceptionNode(LifecycleNode):
                 f"{engine.info.weights_path} holds a {engine.info.task} model ({engine.info.arch}); "
                 f"{self.get_name()} runs {self.task} models"
             )
-        engine.warmup()
+        engine.warmup(hw=warmup_hw)
         return engine
 
     @property
@@ -279,7 +280,7 @@ class PerceptionNode(LifecycleNode):
             return self._describe(resp, old)
         try:
             try:
-                new = self.load_engine(req.weights)
+                new = self.load_engine(req.weights, warmup_hw=self._last_input_hw)
             except Exception as exc:
                 msg = f"load_model {req.weights!r} failed, still serving {old.info.weights_id}: {exc}"
                 self.counters.last_error, self.counters.last_error_time = msg, time.monotonic()
@@ -311,13 +312,13 @@ class PerceptionNode(LifecycleNode):
     def _on_frame(self, msg: Any, info: dict, compressed: bool) -> None:
         t = time.perf_counter()
         seq = int(info.get("publication_sequence_number", 0)) if info else 0
-        lost = 0
-        if seq not in _UNSUPPORTED_SEQ:
-            # gaps in one publisher's sequence: frames the middleware dropped before our callback
-            if self._last_seq is not None and self._last_seq < seq <= self._last_seq + 100_000:
-                lost = seq - self._last_seq - 1
-            self._last_seq = seq
         with self._slot_cv:
+            lost = 0
+            if seq not in _UNSUPPORTED_SEQ:
+                # gaps in one publisher's sequence: frames the middleware dropped before our callback
+                if self._last_seq is not None and self._last_seq < seq <= self._last_seq + 100_000:
+                    lost = seq - self._last_seq - 1
+                self._last_seq = seq
             overwritten = 1 if self._slot is not None else 0
             self.counters.add(received=1, overwritten=overwritten, lost=lost)
             self._slot = Frame(msg, compressed, t)
@@ -360,6 +361,7 @@ class PerceptionNode(LifecycleNode):
             self._reject("rejected", f"{topic}: frame dropped: {exc}")
             return
         t_decoded = time.perf_counter()
+        self._last_input_hw = (int(rgb.shape[0]), int(rgb.shape[1]))
         p = self.params
         result = engine.run(rgb, timesteps=p.timesteps or None, count_ops=p.count_ops)
         if self._stop.is_set():
@@ -453,7 +455,9 @@ def run_node(node_cls: type[PerceptionNode], args: list[str] | None = None) -> i
     """``main()`` of a node executable: spin on a multi-threaded executor until Ctrl-C."""
     import rclpy
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
+
+    from snn_perception.ros.executor import PerceptionExecutor
 
     rclpy.init(args=args)
     try:
@@ -463,7 +467,7 @@ def run_node(node_cls: type[PerceptionNode], args: list[str] | None = None) -> i
         print(f"{node_cls.default_name}: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = PerceptionExecutor(num_threads=4)
     executor.add_node(node)
     try:
         executor.spin()

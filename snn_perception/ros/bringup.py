@@ -124,8 +124,9 @@ def build_nodes(cfg: BringupConfig, context=None) -> list:
 
 def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
 
+    from snn_perception.ros.executor import PerceptionExecutor
     from snn_perception.ros.image_source_node import FrameSourceError
 
     rclpy.init(args=args)
@@ -135,7 +136,7 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
         print(f"bringup: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = PerceptionExecutor(num_threads=4)
     for n in nodes:
         executor.add_node(n)
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())

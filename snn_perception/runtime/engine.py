@@ -251,9 +251,12 @@ class Engine:
     def size_multiple(self) -> int:
         return int(getattr(self.model, "size_multiple", 1))
 
-    def warmup(self, runs: int = 1) -> None:
-        """Run a grey frame so the first real frame does not pay allocation and kernel set-up."""
-        hw = self.config.input_hw or self.info.input_hw or (256, 256)
+    def warmup(self, runs: int = 1, hw: tuple[int, int] | None = None) -> None:
+        """Run a grey frame so the first real frame does not pay allocation and kernel set-up.
+
+        ``hw``: the size of the frames to come (a hot swap passes the size being served).
+        """
+        hw = self.config.input_hw or hw or self.info.input_hw or (256, 256)
         image = np.full((hw[0], hw[1], 3), 128, np.uint8)
         for _ in range(runs):
             self.run(image, count_ops=False)

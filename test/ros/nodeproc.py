@@ -110,14 +110,15 @@ class Peer:
 
     def __init__(self, domain_id: int) -> None:
         import rclpy
-        from rclpy.executors import MultiThreadedExecutor
+
+        from snn_perception.ros.executor import PerceptionExecutor
 
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "config" / "fastdds_localhost.xml")
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node(f"test_peer_{os.getpid()}", context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor = PerceptionExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()

@@ -145,3 +145,40 @@ def test_output_keeps_the_input_colour_family(peer, node, outputs, frames, encod
     if encoding == "bgr8":  # a bgr8 output decoded as bgr8 is close to the rgb input's dehazed colours
         img = np.frombuffer(bytes(enhanced[0].data), np.uint8).reshape(96, 128, 3)[..., ::-1]
         assert np.corrcoef(img[..., 0].ravel(), small[..., 0].ravel())[0, 1] > 0.5
+
+
+def _thread_cpu_s(pid: int, tid: int) -> float:
+    fields = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_30hz_stream_keeps_inference_steady_and_the_spin_thread_idle(peer, node, outputs, frames):
+    """Frames faster than the node runs (it drops the surplus): inference time stays steady and
+    the executor's spin thread does not busy-loop (rclpy's MultiThreadedExecutor did, starving the
+    inference worker of the GIL: 80 ms frames took seconds)."""
+    from sensor_msgs.msg import Image
+
+    if not os.path.isdir(f"/proc/{node.proc.pid}/task"):
+        pytest.skip("needs /proc to read the node's thread CPU time")
+    tel = outputs[1]
+    pub = peer.publisher(Image, f"{node.fqn}/image")
+    wait_for(lambda: pub.get_subscription_count() > 0, 30, "the node to subscribe")
+    small = [cv2.resize(f, (256, 256)) for f in frames[:5]]
+    pid = node.proc.pid  # the main thread spins the executor: its thread id is the process id
+    tel.clear()
+    cpu0 = t0 = None
+    for i in range(300):  # 10 s at 30 Hz
+        if cpu0 is None and len(tel) >= 5:  # after warm-up
+            cpu0, t0 = _thread_cpu_s(pid, pid), time.monotonic()
+        pub.publish(image_msg(small[i % 5], (4000 + i) * 10**9, FRAME_ID))
+        time.sleep(1 / 30)
+    assert cpu0 is not None, f"fewer than 5 outputs in 10 s\n{node.log()}"
+    spin_share = (_thread_cpu_s(pid, pid) - cpu0) / (time.monotonic() - t0)
+    inf = np.array([t.inference_ms for t in tel.snapshot()][5:])
+    print(
+        f"30 Hz 256x256: {len(inf) + 5} outputs, inference median {np.median(inf):.0f} ms, "
+        f"p95 {np.percentile(inf, 95):.0f} ms, max {inf.max():.0f} ms; spin thread CPU {spin_share:.0%}"
+    )
+    assert len(inf) >= 20
+    assert inf.max() <= 3 * np.median(inf) + 100, "inference stalled while frames arrived"
+    assert spin_share < 0.25, f"the executor's spin thread used {spin_share:.0%} of a core"

@@ -1,0 +1,81 @@
+"""A multi-threaded rclpy executor that submits each callback once and waits for its pool.
+
+rclpy's ``MultiThreadedExecutor`` yields again, and submits to its pool again, every callback task
+that no pool thread has started yet, at every wake-up of its spin loop, and scans all submissions
+on each pass. In a perception node the pool threads are slow to start a task (they need the GIL,
+which the inference worker takes back after every torch op) and frames wake the loop many times a
+second, so the spin thread can fall into looping with the GIL: measured on 2 cores with 30 Hz
+input, the spin thread at 65 % of a core and 256² dehaze frames of ~95 ms taking 1.1–1.5 s (p95),
+in some runs and not others. :class:`PerceptionExecutor` submits each task exactly once and, when
+a task is yielded again before a pool thread took it, blocks on that task's start instead of
+looping. Callbacks still run in parallel, so a slow ``~/load_model`` or lifecycle transition never
+holds up frames or other services.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from rclpy.executors import (
+    ConditionReachedException,
+    Executor,
+    ExternalShutdownException,
+    ShutdownException,
+    TimeoutException,
+)
+
+_IDLE = (ConditionReachedException, ExternalShutdownException, ShutdownException, TimeoutException)
+
+
+class PerceptionExecutor(Executor):
+    """Runs callbacks in a pool of ``num_threads`` threads; see the module docstring for why."""
+
+    def __init__(self, num_threads: int = 4, *, context: Any = None) -> None:
+        super().__init__(context=context)
+        if num_threads < 2:
+            raise ValueError(f"num_threads must be ≥ 2 (one for frames, one for services), got {num_threads}")
+        self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="ros_callback")
+        self._waiting: dict[Any, threading.Event] = {}  # submitted tasks no pool thread has started
+        self._submitted: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _run(self, task: Any, started: threading.Event) -> None:
+        with self._lock:
+            self._waiting.pop(task, None)
+        started.set()
+        task()
+
+    def _spin_once_impl(
+        self, timeout_sec: float | None = None, wait_condition: Callable[[], bool] = lambda: False
+    ) -> None:
+        try:
+            task, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
+        except _IDLE:
+            return
+        with self._lock:
+            started = self._waiting.get(task)
+            if started is None:
+                started = self._waiting[task] = threading.Event()
+                self._submitted.append(task)
+                self._pool.submit(self._run, task, started)
+                started = None
+        if started is not None:
+            started.wait(0.05)  # yielded again before a pool thread took it: wait, do not spin
+        for done in [t for t in self._submitted if t.done()]:
+            self._submitted.remove(done)
+            done.result()  # a callback's exception surfaces in spin(), as with rclpy's executors
+
+    def spin_once(self, timeout_sec: float | None = None) -> None:
+        self._spin_once_impl(timeout_sec)
+
+    def spin_once_until_future_complete(self, future: Any, timeout_sec: float | None = None) -> None:
+        future.add_done_callback(lambda _: self.wake())
+        self._spin_once_impl(timeout_sec, future.done)
+
+    def shutdown(self, timeout_sec: float | None = None, *, wait_for_threads: bool = True) -> bool:
+        ok = super().shutdown(timeout_sec)
+        self._pool.shutdown(wait=wait_for_threads)
+        return ok

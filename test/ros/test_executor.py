@@ -1,0 +1,134 @@
+"""PerceptionExecutor: callbacks run in parallel, errors surface, and the spin thread waits for a
+free pool thread instead of looping (why it exists: snn_perception/ros/executor.py)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rclpy")
+
+
+@pytest.fixture
+def context(ros_environment):
+    import rclpy
+
+    for key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "FASTDDS_DEFAULT_PROFILES_FILE"):
+        os.environ[key] = ros_environment[key]
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=int(ros_environment["ROS_DOMAIN_ID"]))
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def _spin_in_thread(executor) -> tuple[threading.Thread, list[int]]:
+    tid: list[int] = []
+
+    def run() -> None:
+        tid.append(threading.get_native_id())
+        executor.spin()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, tid
+
+
+def _thread_cpu_s(native_id: int) -> float:
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_spin_thread_waits_while_every_pool_thread_is_busy(context):
+    """Both pool threads run long callbacks while a third callback is ready: it runs once a thread
+    is free, and meanwhile the spin thread waits rather than loops (a looping spin thread holds the
+    GIL that the node's inference worker needs; the node-level check is in test_dehaze_node.py)."""
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("needs /proc to read a thread's CPU time")
+    import rclpy
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+
+    from snn_perception.ros.executor import PerceptionExecutor
+
+    node = rclpy.create_node("exec_busy", context=context)
+    release = threading.Event()
+    busy = threading.Semaphore(0)
+    ran: list[float] = []
+
+    def slow() -> None:
+        busy.release()
+        release.wait(10)
+
+    timers = [node.create_timer(0.01, slow, callback_group=MutuallyExclusiveCallbackGroup()) for _ in "ab"]
+    timers.append(node.create_timer(0.01, lambda: ran.append(time.monotonic())))
+    executor = PerceptionExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    thread, tid = _spin_in_thread(executor)
+    try:
+        assert busy.acquire(timeout=5) and busy.acquire(timeout=5), "the slow callbacks did not start"
+        cpu0, t0 = _thread_cpu_s(tid[0]), time.monotonic()
+        time.sleep(1.5)
+        spin_share = (_thread_cpu_s(tid[0]) - cpu0) / (time.monotonic() - t0)
+        ran_while_busy = len(ran)
+        release.set()
+        deadline = time.monotonic() + 5
+        while not ran and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        release.set()
+        for t in timers:
+            t.cancel()
+        executor.shutdown(timeout_sec=5)
+        thread.join(timeout=5)
+        node.destroy_node()
+    print(f"spin thread CPU while the pool was full: {spin_share:.0%}")
+    assert ran_while_busy == 0, "a third callback ran although both pool threads were busy"
+    assert ran, "the waiting callback never ran once a pool thread was free"
+    assert spin_share < 0.2, f"the spin thread used {spin_share:.0%} of a core waiting for a pool thread"
+
+
+def test_a_slow_callback_does_not_hold_up_others_and_errors_surface_in_spin(context):
+    import rclpy
+    from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+
+    from snn_perception.ros.executor import PerceptionExecutor
+
+    node = rclpy.create_node("exec_par", context=context)
+    release, fast_done = threading.Event(), threading.Event()
+    slow = node.create_timer(0.01, lambda: release.wait(5), callback_group=MutuallyExclusiveCallbackGroup())
+    node.create_timer(0.05, fast_done.set, callback_group=MutuallyExclusiveCallbackGroup())
+    executor = PerceptionExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    thread, _ = _spin_in_thread(executor)
+    try:
+        assert fast_done.wait(3), "a callback waited behind a slow one in another thread"
+    finally:
+        slow.cancel()
+        release.set()
+        executor.shutdown(timeout_sec=5)
+        thread.join(timeout=5)
+
+    def boom() -> None:
+        raise RuntimeError("callback failed")
+
+    bad = rclpy.create_node("exec_err", context=context)
+    bad.create_timer(0.01, boom)
+    executor = PerceptionExecutor(num_threads=2, context=context)
+    executor.add_node(bad)
+    with pytest.raises(RuntimeError, match="callback failed"):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+    executor.shutdown(timeout_sec=5)
+    node.destroy_node()
+    bad.destroy_node()
+
+
+def test_fewer_than_two_threads_is_refused(context):
+    from snn_perception.ros.executor import PerceptionExecutor
+
+    with pytest.raises(ValueError, match="num_threads must be ≥ 2"):
+        PerceptionExecutor(num_threads=1, context=context)
