@@ -3,10 +3,6 @@
 Latency of processed frames stays bounded (the one-frame slot leaves no backlog), every frame is
 accounted for (published = processed + dropped, where dropped counts overwritten, rejected and
 middleware-lost frames), and resident memory after 2,000 frames is within 5 % of after 200.
-
-Marked slow (``make test-all`` or ``SNN_RUN_SLOW=1``): on a 2-core machine the 100 Hz publisher,
-the middleware and the node share the cores, and when the host also steals time the node's
-inference can stall for seconds, which the latency bounds rightly report. Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -62,7 +58,6 @@ def _lockstep(topics, msg, stamp: int) -> None:
     wait_for(lambda: stamp in topics["tel"].stamps(), 30, f"the output of frame {stamp}")
 
 
-@pytest.mark.slow
 def test_flood_at_ten_times_throughput(peer, node, topics):
     rng = np.random.default_rng(0)
     msg = image_msg(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8), 0, "flood")
