@@ -153,6 +153,7 @@ def _run(args: argparse.Namespace) -> int:
         timesteps=timesteps,
         dehaze_weights=args.weights,
         progress=sys.stderr.isatty(),
+        overwrite=True,  # the report of an earlier demo run in the same --out is ours to replace
     )
     print(
         f"==> replay ({mode} mode, real-time pacing, T ∈ {{{', '.join(map(str, timesteps)) or 'default'}}})"

@@ -73,6 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier replay's report and recordings in --out (default: refuse)",
+    )
+    parser.add_argument(
         "--dehaze-node",
         default=None,
         help="ros mode: replay into this already running dehaze node (fully qualified name) instead of "
@@ -127,13 +132,20 @@ def build_config(args: argparse.Namespace):
         input_hw=parse_hw(args.size) if args.size else None,
         samples=args.samples,
         progress=not args.no_progress and sys.stderr.isatty(),
+        overwrite=args.overwrite,
     )
 
 
 def execute(config, out_stream=sys.stdout, external: dict[str, str] | None = None) -> int:
     """Run a replay and write its report; 0, or 130 after Ctrl-C (partial report written)."""
-    from snn_perception.replay.report import format_table, summary_table, write_report
+    from snn_perception.replay.report import (
+        clear_previous_report,
+        format_table,
+        summary_table,
+        write_report,
+    )
 
+    clear_previous_report(config.out, config.overwrite)
     if config.mode == "ros":
         from snn_perception.replay.ros_mode import run_ros
 

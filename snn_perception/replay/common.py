@@ -53,6 +53,7 @@ class ReplayConfig:
     samples: int = 4  # frames shown in the contact sheet
     nr_metrics: bool = True  # UIQM / UCIQE on every processed frame
     progress: bool = True
+    overwrite: bool = False  # replace an earlier replay's report and recordings in ``out``
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -12,6 +12,7 @@ import html
 import json
 import math
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,47 @@ class ReportFiles:
     plots: list[Path] = field(default_factory=list)
     contact_sheet: Path | None = None
     summaries: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: every file :func:`write_report` may write, and the folder ros mode records into
+REPORT_FILES = (
+    "report.json",
+    "frames.csv",
+    "report.html",
+    "report.md",
+    "latency_time.png",
+    "latency_hist.png",
+    "energy.png",
+    "quality.png",
+    "tradeoff.png",
+    "contact_sheet.jpg",
+)
+RECORDED_DIR = "recorded"
+
+
+def clear_previous_report(out: Path, overwrite: bool) -> None:
+    """Refuse to mix with an earlier replay's report in ``out``, or with ``overwrite`` remove it.
+
+    Only what this tool writes is removed (:data:`REPORT_FILES` and ``recorded/``); anything else
+    in ``out`` stays. Checked before any frame is played, so a refusal costs nothing.
+    """
+    from snn_perception.replay.common import ReplayError
+
+    out = Path(out)
+    previous = [out / n for n in (*REPORT_FILES, RECORDED_DIR) if (out / n).exists()]
+    if not previous:
+        return
+    if not overwrite:
+        names = ", ".join(p.name for p in previous[:3]) + (", …" if len(previous) > 3 else "")
+        raise ReplayError(
+            f"--out {out} already holds a replay report ({names}); pass --overwrite to replace it, "
+            "or choose another --out"
+        )
+    for p in previous:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 # -- plots -------------------------------------------------------------------------------------

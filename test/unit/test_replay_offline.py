@@ -248,6 +248,24 @@ def test_undecodable_frames_are_counted_in_the_cli_report(weights, tmp_path) -> 
     assert "neither JPEG nor PNG" in doc["runs"][0]["frames"][1]["error"]
 
 
+def test_a_second_replay_into_the_same_out_needs_overwrite(weights, tmp_path) -> None:
+    bag = _fast_bag(tmp_path / "bag", 2, 500_000_000)
+    out = tmp_path / "out"
+    args = (str(bag), "--mode", "offline", "--weights", weights, "--no-segment", "--out", str(out))
+    res = _cli(*args, "--as-fast-as-possible", "--timesteps", "1,2")
+    assert res.returncode == 0, res.stderr
+    assert (out / "tradeoff.png").exists(), "a sweep draws the trade-off curve"
+    first = (out / "report.json").read_bytes()
+    (out / "notes.txt").write_text("mine")
+    _assert_usage_error(_cli(*args, "--as-fast-as-possible"), "pass --overwrite to replace it")
+    assert (out / "report.json").read_bytes() == first, "a refused replay left the earlier report alone"
+    res = _cli(*args, "--as-fast-as-possible", "--overwrite")
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads((out / "report.json").read_text())["runs"]) == 1
+    assert not (out / "tradeoff.png").exists(), "no stale plot of the earlier sweep is left behind"
+    assert (out / "notes.txt").read_text() == "mine", "files the replay did not write are kept"
+
+
 def test_demo_renders_a_dive_and_writes_a_report(shared, tmp_path) -> None:
     res = subprocess.run(
         [
