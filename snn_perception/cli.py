@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -69,6 +70,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (ValueError, OSError, MemoryError) as exc:
+        # the safety net for bad input a verb did not catch itself: one line and exit code 2,
+        # the traceback only on request (bugs of other kinds still raise)
+        if os.environ.get("SNN_PERCEPTION_DEBUG"):
+            raise
+        print(f"snn-perception {verb}: error: {_describe(exc)}", file=sys.stderr)
+        return 2
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError) or "can't allocate memory" in str(exc):
+        return f"out of memory ({exc}); use a smaller --size or fewer images at once"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
 
 
 if __name__ == "__main__":
