@@ -9,6 +9,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -48,16 +49,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from snn_perception.ros.bringup import BringupConfig
-    from snn_perception.ros.bringup import run as run_bringup
+    try:
+        from snn_perception.ros.bringup import BringupConfig
+        from snn_perception.ros.bringup import run as run_bringup
+    except ImportError as exc:  # no rclpy, or our messages not built / not sourced
+        print(
+            f"bringup: ROS 2 is not available here ({exc}); run `make setup` and "
+            "`source install/setup.bash` (or build the package with colcon and source the workspace)",
+            file=sys.stderr,
+        )
+        return 2
 
     nodes = tuple(n.strip() for n in args.nodes.split(",") if n.strip())
     bad = [n for n in nodes if n not in ("dehaze", "segment")]
     if bad or not nodes:
-        print(f"bringup: --nodes {args.nodes!r}: accepted names are dehaze and segment")
+        print(f"bringup: --nodes {args.nodes!r}: accepted names are dehaze and segment", file=sys.stderr)
         return 2
     if args.params is not None and not args.params.is_file():
-        print(f"bringup: --params {args.params}: no such file")
+        print(f"bringup: --params {args.params}: no such file", file=sys.stderr)
+        return 2
+    from rclpy.exceptions import NameValidationException
+    from rclpy.validate_namespace import validate_namespace
+    from rclpy.validate_topic_name import validate_topic_name
+
+    try:
+        if args.namespace.strip("/"):
+            validate_namespace("/" + args.namespace.strip("/"))
+        validate_topic_name(args.camera_topic)
+    except NameValidationException as exc:
+        print(f"bringup: --namespace/--camera-topic: {exc}", file=sys.stderr)
+        return 2
+    if not 0.1 <= args.rate <= 240:  # also refuses nan
+        print(f"bringup: --rate {args.rate}: must be in 0.1..240 Hz", file=sys.stderr)
         return 2
     common: dict = {}
     if args.input_transport:
@@ -66,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         common["device"] = args.device
     if args.timesteps is not None:
         if not 1 <= args.timesteps <= 64:
-            print(f"bringup: --timesteps {args.timesteps}: must be in 1..64")
+            print(f"bringup: --timesteps {args.timesteps}: must be in 1..64", file=sys.stderr)
             return 2
         common["timesteps"] = args.timesteps
     overrides = {"dehaze_node": dict(common), "segment_node": dict(common)}

@@ -87,6 +87,7 @@ class PerceptionNode(LifecycleNode):
             LoadModel, "~/load_model", self._on_load_model, callback_group=self._service_group
         )
         self._autostart_timer = None
+        self.autostart_error: str | None = None  # why the automatic configure failed, if it did
         if self.params.autostart:
             self._autostart_timer = self.create_timer(0.0, self._autostart)
 
@@ -134,6 +135,8 @@ class PerceptionNode(LifecycleNode):
             self._autostart_timer = None
         if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
             self.trigger_activate()
+        else:  # stays unconfigured (a lifecycle manager may fix it); bringup exits on this
+            self.autostart_error = self.counters.last_error or "configure failed"
 
     def _fail(self, message: str) -> TransitionCallbackReturn:
         self.get_logger().error(message)

@@ -38,6 +38,11 @@ def load_params_file(path: Path) -> dict[str, dict[str, Any]]:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"parameter file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"parameter file {path}: expected a ROS 2 parameter YAML (node name: {{ros__parameters: "
+            f"{{...}}}}), got a {type(data).__name__}"
+        )
     out: dict[str, dict[str, Any]] = {}
     for key, body in data.items():
         if not isinstance(body, dict) or "ros__parameters" not in body:
@@ -124,6 +129,8 @@ def build_nodes(cfg: BringupConfig, context=None) -> list:
 
 def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
     import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
+    from rclpy.exceptions import NameValidationException, ParameterException
     from rclpy.executors import ExternalShutdownException
 
     from snn_perception.ros.executor import PerceptionExecutor
@@ -132,7 +139,8 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     try:
         nodes = build_nodes(cfg)
-    except (FrameSourceError, ValueError) as exc:
+    except (FrameSourceError, ValueError, ParameterException, NameValidationException, RCLError) as exc:
+        # a missing source, bad parameter values or types, bad node/topic names or ROS arguments
         print(f"bringup: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
@@ -140,8 +148,15 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
     for n in nodes:
         executor.add_node(n)
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    failed: list[str] = []
     try:
-        executor.spin()
+        while rclpy.ok() and not failed:
+            executor.spin_once(timeout_sec=0.2)
+            # a node that cannot configure at start-up (missing or wrong weights) ends the bring-up:
+            # nothing would ever fix it in this process
+            failed = [
+                f"{n.get_name()}: {n.autostart_error}" for n in nodes if getattr(n, "autostart_error", None)
+            ]
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -152,4 +167,7 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
         for n in nodes:
             n.destroy_node()
         rclpy.try_shutdown()
+    if failed:
+        print("bringup: start-up failed: " + "; ".join(failed), file=sys.stderr)
+        return 2
     return 0

@@ -158,3 +158,47 @@ def test_bringup_runs_the_chain_from_a_folder_and_stops_cleanly_on_ctrl_c(ros_en
         rc = "hung"
     log.close()
     assert rc == 0, (tmp_path / "bringup.log").read_text()[-3000:]
+
+
+def _bringup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snn_perception.cli", "bringup", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (("--nodes", "dehaze", "--dehaze-weights", "nosuch"), "weights 'nosuch': no such file"),
+        (("--nodes", "segment", "--segment-weights", "dhz"), "holds a dehaze model"),
+    ],
+)
+def test_bringup_exits_with_the_reason_when_a_node_cannot_configure(ros_environment, args, words):
+    """No hang: a node that cannot load its weights at start-up ends the bring-up (exit code 2)."""
+    res = _bringup(ros_environment, *args)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "bringup: start-up failed" in res.stderr and words in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+
+
+def test_bringup_refuses_bad_names_rates_and_parameter_files(ros_environment, tmp_path):
+    not_yaml_mapping = tmp_path / "params.yaml"
+    not_yaml_mapping.write_text("just a string\n")
+    out_of_range = tmp_path / "range.yaml"
+    out_of_range.write_text("dehaze_node:\n  ros__parameters:\n    timesteps: 999\n")
+    cases = [
+        (("--namespace", "bad ns"), "Invalid namespace"),
+        (("--camera-topic", "bad topic"), "Invalid topic name"),
+        (("--rate", "0"), "must be in 0.1..240 Hz"),
+        (("--params", str(not_yaml_mapping)), "expected a ROS 2 parameter YAML"),
+        (("--params", str(out_of_range), "--nodes", "dehaze"), "timesteps out of range"),
+    ]
+    for args, words in cases:
+        res = _bringup(ros_environment, *args)
+        assert res.returncode == 2, (args, res.stderr[-2000:])
+        assert words in res.stderr and "Traceback" not in res.stderr, (args, res.stderr[-2000:])
