@@ -57,17 +57,19 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda", "auto") and not str(self.device).startswith("cuda:"):
-            raise ValueError(f"EngineConfig.device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(
-                f"EngineConfig.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
         if self.timesteps is not None:
-            validate_timesteps(self.timesteps, "EngineConfig.timesteps")
+            validate_timesteps(self.timesteps, "timesteps")
         if self.input_hw is not None:
             hw = tuple(int(v) for v in self.input_hw)
             if len(hw) != 2 or min(hw) < 8:
-                raise ValueError(f"EngineConfig.input_hw must be (H, W) with H, W ≥ 8, got {self.input_hw!r}")
+                raise ValueError(
+                    f"model size (H, W) must have H, W ≥ 8 (e.g. --size 256x256), got {self.input_hw!r}"
+                )
             self.input_hw = hw  # type: ignore[assignment]
 
 

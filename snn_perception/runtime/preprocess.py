@@ -55,6 +55,10 @@ def crop(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return x[..., : hw[0], : hw[1]]
 
 
+#: the largest model side a size argument accepts (a 8192² frame already needs gigabytes at T=4)
+MAX_SIDE = 8192
+
+
 def parse_hw(text: str) -> tuple[int, int]:
     """``'512'`` or ``'480x640'`` (H×W) → ``(H, W)``; raises ValueError with the accepted forms."""
     parts = text.lower().replace("×", "x").split("x")
@@ -68,4 +72,6 @@ def parse_hw(text: str) -> tuple[int, int]:
         values = values * 2
     if len(values) != 2 or min(values) < 1:
         raise ValueError(f"size {text!r}: expected N or HxW with positive integers, e.g. 512 or 480x640")
+    if max(values) > MAX_SIDE:
+        raise ValueError(f"size {text!r}: each side must be at most {MAX_SIDE} pixels")
     return values[0], values[1]

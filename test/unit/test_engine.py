@@ -254,3 +254,35 @@ def test_float_to_uint8_clips_and_rounds() -> None:
 
     out = float_to_uint8(np.array([[[-0.5, 0.5, 1.7]]], np.float32))
     assert out.dtype == np.uint8 and out.tolist() == [[[0, 128, 255]]]
+
+
+@pytest.mark.parametrize(
+    "text,expected", [("512", (512, 512)), ("480x640", (480, 640)), ("240×320", (240, 320))]
+)
+def test_sizes_parse_as_n_or_h_by_w(text: str, expected: tuple[int, int]) -> None:
+    from snn_perception.runtime.preprocess import parse_hw
+
+    assert parse_hw(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("512x", "expected N or HxW"),
+        ("axb", "expected N or HxW"),
+        ("0x64", "positive"),
+        ("9000", "at most 8192"),
+    ],
+)
+def test_bad_sizes_say_what_is_accepted(text: str, words: str) -> None:
+    from snn_perception.runtime.preprocess import parse_hw
+
+    with pytest.raises(ValueError, match=words):
+        parse_hw(text)
+
+
+def test_config_errors_name_the_setting_not_the_class() -> None:
+    with pytest.raises(ValueError, match=r"^device must be 'cpu', 'cuda' or 'auto', got 'gpu'"):
+        EngineConfig(device="gpu")
+    with pytest.raises(ValueError, match=r"^model size \(H, W\) must have H, W ≥ 8"):
+        EngineConfig(input_hw=(1, 1))
