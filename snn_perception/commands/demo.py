@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from snn_perception.commands._paths import check_output_dir
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
 DEMO_TIMESTEPS = (1, 2, 4, 8)
@@ -98,6 +100,24 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+BAG_FILES = {".mcap", ".db3", ".db3-shm", ".db3-wal"}
+
+
+def _remove_earlier_bag(bag: Path) -> None:
+    """Remove the bag an earlier demo wrote here; refuse if the folder holds anything else."""
+    if not bag.exists():
+        return
+    if not bag.is_dir():
+        raise ValueError(f"{bag} exists and is not a bag folder; choose another --out")
+    foreign = [p.name for p in bag.iterdir() if not (p.name == "metadata.yaml" or p.suffix in BAG_FILES)]
+    if foreign:
+        raise ValueError(
+            f"{bag} holds files a demo did not write ({', '.join(sorted(foreign)[:3])}); "
+            "choose another --out or move them"
+        )
+    shutil.rmtree(bag)
+
+
 def _run(args: argparse.Namespace) -> int:
     from snn_perception.commands.replay import execute, parse_timesteps
     from snn_perception.replay.common import ReplayConfig
@@ -114,6 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seconds must be in (0, 600], got {args.seconds}")
     timesteps = parse_timesteps(args.timesteps)
     out: Path = args.out
+    check_output_dir(out)
     out.mkdir(parents=True, exist_ok=True)
 
     if args.bag is not None:
@@ -121,14 +142,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"==> replaying your bag {bag}")
     elif args.data is not None:
         bag = out / "input_bag"
-        if bag.exists():
-            shutil.rmtree(bag)
+        _remove_earlier_bag(bag)
         res = make_bag(args.data, bag, storage="mcap")
         print(f"==> wrote {bag}: {res.frames} frames, {res.references} references from {args.data}")
     else:
         bag = out / "dive_bag"
-        if bag.exists():
-            shutil.rmtree(bag)  # our own output from an earlier run
+        _remove_earlier_bag(bag)
         n = _write_dive_bag(bag, args.seconds)
         print(
             f"==> rendered a synthetic dive ({n} frames, 10 Hz, 240×320, clean frames as ground truth)"

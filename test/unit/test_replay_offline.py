@@ -266,6 +266,24 @@ def test_a_second_replay_into_the_same_out_needs_overwrite(weights, tmp_path) ->
     assert (out / "notes.txt").read_text() == "mine", "files the replay did not write are kept"
 
 
+def test_demo_never_deletes_what_it_did_not_write(tmp_path) -> None:
+    bag = tmp_path / "dive_bag"
+    bag.mkdir()
+    (bag / "notes.txt").write_text("mine")
+    (tmp_path / "file").write_text("x")
+    cases = ((tmp_path, "holds files a demo did not write (notes.txt)"), (tmp_path / "file", "is a file"))
+    for out, words in cases:
+        res = subprocess.run(
+            [sys.executable, "-m", "snn_perception.cli", "demo", "--out", str(out), "--mode", "offline"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert (bag / "notes.txt").read_text() == "mine"
+
+
 def test_demo_renders_a_dive_and_writes_a_report(shared, tmp_path) -> None:
     res = subprocess.run(
         [
