@@ -97,8 +97,17 @@ def load_by_stamp(bag: Path, topic: str | None, gray: bool = False) -> dict[int,
         return {}
     out: dict[int, np.ndarray] = {}
     for item in bag_io.iter_images(bag, topic):
-        if item.rgb is not None:
-            out[item.stamp_ns] = item.rgb[..., 0].copy() if gray else item.rgb
+        if item.rgb is None:
+            continue
+        if gray and not (
+            np.array_equal(item.rgb[..., 0], item.rgb[..., 1])
+            and np.array_equal(item.rgb[..., 0], item.rgb[..., 2])
+        ):
+            raise ReplayError(
+                f"mask topic {topic} holds colour images; it must hold mono8 class-id masks "
+                "(as written by `snn-perception segment` or make-bag from a masks/ folder)"
+            )
+        out[item.stamp_ns] = item.rgb[..., 0].copy() if gray else item.rgb
     return out
 
 

@@ -216,6 +216,10 @@ def test_bad_input_gives_a_message_and_exit_code_2(euvp_bag, tmp_path) -> None:
         "topics in the bag: /camera/image [sensor_msgs/msg/Image, 23 msgs], /camera/reference",
     )
     _assert_usage_error(_cli(str(euvp_bag), "--mode", "offline", "--timesteps", "1,x"), "--timesteps")
+    _assert_usage_error(
+        _cli(str(euvp_bag), "--mode", "offline", "--mask-topic", "/camera/reference", "--out", str(tmp_path)),
+        "mask topic /camera/reference holds colour images",
+    )
     other = tmp_path / "other"
     with BagWriter(other) as bag:
         bag.add_topic("/camera/image", "std_msgs/msg/String")
