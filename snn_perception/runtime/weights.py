@@ -62,6 +62,11 @@ def resolve(weights: str | Path) -> Path:
             f"weights {weights!r} ({EXTERNAL[weights]}) not found in {', '.join(map(str, external_dirs()))}; "
             "set SNN_WEIGHTS_DIR to the folder that holds it"
         )
+    if path.is_dir():
+        raise WeightsError(
+            f"weights {str(weights)!r} is a folder; "
+            "give a weights file (.safetensors or .pth) or a shipped name"
+        )
     names = ", ".join(sorted(known)) or "none"
     raise WeightsError(f"weights {str(weights)!r}: no such file or shipped name; available names: {names}")
 

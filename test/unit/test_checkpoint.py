@@ -179,6 +179,11 @@ def test_unknown_weights_name_lists_what_is_available() -> None:
         weights_registry.resolve("no_such_weights")
 
 
+def test_a_folder_given_as_weights_says_a_file_is_expected(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="is a folder; give a weights file"):
+        weights_registry.resolve(str(tmp_path))
+
+
 def test_external_name_resolves_from_the_weights_dir(tmp_path: Path, monkeypatch, dhz_state) -> None:
     torch.save(dict(dhz_state), tmp_path / "snntrans_dhz_official_T4.pth")
     monkeypatch.setenv("SNN_WEIGHTS_DIR", str(tmp_path))
