@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -74,14 +75,50 @@ def collect_images(inputs: list[str]) -> list[Path]:
             found.append(p)
         else:
             raise UsageError(f"input {p} does not exist")
-    stems: dict[str, Path] = {}
-    for p in found:
-        if p.stem in stems:
-            raise UsageError(
-                f"two inputs would write the same output name {p.stem}.png: {stems[p.stem]} and {p}"
-            )
-        stems[p.stem] = p
     return found
+
+
+def plan_outputs(
+    images: Sequence[Path], out: Path, names: Callable[[str], Sequence[str]]
+) -> list[list[Path]]:
+    """Every output path of every image (``names(stem)`` → file names in ``out``), fixed before any work.
+
+    Refuses two images writing the same file and any output that is one of the inputs (``--out``
+    equal to an input folder), so a refusal happens before anything is overwritten.
+    """
+    from snn_perception.commands._paths import refuse_input_clash
+
+    owner: dict[Path, Path] = {}
+    plan: list[list[Path]] = []
+    for img in images:
+        outs = [out / n for n in names(img.stem)]
+        clash = [o for o in outs if o.resolve() in owner]
+        if clash:
+            first = owner[clash[0].resolve()]
+            if first.resolve() == img.resolve():
+                raise UsageError(f"input {img} is given twice (as a file or inside a folder); give it once")
+            raise UsageError(
+                f"{first} and {img} would write the same output file(s) "
+                f"{', '.join(o.name for o in clash)} in {out}; rename one or run them separately"
+            )
+        owner.update((o.resolve(), img) for o in outs)
+        plan.append(outs)
+    try:
+        refuse_input_clash([o for outs in plan for o in outs], images, f"--out {out}: output")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return plan
+
+
+def check_json_in_out(json_path: Path | None, inputs: Sequence[Path], out: Path) -> None:
+    """:func:`check_json_output`, except that ``--json`` may go into the ``--out`` folder to be created."""
+    from snn_perception.commands._paths import check_json_output
+
+    if json_path is not None and not out.exists() and json_path.parent.resolve() == out.resolve():
+        if json_path.suffix.lower() != ".json":
+            raise ValueError(f"--json {json_path}: must end in .json (it is overwritten with the statistics)")
+        return  # nothing exists there yet, so it is neither a folder nor an input
+    check_json_output(json_path, inputs)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -134,7 +171,17 @@ def _run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    from snn_perception.commands._paths import check_output_dir
+
     images = collect_images(args.inputs)
+    try:  # every output path is checked before the weights load and any image is read
+        check_output_dir(args.out)
+        plan = plan_outputs(
+            images, args.out, lambda stem: [f"{stem}.png", *([f"{stem}.npy"] if args.save_float else [])]
+        )
+        check_json_in_out(args.json, images, args.out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -151,13 +198,13 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot create output folder {args.out}: {exc}") from None
 
     records = []
-    for i, path in enumerate(images, 1):
+    for i, (path, outs) in enumerate(zip(images, plan, strict=True), 1):
         result = engine.run(read_rgb(path))
-        out_png = args.out / f"{path.stem}.png"
+        out_png = outs[0]
         write_png(out_png, result.output)
         record = {"input": str(path), "output": str(out_png), "stats": result.stats.as_dict()}
         if args.save_float:
-            out_npy = args.out / f"{path.stem}.npy"
+            out_npy = outs[1]
             np.save(out_npy, np.ascontiguousarray(result.output.transpose(2, 0, 1)))
             record["output_float"] = str(out_npy)
         records.append(record)
@@ -180,7 +227,6 @@ def _run(args: argparse.Namespace) -> int:
             "images": records,
         }
         try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(doc, indent=2))
         except OSError as exc:
             raise UsageError(f"cannot write {args.json}: {exc}") from None

@@ -18,6 +18,9 @@ import numpy as np
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
+#: the files written per input NAME, as NAME_<kind>.png, in this order
+KINDS = ("mask", "color", "overlay")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
@@ -61,7 +64,14 @@ def _run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from snn_perception.commands.enhance import UsageError, collect_images, read_rgb
+    from snn_perception.commands._paths import check_output_dir
+    from snn_perception.commands.enhance import (
+        UsageError,
+        check_json_in_out,
+        collect_images,
+        plan_outputs,
+        read_rgb,
+    )
     from snn_perception.runtime.checkpoint import WeightsError
     from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
     from snn_perception.runtime.preprocess import parse_hw
@@ -77,6 +87,12 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     images = collect_images(args.inputs)
+    try:  # every output path is checked before the weights load and any image is read
+        check_output_dir(args.out)
+        plan = plan_outputs(images, args.out, lambda stem: [f"{stem}_{kind}.png" for kind in KINDS])
+        check_json_in_out(args.json, images, args.out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -84,27 +100,28 @@ def _run(args: argparse.Namespace) -> int:
         if probe.info.task != "segment":
             raise UsageError(f"weights {args.weights!r} are a {probe.info.task} model, not a segmenter")
         hw = size or probe.info.input_hw
-        engine = probe if hw is None else Engine(probe.model, probe.info, EngineConfig(
+        engine = Engine(probe.model, probe.info, EngineConfig(
             timesteps=args.timesteps, input_hw=hw, count_ops=args.json is not None), probe.device)
     except (WeightsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {args.out}: {exc}") from None
     colors = engine.info.class_colors
     records = []
-    for path in tqdm(images, desc="segment", disable=len(images) < 4):
+    for path, outs in tqdm(list(zip(images, plan, strict=True)), desc="segment", disable=len(images) < 4):
         rgb = read_rgb(path)
         res = engine.run(rgb)
         ids = res.output
         color = colorize(ids, colors)
-        for suffix, img in (("mask", ids), ("color", color), ("overlay", overlay(rgb, color, args.alpha))):
-            out = args.out / f"{path.stem}_{suffix}.png"
+        for out, img in zip(outs, (ids, color, overlay(rgb, color, args.alpha)), strict=True):
             ok = cv2.imwrite(str(out), img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             if not ok:
                 raise UsageError(f"cannot write {out}")
         records.append({"input": str(path), "stats": res.stats.__dict__ if hasattr(res.stats, "__dict__")
                         else str(res.stats)})
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(records, indent=2, default=str))
     steps = engine.config.timesteps or engine.info.default_timesteps
     print(f"segmented {len(images)} image(s) into {args.out} (T={steps})")
