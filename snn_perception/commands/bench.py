@@ -31,17 +31,32 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 @dataclass(frozen=True)
 class BenchModel:
     task: str
+    #: the checkpoint architecture this model name stands for (``--weights`` must hold it)
+    arch: str
     #: weights name or path; None = the best available default for the task
     default_weights: str | None = None
 
 
 #: model name → how to load it. Other models add their entry here.
 MODELS: dict[str, BenchModel] = {
-    "dhz": BenchModel(task="dehaze"),
+    "dhz": BenchModel(task="dehaze", arch="snntrans_dhz"),
     # Spiking-UNet segmenter (issue 4) and the same network as an ANN, for the T-pass comparison
-    "spiking_unet": BenchModel(task="segment"),
-    "unet_ann": BenchModel(task="segment", default_weights="unet_suim_ann"),
+    "spiking_unet": BenchModel(task="segment", arch="spiking_unet"),
+    "unet_ann": BenchModel(task="segment", arch="unet", default_weights="unet_suim_ann"),
 }
+
+
+def check_model_matches(model: str, arch: str, task: str, weights: str | None) -> None:
+    """The table and JSON are labelled with ``--model``, so weights of another network are refused."""
+    spec = MODELS[model]
+    if (arch, task) == (spec.arch, spec.task):
+        return
+    fits = [name for name, m in MODELS.items() if (m.arch, m.task) == (arch, task)]
+    hint = f"; use --model {fits[0]}" if fits else ""
+    raise ValueError(
+        f"--weights {weights} holds a {task} model ({arch}) but --model {model} is a {spec.task} "
+        f"model ({spec.arch}){hint}, or pass {model} weights"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
     import cv2
     import torch
 
+    from snn_perception.commands._paths import check_json_output
     from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
     from snn_perception.runtime.preprocess import parse_hw
 
@@ -140,10 +156,13 @@ def _run(args: argparse.Namespace) -> int:
     steps = [validate_timesteps(t, "--timesteps") for t in args.timesteps]
     if args.threads < 1 or args.runs < 1 or args.warmup < 0:
         raise ValueError("--threads and --runs must be ≥ 1, --warmup ≥ 0")
+    inputs = [p for p in (args.image, Path(args.weights) if args.weights else None) if p is not None]
+    check_json_output(args.json, inputs)
     torch.set_num_threads(args.threads)
     spec = MODELS[args.model]
     weights = args.weights or spec.default_weights
     engine = Engine.load(weights, EngineConfig(device=args.device, precision=args.precision), task=spec.task)
+    check_model_matches(args.model, engine.info.arch, engine.info.task, weights)
     exact = (
         None
         if args.precision == "fp32"
@@ -220,6 +239,5 @@ def _run(args: argparse.Namespace) -> int:
             "precision": args.precision,
             "rows": rows,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2))
     return 0
