@@ -9,21 +9,34 @@ import sys
 from pathlib import Path
 
 SEGMENT_MODULE = "snn_perception.commands.evaluate_segment"
+#: the non-learned dehaze baselines ``--method`` can score
+METHODS = ("raw", "classical")
+#: what ``--data`` must hold, per task
+LAYOUT = {"dehaze": "raw/ and reference/ sub-folders", "segment": "images/ and masks/ sub-folders"}
 
 
 def _size(text: str) -> tuple[int, int]:
+    from snn_perception.runtime.preprocess import parse_hw
+
     try:
-        h, w = (int(v) for v in text.lower().split("x"))
+        h, w = parse_hw(text)  # N or HxW, like every other verb
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--size {text!r}: expected HxW, e.g. 512x512") from None
+        raise argparse.ArgumentTypeError(
+            f"--size {text!r}: expected HxW or N (for NxN), e.g. 512x512 or 512"
+        ) from None
     if h < 16 or w < 16:
         raise argparse.ArgumentTypeError(f"--size {text!r}: both sides must be at least 16")
     return h, w
 
 
 def _timesteps(text: str) -> list[int]:
+    items = [item.split() for item in text.split(",")]  # "1,2,4" or "1 2 4"
+    if any(not item for item in items):
+        raise argparse.ArgumentTypeError(
+            f"--timesteps {text!r}: empty item; expected integers separated by commas, e.g. 1,2,4,8"
+        )
     try:
-        values = [int(v) for v in text.replace(",", " ").split()]
+        values = [int(v) for item in items for v in item]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--timesteps {text!r}: expected integers, e.g. 1,2,4,8") from None
     bad = [v for v in values if not 1 <= v <= 64]
@@ -39,18 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", nargs="*", default=None, metavar="NAME|PATH",
                         help="models to evaluate (default: the shipped default for the task)")
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--size", type=_size, help="resize inputs and references to HxW (default 512x512)")
+    size.add_argument("--size", type=_size, help="resize inputs and references to N×N or HxW (default 512)")
     size.add_argument("--native", action="store_true", help="evaluate at each image's own size")
     parser.add_argument("--timesteps", type=_timesteps, help="T values to sweep, e.g. 1,2,4,8")
-    parser.add_argument("--method", nargs="*", default=["raw", "classical"], choices=["raw", "classical"],
-                        help="non-learned methods to score beside the weights (dehaze)")
+    parser.add_argument("--method", nargs="*", default=None, choices=list(METHODS),
+                        help="dehaze only: non-learned methods to score beside the weights (default: both)")
     parser.add_argument("--split", choices=["all", "train", "val"], default="all",
                         help="score only the training or validation split (same seed as training)")
-    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--val-fraction", type=float, default=0.2,
+                        help="share of each folder held out for validation, 0 < f < 1 (default 0.2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-uiqm", action="store_true", help="skip the no-reference metrics (faster)")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N images")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N images (N ≥ 1)")
     parser.add_argument("--json", type=Path, help="write every per-image number here")
     try:
         importlib.import_module(SEGMENT_MODULE).add_segment_arguments(parser)
@@ -58,13 +72,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         pass
 
 
+def fail(message: str) -> int:
+    """One line with the prefix every verb uses; exit code 2."""
+    print(f"snn-perception evaluate: error: {message}", file=sys.stderr)
+    return 2
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every check that needs no model or image, so bad input is refused before any work."""
+    from snn_perception.commands._paths import check_json_output
+
+    expected = f"expected a folder with {LAYOUT[args.task]}"
+    for d in args.data:
+        if not Path(d).exists():
+            raise ValueError(f"--data {d}: folder does not exist ({expected})")
+        if not Path(d).is_dir():
+            raise ValueError(f"--data {d}: is a file, not a folder ({expected})")
+    if not 0.0 < args.val_fraction < 1.0:
+        raise ValueError(
+            f"--val-fraction {args.val_fraction}: must be strictly between 0 and 1 "
+            "(the share held out for validation, e.g. 0.2)"
+        )
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit {args.limit}: must be ≥ 1 (omit it to evaluate every image)")
+    if args.task == "segment" and args.method is not None:
+        raise ValueError(
+            f"--method {' '.join(args.method)}: the raw/classical baselines are for --task dehaze only"
+        )
+    if getattr(args, "batch", 1) < 1:
+        raise ValueError(f"--batch {args.batch}: must be ≥ 1 (images per forward pass)")
+    weights = [Path(w) for w in args.weights or [] if Path(w).is_file()]
+    check_json_output(args.json, weights)
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        check_arguments(args)
+    except ValueError as exc:
+        return fail(str(exc))
     if args.task == "segment":
         try:
             module = importlib.import_module(SEGMENT_MODULE)
         except ModuleNotFoundError:
-            print("error: segmentation evaluation is not available in this install", file=sys.stderr)
-            return 2
+            return fail("segmentation evaluation is not available in this install")
         return module.run_segment(args)
     return _run_dehaze(args)
 
@@ -75,14 +125,15 @@ def _run_dehaze(args: argparse.Namespace) -> int:
     from snn_perception.runtime.checkpoint import WeightsError
     from snn_perception.runtime.weights import default_weights
 
+    methods = list(METHODS) if args.method is None else args.method
     try:
         weights = args.weights if args.weights is not None else [default_weights("dehaze")]
     except (KeyError, LookupError, ValueError) as exc:
         weights = []
-        only = ", ".join(args.method)
+        only = ", ".join(methods)
         print(f"note: no default dehaze weights ({exc}); scoring only {only}", file=sys.stderr)
     cfg = DehazeEvalConfig(
-        data=args.data, weights=weights, methods=args.method,
+        data=args.data, weights=weights, methods=methods,
         size=None if args.native else (args.size or (512, 512)), timesteps=args.timesteps,
         split=args.split, val_fraction=args.val_fraction, seed=args.seed,
         no_reference_metrics=not args.no_uiqm, device=args.device, limit=args.limit,
@@ -90,11 +141,9 @@ def _run_dehaze(args: argparse.Namespace) -> int:
     try:
         result = evaluate_dehaze(cfg)
     except (PairsError, WeightsError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     print(format_table(result))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
         print(f"per-image results: {args.json}")
     return 0

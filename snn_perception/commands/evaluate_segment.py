@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def add_segment_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,27 +29,61 @@ def format_rows(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def load_segmenter(name: str):
+    """(model, checkpoint) of a U-Net or Spiking-UNet segmenter; weights of another task are refused by task.
+
+    ``load_unet`` alone would only say the architecture is unexpected, not that ``dhz`` is a dehaze model.
+    """
+    from snn_perception.offline.convert import load_unet
+    from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint
+    from snn_perception.runtime.engine import ARCH_TASKS
+    from snn_perception.runtime.weights import resolve
+
+    def wrong_task(meta: dict) -> WeightsError | None:
+        task = meta.get("task") or ARCH_TASKS.get(str(meta.get("arch")), "unknown")
+        if task == "segment":
+            return None
+        hint = "; use --task dehaze for it" if task == "dehaze" else ""
+        return WeightsError(
+            f"weights {name} hold a {task} model ({meta.get('arch')}); segment evaluation needs "
+            f"segmentation weights (unet or spiking_unet, e.g. spiking_unet){hint}"
+        )
+
+    try:
+        model, ckpt = load_unet(name)
+    except WeightsError:
+        err = wrong_task(load_checkpoint(resolve(str(name))).metadata)
+        if err is not None:
+            raise err from None
+        raise
+    err = wrong_task(ckpt.metadata)
+    if err is not None:
+        raise err
+    return model, ckpt
+
+
 def evaluate_models(weights: list[str], data: list[str], split: str, val_fraction: float, seed: int,
                     size: tuple[int, int] | None, timesteps: list[int] | None, batch: int = 4,
                     limit: int | None = None, progress: bool = True) -> list[dict]:
     import torch
     from tqdm import tqdm
 
-    from snn_perception.offline.convert import load_unet
     from snn_perception.offline.finetune import evaluate_snn_segment
     from snn_perception.offline.seg_data import SegDataset, select_split
     from snn_perception.offline.seg_metrics import ConfusionMatrix
 
+    if batch < 1:
+        raise ValueError(f"--batch {batch}: must be ≥ 1 (images per forward pass)")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit {limit}: must be ≥ 1 (omit it to evaluate every image)")
+    models = [load_segmenter(name) for name in weights]  # every model's task is checked before any scoring
     pairs = select_split(data, split, val_fraction, seed)
     if limit:
         pairs = pairs[:limit]
     cache: dict[tuple, SegDataset] = {}
     rows = []
-    for name in weights:
-        model, ckpt = load_unet(name)
+    for name, (model, ckpt) in zip(weights, models, strict=True):
         meta = ckpt.metadata
-        if meta.get("task", "segment") != "segment":
-            raise ValueError(f"{ckpt.path}: a {meta.get('task')!r} model, not a segmenter")
         hw = tuple(size or meta.get("input_hw") or (256, 256))
         key = (hw, model.config.num_classes)
         if key not in cache:
@@ -74,6 +107,7 @@ def evaluate_models(weights: list[str], data: list[str], split: str, val_fractio
 
 
 def run_segment(args: argparse.Namespace) -> int:
+    from snn_perception.commands.evaluate import fail
     from snn_perception.offline.seg_data import SegDataError
     from snn_perception.runtime.checkpoint import WeightsError
     from snn_perception.runtime.engine import tune_allocator
@@ -81,22 +115,18 @@ def run_segment(args: argparse.Namespace) -> int:
 
     tune_allocator()  # keep big activation buffers in the heap: no page faults per batch
     if args.native:
-        print("error: --native is not supported for --task segment; use --size HxW (multiples of 16)",
-              file=sys.stderr)
-        return 2
+        return fail("--native is not supported for --task segment; use --size HxW (multiples of 16)")
     if args.size and (args.size[0] % 16 or args.size[1] % 16):
-        print(f"error: --size {args.size}: segmentation sizes must be multiples of 16", file=sys.stderr)
-        return 2
+        h, w = args.size
+        return fail(f"--size {h}x{w}: segmentation sizes must be multiples of 16, e.g. 256 or 256x320")
     try:
         weights = args.weights if args.weights else [default_weights("segment")]
         rows = evaluate_models(weights, args.data, args.split, args.val_fraction, args.seed, args.size,
                                args.timesteps, args.batch, args.limit)
     except (WeightsError, SegDataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     print(format_rows(rows))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))
         print(f"results: {args.json}")
     return 0

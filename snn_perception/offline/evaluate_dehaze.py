@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from snn_perception.offline import metrics
-from snn_perception.offline.pairs import list_pairs, read_rgb, resize_float, split_pairs
+from snn_perception.offline.pairs import PairsError, list_pairs, read_rgb, resize_float, split_pairs
 
 RAW, CLASSICAL = "raw", "classical"
 
@@ -35,6 +35,19 @@ class DehazeEvalConfig:
     limit: int | None = None
 
 
+def validate_config(cfg: DehazeEvalConfig) -> None:
+    """ValueError for settings that would silently score nothing or everything, before any work."""
+    if cfg.limit is not None and cfg.limit < 1:
+        raise ValueError(f"limit {cfg.limit}: must be ≥ 1 (None evaluates every image)")
+    if not 0.0 < cfg.val_fraction < 1.0:
+        raise ValueError(f"val_fraction {cfg.val_fraction}: must be strictly between 0 and 1")
+    if cfg.split not in ("all", "train", "val"):
+        raise ValueError(f"split {cfg.split!r}: expected all, train or val")
+    unknown = [m for m in cfg.methods if m not in (RAW, CLASSICAL)]
+    if unknown:
+        raise ValueError(f"methods {unknown}: known methods are {RAW} and {CLASSICAL}")
+
+
 def select_pairs(cfg: DehazeEvalConfig) -> list[tuple[Path, Path]]:
     chosen: list[tuple[Path, Path]] = []
     for root in cfg.data:
@@ -42,8 +55,24 @@ def select_pairs(cfg: DehazeEvalConfig) -> list[tuple[Path, Path]]:
         if cfg.split != "all":
             train, val = split_pairs(pairs, cfg.val_fraction, cfg.seed)
             pairs = val if cfg.split == "val" else train
+            if not pairs:  # an empty table would be printed as a crash, not as "nothing to score"
+                raise PairsError(
+                    f"{root}: the {cfg.split} split of its {len(train) + len(val)} pair(s) is empty "
+                    f"(val fraction {cfg.val_fraction}); use --split all or a folder with more pairs"
+                )
         chosen += sorted(pairs, key=lambda p: p[0].name)
     return chosen[: cfg.limit] if cfg.limit else chosen
+
+
+def check_native_sizes(pairs: list[tuple[Path, Path]]) -> None:
+    """At native size raw and reference must match; decoding is cheap next to the models, so check first."""
+    for raw_path, ref_path in pairs:
+        raw, ref = read_rgb(raw_path), read_rgb(ref_path)
+        if raw.shape != ref.shape:
+            raise PairsError(
+                f"--native: {raw_path} is {raw.shape[1]}x{raw.shape[0]} but its reference {ref_path} is "
+                f"{ref.shape[1]}x{ref.shape[0]}; use --size HxW to score every pair at one size"
+            )
 
 
 def _score(out: np.ndarray, ref: np.ndarray, no_ref: bool) -> dict[str, float]:
@@ -58,15 +87,25 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
     """Returns ``{"config", "images", "methods": {name: {"mean": {...}, "per_image": [...]}}}``."""
     from tqdm import tqdm
 
+    validate_config(cfg)
     engines = []
     if cfg.weights:
+        from snn_perception.runtime.checkpoint import WeightsError
         from snn_perception.runtime.engine import Engine, EngineConfig
 
         for w in cfg.weights:
             engine = Engine.load(w, EngineConfig(device=cfg.device))
+            task = engine.info.task
+            if task != "dehaze":
+                raise WeightsError(
+                    f"weights {w} hold a {task} model ({engine.info.arch}); dehaze evaluation needs "
+                    f"dehaze weights (e.g. dhz){'; use --task segment for it' if task == 'segment' else ''}"
+                )
             for t in cfg.timesteps or [engine.info.default_timesteps]:
                 engines.append((f"{Path(str(w)).stem}@T{t}", engine, t))
     pairs = select_pairs(cfg)  # after the weights: a bad weights path fails before any image is read
+    if cfg.size is None:
+        check_native_sizes(pairs)
     names = [m for m in cfg.methods if m in (RAW, CLASSICAL)] + [n for n, _, _ in engines]
     per: dict[str, list[dict]] = {n: [] for n in names}
     for raw_path, ref_path in tqdm(pairs, desc="evaluate", disable=not progress):
