@@ -8,6 +8,7 @@ match each frame to its reference by stamp.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -32,6 +33,20 @@ class MakeBagResult:
     references: int
     topics: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+
+
+#: a ROS 2 topic name as a bag stores it: starts with / or a letter, then letters, digits, _ / ~ { }
+_TOPIC_RE = re.compile(r"[A-Za-z/][A-Za-z0-9_/~{}]*")
+
+
+def check_topic(name: str, what: str = "--topic") -> str:
+    """A valid ROS topic name, else :class:`BagError` (a bad name makes a bag no ROS tool can play)."""
+    if not _TOPIC_RE.fullmatch(name) or "//" in name or name.endswith("/"):
+        raise BagError(
+            f"{what} {name!r}: not a valid ROS topic name (start with / or a letter; then only letters, "
+            "digits and _ / ~ { }; no '//' and no trailing '/'), e.g. /camera/image"
+        )
+    return name
 
 
 def natural_key(p: Path) -> tuple:
@@ -102,8 +117,14 @@ def make_bag(
     src = Path(source).expanduser()
     if not src.exists():
         raise BagError(f"input {src} does not exist (expected a folder of images or a video file)")
-    if rate_hz is not None and not rate_hz > 0:
-        raise BagError(f"--rate must be > 0 Hz, got {rate_hz}")
+    if rate_hz is not None and not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise BagError(f"--rate must be a finite number of Hz > 0 (e.g. 10), got {rate_hz}")
+    check_topic(topic, "--topic")
+    check_topic(reference_topic, "--reference-topic")
+    if topic == reference_topic:
+        raise BagError(
+            f"--topic and --reference-topic are both {topic!r}: frames and ground truth need two topics"
+        )
     codec = "jpeg" if compressed else None
     ref_codec = "png" if compressed else None  # ground truth stays lossless
     start = int(start_ns if start_ns is not None else time.time_ns() // 1_000_000 * 1_000_000)
