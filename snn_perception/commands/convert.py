@@ -3,18 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from pathlib import Path
+
+THRESHOLDS_FORMAT = "comma-separated positive numbers, high to low, e.g. 2,1,0.5,0.25"
 
 
 def parse_thresholds(text: str) -> tuple[float, ...]:
     from snn_perception.models.multithreshold import validate_thresholds
 
     try:
-        return validate_thresholds([float(v) for v in text.replace(",", " ").split()], "--thresholds")
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {THRESHOLDS_FORMAT}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {THRESHOLDS_FORMAT} (finite)")
+    try:
+        return validate_thresholds(values, "--thresholds")
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(f"{exc}; expected {THRESHOLDS_FORMAT}") from None
+
+
+def check_threads(threads: int | None) -> None:
+    """``--threads`` is at least 1 (0 or less would be ignored or crash torch)."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads {threads}: must be at least 1 (omit it for torch's choice)")
+
+
+def make_parent(path: Path, what: str = "--out") -> None:
+    """Create ``path``'s folder now, so an impossible --out fails before the work, not after it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ValueError(f"{what} {path}: cannot create its folder {path.parent} ({reason}); "
+                         "choose a folder you can write to") from None
 
 
 def parse_hw(text: str) -> tuple[int, int]:
@@ -40,18 +65,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=parse_hw, help="calibration size S or HxW (default: the ANN's)")
     parser.add_argument("--timesteps", type=int, default=4, help="default T stored in the checkpoint")
     parser.add_argument("--threads", type=int, help="CPU threads")
-    parser.add_argument("--out", required=True, type=Path, help="output .safetensors")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output .safetensors (never the --weights file)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out (default: refuse)")
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from snn_perception.commands._paths import check_output_file
     from snn_perception.offline.convert import ConvertConfig, convert_checkpoint
     from snn_perception.offline.seg_data import SegDataError
     from snn_perception.runtime.checkpoint import WeightsError, save_checkpoint
+    from snn_perception.runtime.weights import resolve
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    check_threads(args.threads)
     if args.calib < 1:
         print(f"error: --calib {args.calib}: need at least one calibration image", file=sys.stderr)
         return 2
@@ -64,7 +93,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = ConvertConfig(norm=args.norm, percentile=args.percentile, thresholds=args.thresholds,
                             default_timesteps=args.timesteps, membrane_init=args.membrane_init)
-        snn, meta = convert_checkpoint(args.weights, args.data, cfg, args.calib, args.size)
+        weights = resolve(args.weights)
+        # the ANN is never replaced, an earlier result only with --overwrite: checked before calibrating
+        check_output_file(args.out, inputs=[weights], overwrite=args.overwrite)
+        make_parent(args.out)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        snn, meta = convert_checkpoint(weights, args.data, cfg, args.calib, args.size)
     except (WeightsError, SegDataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

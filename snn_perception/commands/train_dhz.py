@@ -48,29 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     parser.add_argument("--out", default="runs/dhz", help="output folder (checkpoints, logs)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier run in --out (default: refuse unless --resume continues it)")
 
 
 def _check(args: argparse.Namespace) -> str | None:
+    """What only the command line can get wrong; every setting is checked by TrainDhzConfig itself."""
     for folder in args.data:
         path = Path(folder)
         if not (path / "raw").is_dir() or not (path / "reference").is_dir():
             return f"--data {folder}: expected a folder with raw/ and reference/ sub-folders"
-    if not 1 <= args.timesteps <= 64:
-        return f"--timesteps {args.timesteps}: must be between 1 and 64"
-    if args.crop <= 0 or args.crop % 8:
-        return f"--crop {args.crop}: must be a positive multiple of 8"
-    if args.resize and args.resize < args.crop:
-        return f"--resize {args.resize}: must be 0 or at least --crop ({args.crop})"
-    if not 0.1 <= args.scale_min <= 1.0:
-        return f"--scale-min {args.scale_min}: must be in [0.1, 1]"
-    if args.epochs < 1 or args.batch < 1:
-        return "--epochs and --batch must be at least 1"
-    if args.lr <= 0 or args.min_lr < 0:
-        return "--lr must be positive and --min-lr non-negative"
-    if not 0 <= args.val_fraction < 1:
-        return f"--val-fraction {args.val_fraction}: must be in [0, 1)"
-    if args.resume and not Path(args.resume).is_file():
-        return f"--resume {args.resume}: no such file"
     return None
 
 
@@ -80,9 +67,13 @@ def config_from_args(args: argparse.Namespace):
 
     init = None
     if args.init:
+        from snn_perception.runtime.checkpoint import WeightsError
         from snn_perception.runtime.weights import resolve
 
-        init = str(resolve(args.init))
+        try:
+            init = str(resolve(args.init))
+        except WeightsError as exc:
+            raise WeightsError(f"--init: {exc}") from None
     return TrainDhzConfig(
         data=[str(Path(d)) for d in args.data],
         out=args.out,
@@ -104,6 +95,7 @@ def config_from_args(args: argparse.Namespace):
         device=args.device,
         threads=args.threads,
         loss=LossWeights(mse=args.w_mse, ssim=args.w_ssim, tv=args.w_tv),
+        overwrite=args.overwrite,
         command="snn-perception train dhz " + shlex.join(sys.argv[3:] if len(sys.argv) > 3 else []),
     )
 

@@ -20,6 +20,7 @@ units.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,10 @@ class ConvertConfig:
         if not 0.0 < self.percentile <= 100.0:
             raise ValueError(f"percentile={self.percentile}: must be in (0, 100]")
         self.thresholds = validate_thresholds(self.thresholds)
+        if not all(math.isfinite(t) for t in self.thresholds):
+            raise ValueError(f"thresholds={self.thresholds}: must be finite numbers, e.g. 2,1,0.5,0.25")
+        if not 1 <= self.default_timesteps <= 64:
+            raise ValueError(f"default_timesteps={self.default_timesteps}: must be between 1 and 64")
         if not 0.0 <= self.membrane_init < 1.0:
             raise ValueError(
                 f"membrane_init={self.membrane_init}: must be in [0, 1) (units of the lowest threshold)"

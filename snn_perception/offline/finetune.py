@@ -22,8 +22,11 @@ from torch.utils.data import DataLoader
 
 from snn_perception.models.spiking_unet import SpikingUNet
 from snn_perception.offline.seg_metrics import ConfusionMatrix
-from snn_perception.offline.train_unet import add_noise
+from snn_perception.offline.train_unet import add_noise, finite, require
 from snn_perception.runtime.checkpoint import save_training_state
+
+#: what a fine-tuning last.pt holds (written by :func:`finetune` after every epoch)
+RESUME_KEYS = ("model", "optimizer", "epoch", "history")
 
 
 @dataclass
@@ -35,6 +38,17 @@ class FinetuneConfig:
     sigma_max: float = 50.0  # denoise
     class_weights: torch.Tensor | None = None
     max_batches: int | None = None  # per epoch (tests, quick runs)
+
+    def __post_init__(self) -> None:
+        """Bad settings fail here, before the model or any image is loaded (messages name the CLI flag)."""
+        require(1 <= self.timesteps <= 64, "--timesteps", self.timesteps, "between 1 and 64")
+        require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
+        require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 1e-4")
+        require(self.batch >= 1, "--batch", self.batch, "at least 1")
+        require(finite(self.sigma_max, 0.0, high=255.0), "sigma_max", self.sigma_max,
+                "a noise σ from 0 to 255")
+        require(self.max_batches is None or self.max_batches >= 1, "--max-batches", self.max_batches,
+                "at least 1 (omit it to use every batch)")
 
 
 def flow_loss(model: SpikingUNet, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig) -> torch.Tensor:

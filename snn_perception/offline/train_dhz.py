@@ -30,8 +30,20 @@ from torch.utils.data.distributed import DistributedSampler
 from snn_perception.models import registry
 from snn_perception.offline.losses import LossWeights, RestorationLoss, ssim
 from snn_perception.offline.pairs import PairAugment, PairedImages, list_pairs, split_pairs
+from snn_perception.offline.train_unet import (
+    check_run_dir,
+    finite,
+    load_resume,
+    prepare_run_dir,
+    require,
+)
 
 ARCH = "snntrans_dhz"
+VARIANTS = ("official", "paper")
+#: what ``train`` writes into its run folder: ``overwrite`` removes these (and nothing else)
+RUN_OUTPUTS = ("best.safetensors", "last.pt", "metrics.csv", "summary.json", "tensorboard")
+#: what a ``train dhz`` last.pt holds (written at the end of every epoch)
+_RESUME_KEYS = ("model", "optimizer", "epoch", "step", "best", "rng", "history")
 
 
 @dataclass
@@ -57,7 +69,33 @@ class TrainDhzConfig:
     device: str = "auto"
     threads: int | None = None
     loss: LossWeights = field(default_factory=LossWeights)
+    overwrite: bool = False  # replace an earlier run in ``out`` (otherwise refused unless resuming)
     command: str = ""
+
+    def __post_init__(self) -> None:
+        """Bad settings fail here, before any image is read (messages name the CLI flag)."""
+        require(bool(self.data), "--data", self.data, "at least one folder")
+        require(self.variant in VARIANTS, "--variant", self.variant, f"one of {', '.join(VARIANTS)}")
+        require(1 <= self.timesteps <= 64, "--timesteps", self.timesteps, "between 1 and 64")
+        require(self.crop >= 8 and self.crop % 8 == 0, "--crop", self.crop, "a positive multiple of 8")
+        require(self.resize is None or self.resize >= self.crop, "--resize", self.resize,
+                f"0 (native size) or at least --crop ({self.crop})")
+        require(finite(self.scale_min, 0.1, high=1.0), "--scale-min", self.scale_min, "in [0.1, 1]")
+        require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
+        require(self.batch >= 1, "--batch", self.batch, "at least 1")
+        require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 1e-3")
+        require(finite(self.min_lr, 0.0), "--min-lr", self.min_lr, "a finite number ≥ 0")
+        require(finite(self.weight_decay, 0.0), "weight_decay", self.weight_decay, "a finite number ≥ 0")
+        require(finite(self.val_fraction, 0.0) and self.val_fraction < 1, "--val-fraction",
+                self.val_fraction, "in [0, 1)")
+        require(self.val_size >= 8, "--val-size", self.val_size, "at least 8 (pixels per side)")
+        require(self.synthetic >= 0, "--synthetic", self.synthetic, "0 or more pairs")
+        require(self.threads is None or self.threads >= 1, "--threads", self.threads, "at least 1")
+        weights = {"--w-mse": self.loss.mse, "--w-ssim": self.loss.ssim, "--w-tv": self.loss.tv}
+        for flag, w in weights.items():
+            require(finite(w, 0.0), flag, w, "a finite number ≥ 0")
+        if not any(w > 0 for w in weights.values()):
+            raise ValueError("--w-mse, --w-ssim and --w-tv are all 0: at least one must be above 0")
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -159,6 +197,7 @@ def _set_rng_state(state: dict) -> None:
 
 def train(cfg: TrainDhzConfig) -> dict:
     """Run (or resume) training; returns the final summary written to ``summary.json``."""
+    check_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
     world, rank, local_rank = _dist_info()
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -174,15 +213,15 @@ def train(cfg: TrainDhzConfig) -> dict:
     np.random.seed(cfg.seed + rank)
     torch.manual_seed(cfg.seed + rank)
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    train_set, val_set, train_names, val_names = build_datasets(cfg)
     meta = {"arch": ARCH, "task": "dehaze", "variant": cfg.variant, "default_timesteps": cfg.timesteps}
-    model = registry.build(ARCH, meta).to(device)
+    model = registry.build(ARCH, meta)
+    # weights to start from are checked before any image is read or anything written
+    state = load_resume(cfg.resume, model, kind="train dhz", required=_RESUME_KEYS) if cfg.resume else None
     if cfg.init:
-        from snn_perception.runtime.checkpoint import load_checkpoint
-
-        model.load_state_dict(load_checkpoint(cfg.init).state_dict)
+        load_init(model, cfg.init)
+    model = model.to(device)
+    train_set, val_set, train_names, val_names = build_datasets(cfg)
+    out = prepare_run_dir(cfg.out, RUN_OUTPUTS, overwrite=cfg.overwrite and main)
     # The official variant's first five transformer blocks never reach the output (as in
     # the published code), so DDP must expect parameters without gradients.
     unused = cfg.variant == "official"
@@ -196,8 +235,7 @@ def train(cfg: TrainDhzConfig) -> dict:
 
     start_epoch, step, best = 0, 0, float("inf")
     history: list[dict] = []
-    if cfg.resume:
-        state = torch.load(cfg.resume, map_location="cpu", weights_only=True)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, step, best = int(state["epoch"]) + 1, int(state["step"]), float(state["best"])
@@ -271,6 +309,19 @@ def train(cfg: TrainDhzConfig) -> dict:
     return summary
 
 
+def load_init(model: torch.nn.Module, path: str) -> None:
+    """Start from earlier snnTrans-DHZ weights (either variant: they share every parameter).
+
+    Another architecture is a one-line WeightsError naming the expected and the found one.
+    """
+    from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint, load_into
+
+    try:
+        load_into(model, load_checkpoint(path, expect_arch=ARCH))
+    except WeightsError as exc:
+        raise WeightsError(f"--init {exc}") from None
+
+
 def _export_best(model, cfg: TrainDhzConfig, out: Path, row: dict, train_names, val_names) -> None:
     from snn_perception.runtime.checkpoint import save_checkpoint
 
@@ -288,7 +339,7 @@ def _export_best(model, cfg: TrainDhzConfig, out: Path, row: dict, train_names, 
             "epoch": row["epoch"],
             "step": row["step"],
             # every setting the run used, so the checkpoint alone says how it was made
-            "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "command")},
+            "config": {k: v for k, v in asdict(cfg).items() if k not in ("data", "command", "overwrite")},
         },
         "metrics": {k: v for k, v in row.items() if k.startswith("val_")},
         "command": cfg.command,

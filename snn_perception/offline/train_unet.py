@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +37,159 @@ from snn_perception.runtime.checkpoint import save_checkpoint, save_training_sta
 
 ANN_ARCH = "unet"
 
+#: what ``train`` writes into its run folder: ``overwrite`` removes these (and nothing else)
+RUN_OUTPUTS = ("best.safetensors", "last.pt", "summary.json", "train.log")
+
+
+# -- input checks shared by the trainers (train dhz, train unet, finetune)
+
+
+def require(ok: bool, flag: str, value: Any, accepted: str) -> None:
+    """ValueError naming the option, the bad value and what is accepted (messages use the CLI flag)."""
+    if not ok:
+        raise ValueError(f"{flag} {value}: must be {accepted}")
+
+
+def finite(value: float, low: float, *, above: bool = False, high: float = math.inf) -> bool:
+    """``value`` is a finite number in [low, high] (or (low, high] with ``above``); NaN never is."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(v) and (v > low if above else v >= low) and v <= high
+
+
+def check_run_dir(out: str | Path, *, resume: str | None, overwrite: bool) -> None:
+    """Refuse an ``out`` that is (inside) a file, or that holds an earlier run we would overwrite.
+
+    An earlier run (``best.safetensors`` or ``last.pt``) may only be continued (``resume``) or
+    replaced (``overwrite``); checked before any data is read, so a refusal costs nothing.
+    """
+    out = Path(out)
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ValueError(f"--out {out}: {p} is a file, not a folder; give a folder for the run")
+            break
+    if not out.exists():  # create and remove again: an impossible --out fails now, not after loading data
+        new = [p for p in (out, *out.parents) if not p.exists()]
+        try:
+            _make_dir(out, "--out")
+        finally:
+            for p in new:
+                try:
+                    p.rmdir()
+                except OSError:
+                    pass
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out, --overwrite starts a new one: pass only one")
+    earlier = [n for n in ("best.safetensors", "last.pt") if (out / n).exists()]
+    if earlier and not resume and not overwrite:
+        raise ValueError(
+            f"--out {out} already holds a run ({', '.join(earlier)}); pass --resume {out / 'last.pt'} to "
+            "continue it, --overwrite to replace it, or choose another --out"
+        )
+
+
+def _make_dir(out: Path, what: str) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(out) else ""
+        raise ValueError(f"{what} {out}: cannot create the folder ({where}{exc.strerror or exc}); "
+                         "choose a folder you can write to") from None
+    return out
+
+
+def prepare_run_dir(out: str | Path, outputs: Sequence[str], *, overwrite: bool, what: str = "--out") -> Path:
+    """Create ``out`` (a clear error if it cannot be); with ``overwrite`` remove the earlier run's files.
+
+    Called after every input was checked and loaded, so a bad input never costs the earlier run.
+    """
+    out = _make_dir(Path(out), what)
+    if overwrite:
+        for name in outputs:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    return out
+
+
+def _state_kind(state: Mapping) -> str:
+    """Which trainer wrote a training state, judged by its keys (for error messages)."""
+    model = state.get("model")
+    keys = list(model) if isinstance(model, Mapping) else []
+    if any(k.startswith("spikecode_") for k in keys):
+        return "a 'train dhz' state (snnTrans-DHZ)"
+    if any(".bn1." in k for k in keys):
+        return "a 'train unet' state (ANN U-Net)"
+    if keys and "best" not in state:
+        return "a 'finetune' state (Spiking-UNet)"
+    if keys:
+        return "a U-Net training state"
+    return f"a dict with keys {sorted(map(str, state))[:6]}"
+
+
+def load_resume(path: str | Path, model: torch.nn.Module, *, kind: str, required: Sequence[str],
+                hint: str = "OUT/last.pt") -> dict:
+    """A training state written by ``kind`` for this very network, or a WeightsError saying what it is.
+
+    Loaded with ``weights_only=True`` (no pickle runs code); checked against ``model``'s parameter names
+    and shapes so a wrong file fails here, in one line, and not as a state-dict dump mid-way.
+    """
+    from snn_perception.runtime.checkpoint import WeightsError
+
+    path = Path(path)
+    expected = f"expected the {hint} that '{kind}' writes"
+    if not path.is_file():
+        raise WeightsError(f"--resume {path}: no such file; {expected}")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if path.suffix == ".safetensors" or (len(head) == 9 and head[8:9] == b"{"):
+        raise WeightsError(f"--resume {path}: a weights checkpoint, not a training state; {expected}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, broken zip, random bytes: all mean "not a last.pt"
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise WeightsError(
+            f"--resume {path}: not a training state readable with weights_only ({type(exc).__name__}: "
+            f"{first}); {expected}"
+        ) from None
+    if not isinstance(state, dict):
+        found = type(state).__name__
+        raise WeightsError(f"--resume {path}: holds a {found}, not a training state; {expected}")
+    if not isinstance(state.get("model"), Mapping):
+        raise WeightsError(f"--resume {path}: {_state_kind(state)} without 'model'; {expected}")
+    ours, theirs = model.state_dict(), state["model"]
+    found = _state_kind(state)
+    if set(ours) != set(theirs):
+        if found.startswith(f"a '{kind}'"):
+            raise WeightsError(f"--resume {path}: {found} of a different network (other layers); "
+                               "resume with the settings of the original run")
+        raise WeightsError(f"--resume {path}: holds {found}; {expected}")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise WeightsError(f"--resume {path}: {found} without {missing}; {expected}")
+    for key, value in ours.items():
+        other = theirs[key]
+        if not isinstance(other, torch.Tensor) or other.shape != value.shape:
+            shape = tuple(other.shape) if isinstance(other, torch.Tensor) else type(other).__name__
+            raise WeightsError(
+                f"--resume {path}: a '{kind}' state of a different network ({key} {shape}, here "
+                f"{tuple(value.shape)}); resume with the settings of the original run"
+            )
+    return state
+
+
+def _is_hw(hw: Any) -> bool:
+    """(H, W) with both sides multiples of 16 (the U-Net pools four times)."""
+    try:
+        return len(hw) == 2 and all(int(v) == v and v >= 16 and v % 16 == 0 for v in hw)
+    except (TypeError, ValueError):
+        return False
+
 
 @dataclass
 class TrainUNetConfig:
@@ -43,7 +199,7 @@ class TrainUNetConfig:
     width: int = 8
     num_classes: int = 8
     size: tuple[int, int] = (256, 256)
-    crop: tuple[int, int] = (224, 224)
+    crop: tuple[int, int] | None = (224, 224)  # None: train on whole images
     epochs: int = 30
     batch: int = 8
     lr: float = 2e-3
@@ -58,7 +214,39 @@ class TrainUNetConfig:
     limit: int | None = None  # use only the first N training pairs (tests)
     resume: str | None = None
     init: str | None = None  # start from these ANN weights (same width, classes and head)
+    overwrite: bool = False  # replace an earlier run in ``out`` (otherwise refused unless resuming)
     command: str = ""
+
+    def __post_init__(self) -> None:
+        """Bad settings fail here, before any data is read (messages name the CLI flag)."""
+        from snn_perception.models.unet import HEADS
+
+        require(self.head in HEADS, "--head", self.head, f"one of {', '.join(HEADS)}")
+        require(isinstance(self.width, int) and self.width >= 1, "--width", self.width, "a positive integer")
+        if self.head == "segment":
+            require(isinstance(self.num_classes, int) and 2 <= self.num_classes <= 255, "--classes",
+                    self.num_classes, "an integer from 2 to 255 (mask value 255 marks ignored pixels)")
+        for flag, hw in (("--size", self.size), ("--crop", self.crop or self.size)):  # crop None: whole
+            require(_is_hw(hw), flag, hw, "S or HxW with sides multiples of 16 and at least 16")
+        if self.crop is not None:
+            size = "x".join(map(str, self.size))
+            require(self.crop[0] <= self.size[0] and self.crop[1] <= self.size[1], "--crop",
+                    "x".join(map(str, self.crop)), f"at most --size {size} on each side")
+        require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
+        require(self.batch >= 1, "--batch", self.batch, "at least 1")
+        require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 2e-3")
+        require(finite(self.min_lr, 0.0), "min_lr", self.min_lr, "a finite number ≥ 0")
+        require(finite(self.weight_decay, 0.0), "weight_decay", self.weight_decay, "a finite number ≥ 0")
+        require(self.class_weights in ("sqrt_inv", "none"), "--class-weights", self.class_weights,
+                "sqrt_inv or none")
+        require(finite(self.val_fraction, 0.0) and self.val_fraction < 1, "--val-fraction", self.val_fraction,
+                "in [0, 1)")
+        require(finite(self.sigma_max, 0.0, high=255.0), "--sigma-max", self.sigma_max,
+                "a noise σ from 0 to 255")
+        require(finite(self.val_sigma, 0.0, high=255.0), "val_sigma", self.val_sigma,
+                "a noise σ from 0 to 255")
+        require(self.threads is None or self.threads >= 1, "--threads", self.threads, "at least 1")
+        require(self.limit is None or self.limit >= 1, "--limit", self.limit, "at least 1 training pair")
 
 
 def cosine_lr(cfg: TrainUNetConfig, epoch: int) -> float:
@@ -139,6 +327,10 @@ def load_init(model: UNet, ucfg: UNetConfig, path: str) -> dict:
     return ckpt.metadata
 
 
+#: what a ``train unet`` last.pt holds (see the end of every epoch in :func:`train`)
+_RESUME_KEYS = ("model", "optimizer", "epoch", "best", "history", "rng")
+
+
 def _rng_state() -> dict:
     np_state = np.random.get_state()
     return {
@@ -161,13 +353,19 @@ def train(cfg: TrainUNetConfig, log=print) -> dict:
     """Run (or resume) training; returns the summary also written to ``summary.json``."""
     from tqdm import tqdm
 
+    check_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    ucfg = UNetConfig(width=cfg.width, num_classes=cfg.num_classes, head=cfg.head)
+    model = UNet(ucfg)
+    # weights to start from are checked before any data is read or anything written
+    state = (load_resume(cfg.resume, model, kind="train unet", required=_RESUME_KEYS)
+             if cfg.resume else None)
+    if cfg.init and not cfg.resume:
+        load_init(model, ucfg, cfg.init)
 
     if cfg.head == "segment":
         train_pairs = select_split(cfg.data, "train", cfg.val_fraction, cfg.seed)
@@ -185,8 +383,7 @@ def train(cfg: TrainUNetConfig, log=print) -> dict:
     else:
         train_set = ImageFolder(train_pairs, cfg.size, cfg.crop, seed=cfg.seed)
         val_set = ImageFolder(val_pairs, cfg.size, None)
-    ucfg = UNetConfig(width=cfg.width, num_classes=cfg.num_classes, head=cfg.head)
-    model = UNet(ucfg)
+    out = prepare_run_dir(cfg.out, RUN_OUTPUTS, overwrite=cfg.overwrite)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     weights = class_weights(train_set, cfg.num_classes, cfg.class_weights) if cfg.head == "segment" else None
     loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=True, drop_last=len(train_set) > cfg.batch)
@@ -197,10 +394,8 @@ def train(cfg: TrainUNetConfig, log=print) -> dict:
 
     start_epoch, best, history = 0, -float("inf"), []
     if cfg.init and not cfg.resume:
-        load_init(model, ucfg, cfg.init)
         log(f"initialised from {cfg.init}")
-    if cfg.resume:
-        state = torch.load(cfg.resume, map_location="cpu", weights_only=True)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
@@ -240,7 +435,7 @@ def train(cfg: TrainUNetConfig, log=print) -> dict:
                 "metrics": {f"val_{score_key}": best, "epoch": epoch + 1, **(
                     {"val_per_class_iou": scores["per_class_iou"]} if cfg.head == "segment" else {})},
                 "input_hw": list(cfg.size),
-                "training": {k: v for k, v in asdict(cfg).items() if k not in ("resume",)},
+                "training": {k: v for k, v in asdict(cfg).items() if k not in ("resume", "overwrite")},
                 "command": cfg.command,
             })
             save_checkpoint(out / "best.safetensors", model.state_dict(), meta)
