@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from snn_perception.commands.convert import check_threads, make_parent
     from snn_perception.offline.convert import load_unet
     from snn_perception.offline.finetune import RESUME_KEYS, FinetuneConfig, finetune
+    from snn_perception.offline.run_checks import load_resume, prepare_run_dir
     from snn_perception.offline.seg_data import (
         ImageFolder,
         SegDataError,
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         select_split,
         split_pairs,
     )
-    from snn_perception.offline.train_unet import class_weights, load_resume, prepare_run_dir
+    from snn_perception.offline.train_unet import class_weights
     from snn_perception.runtime.checkpoint import WeightsError, save_checkpoint
     from snn_perception.runtime.engine import tune_allocator
     from snn_perception.runtime.weights import resolve

@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from snn_perception.models.spiking_unet import SpikingUNet
+from snn_perception.offline.run_checks import finite, require
 from snn_perception.offline.seg_metrics import ConfusionMatrix
-from snn_perception.offline.train_unet import add_noise, finite, require
+from snn_perception.offline.train_unet import add_noise
 from snn_perception.runtime.checkpoint import save_training_state
 
 #: what a fine-tuning last.pt holds (written by :func:`finetune` after every epoch)

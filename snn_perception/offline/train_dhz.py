@@ -30,7 +30,7 @@ from torch.utils.data.distributed import DistributedSampler
 from snn_perception.models import registry
 from snn_perception.offline.losses import LossWeights, RestorationLoss, ssim
 from snn_perception.offline.pairs import PairAugment, PairedImages, list_pairs, split_pairs
-from snn_perception.offline.train_unet import (
+from snn_perception.offline.run_checks import (
     check_run_dir,
     finite,
     load_resume,
