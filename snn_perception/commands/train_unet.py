@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--class-weights", choices=["sqrt_inv", "none"], default="sqrt_inv")
-    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument(
+        "--val-fraction", type=float, default=0.2, help="share of images held out for validation, in (0, 1)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sigma-max", type=float, default=50.0, help="denoise: max training noise σ (0-255)")
     parser.add_argument("--threads", type=int, help="CPU threads (use 1 for background jobs)")

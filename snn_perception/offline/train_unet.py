@@ -101,8 +101,8 @@ class TrainUNetConfig:
         require(finite(self.weight_decay, 0.0), "weight_decay", self.weight_decay, "a finite number ≥ 0")
         require(self.class_weights in ("sqrt_inv", "none"), "--class-weights", self.class_weights,
                 "sqrt_inv or none")
-        require(finite(self.val_fraction, 0.0) and self.val_fraction < 1, "--val-fraction", self.val_fraction,
-                "in [0, 1)")
+        require(finite(self.val_fraction, 0.0, above=True) and self.val_fraction < 1, "--val-fraction",
+                self.val_fraction, "strictly between 0 and 1 (the best epoch is picked on validation)")
         require(finite(self.sigma_max, 0.0, high=255.0), "--sigma-max", self.sigma_max,
                 "a noise σ from 0 to 255")
         require(finite(self.val_sigma, 0.0, high=255.0), "val_sigma", self.val_sigma,

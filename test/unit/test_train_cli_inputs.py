@@ -233,6 +233,7 @@ def _main(argv: list[str], capsys) -> tuple[int, str]:
         (["train", "unet", "--threads", "0"], ["--threads 0", "at least 1"]),
         (["train", "unet", "--width", "12"], ["--width", "invalid choice", "8, 16, 32, 64"]),
         (["train", "unet", "--sigma-max", "1000"], ["--sigma-max 1000", "0 to 255"]),
+        (["train", "unet", "--val-fraction", "0"], ["--val-fraction 0.0", "strictly between 0 and 1"]),
         (["train", "unet", "--crop", "64"], ["--crop 64x64", "at most --size 32x32"]),
         (["finetune", "--lr", "nan"], ["--lr nan", "finite number above 0"]),
         (["finetune", "--lr", "-1"], ["--lr -1", "above 0"]),
