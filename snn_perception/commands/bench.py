@@ -146,8 +146,8 @@ def _run(args: argparse.Namespace) -> int:
     import cv2
     import torch
 
-    from snn_perception.commands._paths import check_json_output
     from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
+    from snn_perception.runtime.paths import check_json_output
     from snn_perception.runtime.preprocess import parse_hw
 
     if args.model not in MODELS:

@@ -74,10 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from snn_perception.commands._paths import check_output_file
     from snn_perception.offline.convert import ConvertConfig, convert_checkpoint
     from snn_perception.offline.seg_data import SegDataError
     from snn_perception.runtime.checkpoint import WeightsError, save_checkpoint
+    from snn_perception.runtime.paths import check_output_file
     from snn_perception.runtime.weights import resolve
 
     check_threads(args.threads)

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from snn_perception.commands._paths import check_output_dir
+from snn_perception.runtime.paths import check_output_dir
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 

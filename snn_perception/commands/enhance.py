@@ -86,7 +86,7 @@ def plan_outputs(
     Refuses two images writing the same file and any output that is one of the inputs (``--out``
     equal to an input folder), so a refusal happens before anything is overwritten.
     """
-    from snn_perception.commands._paths import refuse_input_clash
+    from snn_perception.runtime.paths import refuse_input_clash
 
     owner: dict[Path, Path] = {}
     plan: list[list[Path]] = []
@@ -112,7 +112,7 @@ def plan_outputs(
 
 def check_json_in_out(json_path: Path | None, inputs: Sequence[Path], out: Path) -> None:
     """:func:`check_json_output`, except that ``--json`` may go into the ``--out`` folder to be created."""
-    from snn_perception.commands._paths import check_json_output
+    from snn_perception.runtime.paths import check_json_output
 
     if json_path is not None and not out.exists() and json_path.parent.resolve() == out.resolve():
         if json_path.suffix.lower() != ".json":
@@ -171,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    from snn_perception.commands._paths import check_output_dir
+    from snn_perception.runtime.paths import check_output_dir
 
     images = collect_images(args.inputs)
     try:  # every output path is checked before the weights load and any image is read

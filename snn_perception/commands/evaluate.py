@@ -80,7 +80,7 @@ def fail(message: str) -> int:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Every check that needs no model or image, so bad input is refused before any work."""
-    from snn_perception.commands._paths import check_json_output
+    from snn_perception.runtime.paths import check_json_output
 
     expected = f"expected a folder with {LAYOUT[args.task]}"
     for d in args.data:

@@ -46,7 +46,7 @@ def _check_crop(crop: tuple[int, int], size: tuple[int, int], source: str) -> No
 
 def _check_workdir(workdir: Path, args: argparse.Namespace) -> None:
     """WORKDIR's last.pt is an earlier fine-tune's progress: continue it (--resume) or replace it."""
-    from snn_perception.commands._paths import check_output_dir
+    from snn_perception.runtime.paths import check_output_dir
 
     check_output_dir(workdir, "--workdir")
     if (workdir / "last.pt").exists() and not args.resume and not args.overwrite:
@@ -59,7 +59,6 @@ def _check_workdir(workdir: Path, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from snn_perception.commands._paths import check_output_file
     from snn_perception.commands.convert import check_threads, make_parent
     from snn_perception.offline.convert import load_unet
     from snn_perception.offline.finetune import RESUME_KEYS, FinetuneConfig, finetune
@@ -75,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from snn_perception.offline.train_unet import class_weights
     from snn_perception.runtime.checkpoint import WeightsError, save_checkpoint
     from snn_perception.runtime.engine import tune_allocator
+    from snn_perception.runtime.paths import check_output_file
     from snn_perception.runtime.weights import resolve
 
     # every setting, output path and the crop are checked before the model or any image is loaded

@@ -64,7 +64,6 @@ def _run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from snn_perception.commands._paths import check_output_dir
     from snn_perception.commands.enhance import (
         UsageError,
         check_json_in_out,
@@ -74,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     from snn_perception.runtime.checkpoint import WeightsError
     from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
+    from snn_perception.runtime.paths import check_output_dir
     from snn_perception.runtime.preprocess import parse_hw
 
     try:

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from snn_perception.runtime.paths import check_output_dir
+
 
 def require(ok: bool, flag: str, value: Any, accepted: str) -> None:
     """ValueError naming the option, the bad value and what is accepted (messages use the CLI flag)."""
@@ -39,11 +41,7 @@ def check_run_dir(out: str | Path, *, resume: str | None, overwrite: bool) -> No
     replaced (``overwrite``); checked before any data is read, so a refusal costs nothing.
     """
     out = Path(out)
-    for p in (out, *out.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise ValueError(f"--out {out}: {p} is a file, not a folder; give a folder for the run")
-            break
+    check_output_dir(out, "--out")
     if not out.exists():  # create and remove again: an impossible --out fails now, not after loading data
         new = [p for p in (out, *out.parents) if not p.exists()]
         try:

@@ -1,4 +1,4 @@
-"""Output-path checks shared by the CLI verbs, run before any work so a refusal loses nothing.
+"""Output-path checks for the CLI verbs and the trainers, run before any work: a refusal loses nothing.
 
 The rule every verb follows: an output never replaces one of the command's inputs; an existing
 output file or run folder is replaced only with ``--overwrite`` (report files such as ``--json``
