@@ -32,16 +32,6 @@ def check_threads(threads: int | None) -> None:
         raise ValueError(f"--threads {threads}: must be at least 1 (omit it for torch's choice)")
 
 
-def make_parent(path: Path, what: str = "--out") -> None:
-    """Create ``path``'s folder now, so an impossible --out fails before the work, not after it."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or exc
-        raise ValueError(f"{what} {path}: cannot create its folder {path.parent} ({reason}); "
-                         "choose a folder you can write to") from None
-
-
 def parse_hw(text: str) -> tuple[int, int]:
     from snn_perception.commands.train_unet import _hw
 
@@ -77,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from snn_perception.offline.convert import ConvertConfig, convert_checkpoint
     from snn_perception.offline.seg_data import SegDataError
     from snn_perception.runtime.checkpoint import WeightsError, save_checkpoint
-    from snn_perception.runtime.paths import check_output_file
+    from snn_perception.runtime.paths import check_output_file, make_dir
     from snn_perception.runtime.weights import resolve
 
     check_threads(args.threads)
@@ -96,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         weights = resolve(args.weights)
         # the ANN is never replaced, an earlier result only with --overwrite: checked before calibrating
         check_output_file(args.out, inputs=[weights], overwrite=args.overwrite)
-        make_parent(args.out)
+        make_dir(args.out.parent, "--out", args.out)
         if args.threads:
             torch.set_num_threads(args.threads)
         snn, meta = convert_checkpoint(weights, args.data, cfg, args.calib, args.size)

@@ -16,6 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_perception.runtime.paths import (
+    check_json_output,
+    check_output_dir,
+    make_dir,
+    refuse_input_clash,
+)
+
 # Idle OpenMP workers sleep instead of spinning: with the default spin-wait, two torch threads on
 # a 2-core machine shared with another busy process ran a 512×512 frame in ~4 s instead of 0.2 s.
 # Takes effect only if torch is not imported yet (as when run through the CLI).
@@ -86,8 +93,6 @@ def plan_outputs(
     Refuses two images writing the same file and any output that is one of the inputs (``--out``
     equal to an input folder), so a refusal happens before anything is overwritten.
     """
-    from snn_perception.runtime.paths import refuse_input_clash
-
     owner: dict[Path, Path] = {}
     plan: list[list[Path]] = []
     for img in images:
@@ -108,17 +113,6 @@ def plan_outputs(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return plan
-
-
-def check_json_in_out(json_path: Path | None, inputs: Sequence[Path], out: Path) -> None:
-    """:func:`check_json_output`, except that ``--json`` may go into the ``--out`` folder to be created."""
-    from snn_perception.runtime.paths import check_json_output
-
-    if json_path is not None and not out.exists() and json_path.parent.resolve() == out.resolve():
-        if json_path.suffix.lower() != ".json":
-            raise ValueError(f"--json {json_path}: must end in .json (it is overwritten with the statistics)")
-        return  # nothing exists there yet, so it is neither a folder nor an input
-    check_json_output(json_path, inputs)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -171,15 +165,13 @@ def _run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    from snn_perception.runtime.paths import check_output_dir
-
     images = collect_images(args.inputs)
     try:  # every output path is checked before the weights load and any image is read
         check_output_dir(args.out)
         plan = plan_outputs(
             images, args.out, lambda stem: [f"{stem}.png", *([f"{stem}.npy"] if args.save_float else [])]
         )
-        check_json_in_out(args.json, images, args.out)
+        check_json_output(args.json, images, created=args.out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.threads:
@@ -193,9 +185,9 @@ def _run(args: argparse.Namespace) -> int:
             f"weights {args.weights} are a {engine.info.task} model; enhance needs a dehaze model"
         )
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create output folder {args.out}: {exc}") from None
+        make_dir(args.out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
     records = []
     for i, (path, outs) in enumerate(zip(images, plan, strict=True), 1):

@@ -59,7 +59,7 @@ def _check_workdir(workdir: Path, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from snn_perception.commands.convert import check_threads, make_parent
+    from snn_perception.commands.convert import check_threads
     from snn_perception.offline.convert import load_unet
     from snn_perception.offline.finetune import RESUME_KEYS, FinetuneConfig, finetune
     from snn_perception.offline.run_checks import load_resume, prepare_run_dir
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from snn_perception.offline.train_unet import class_weights
     from snn_perception.runtime.checkpoint import WeightsError, save_checkpoint
     from snn_perception.runtime.engine import tune_allocator
-    from snn_perception.runtime.paths import check_output_file
+    from snn_perception.runtime.paths import check_output_file, make_dir
     from snn_perception.runtime.weights import resolve
 
     # every setting, output path and the crop are checked before the model or any image is loaded
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             pairs = [p for root in args.data for p in split_pairs(image_only_pairs(root), vf, seed)[0]]
             ds, cls_weights = ImageFolder(pairs, size, crop, seed=seed), None
-        make_parent(args.out)
+        make_dir(args.out.parent, "--out", args.out)
         prepare_run_dir(workdir, ("last.pt", "finetune.log"), overwrite=args.overwrite and not args.resume,
                         what="--workdir")
     except (WeightsError, SegDataError, ValueError) as exc:

@@ -66,14 +66,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from snn_perception.commands.enhance import (
         UsageError,
-        check_json_in_out,
         collect_images,
         plan_outputs,
         read_rgb,
     )
     from snn_perception.runtime.checkpoint import WeightsError
     from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
-    from snn_perception.runtime.paths import check_output_dir
+    from snn_perception.runtime.paths import check_json_output, check_output_dir, make_dir
     from snn_perception.runtime.preprocess import parse_hw
 
     try:
@@ -90,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     try:  # every output path is checked before the weights load and any image is read
         check_output_dir(args.out)
         plan = plan_outputs(images, args.out, lambda stem: [f"{stem}_{kind}.png" for kind in KINDS])
-        check_json_in_out(args.json, images, args.out)
+        check_json_output(args.json, images, created=args.out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.threads:
@@ -105,9 +104,9 @@ def _run(args: argparse.Namespace) -> int:
     except (WeightsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create output folder {args.out}: {exc}") from None
+        make_dir(args.out)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     colors = engine.info.class_colors
     records = []
     for path, outs in tqdm(list(zip(images, plan, strict=True)), desc="segment", disable=len(images) < 4):

@@ -12,15 +12,16 @@ WIDTHS = (4, 8, 16, 32, 64)
 
 
 def _hw(text: str) -> tuple[int, int]:
+    """S or HxW (the shared size parser) with sides multiples of 16: the U-Net pools four times."""
+    from snn_perception.runtime.preprocess import parse_hw
+
     try:
-        parts = [int(v) for v in text.lower().split("x")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected S or HxW, e.g. 256 or 240x320") from None
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) < 16 or any(p % 16 for p in parts):
+        hw = parse_hw(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if min(hw) < 16 or any(v % 16 for v in hw):
         raise argparse.ArgumentTypeError(f"{text!r}: sides must be multiples of 16 and at least 16")
-    return parts[0], parts[1]
+    return hw
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from snn_perception.runtime.paths import check_output_dir
+from snn_perception.runtime.paths import check_output_dir, make_dir
 
 
 def require(ok: bool, flag: str, value: Any, accepted: str) -> None:
@@ -45,7 +45,7 @@ def check_run_dir(out: str | Path, *, resume: str | None, overwrite: bool) -> No
     if not out.exists():  # create and remove again: an impossible --out fails now, not after loading data
         new = [p for p in (out, *out.parents) if not p.exists()]
         try:
-            _make_dir(out, "--out")
+            make_dir(out, "--out")
         finally:
             for p in new:
                 try:
@@ -62,22 +62,12 @@ def check_run_dir(out: str | Path, *, resume: str | None, overwrite: bool) -> No
         )
 
 
-def _make_dir(out: Path, what: str) -> Path:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(out) else ""
-        raise ValueError(f"{what} {out}: cannot create the folder ({where}{exc.strerror or exc}); "
-                         "choose a folder you can write to") from None
-    return out
-
-
 def prepare_run_dir(out: str | Path, outputs: Sequence[str], *, overwrite: bool, what: str = "--out") -> Path:
     """Create ``out`` (a clear error if it cannot be); with ``overwrite`` remove the earlier run's files.
 
     Called after every input was checked and loaded, so a bad input never costs the earlier run.
     """
-    out = _make_dir(Path(out), what)
+    out = make_dir(Path(out), what)
     if overwrite:
         for name in outputs:
             p = out / name

@@ -11,13 +11,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 def refuse_input_clash(outputs: Iterable[Path], inputs: Iterable[Path], what: str) -> None:
     """ValueError if any output path is one of the input files (it would be overwritten)."""
     resolved = {Path(p).resolve() for p in inputs}
@@ -26,8 +19,9 @@ def refuse_input_clash(outputs: Iterable[Path], inputs: Iterable[Path], what: st
             raise ValueError(f"{what} {out} is also an input and would be overwritten; choose another path")
 
 
-def check_json_output(path: Path | None, inputs: Iterable[Path] = ()) -> None:
-    """``--json`` must name a ``.json`` file (not a folder, not an input) in an existing folder."""
+def check_json_output(path: Path | None, inputs: Iterable[Path] = (), created: Path | None = None) -> None:
+    """``--json`` must name a ``.json`` file (not a folder, not an input) in an existing folder,
+    or in ``created``, the output folder the command is about to make."""
     if path is None:
         return
     path = Path(path)
@@ -37,7 +31,7 @@ def check_json_output(path: Path | None, inputs: Iterable[Path] = ()) -> None:
         raise ValueError(f"--json {path}: is a folder; give a file name ending in .json")
     refuse_input_clash([path], inputs, "--json")
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
+    if not parent.is_dir() and not (created is not None and parent.resolve() == Path(created).resolve()):
         raise ValueError(f"--json {path}: folder {parent} does not exist")
 
 
@@ -66,3 +60,22 @@ def check_output_dir(path: Path, what: str = "--out") -> None:
             if not p.is_dir():
                 raise ValueError(f"{what} {path}: {p} is a file, not a folder")
             break
+
+
+def make_dir(folder: Path, what: str = "--out", given: Path | None = None) -> Path:
+    """Create ``folder`` now (with parents), so an impossible output fails before the work.
+
+    ``given``: the path the user gave when ``folder`` is its parent (an output file's folder).
+    """
+    folder = Path(folder)
+    given = folder if given is None else Path(given)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        place = "the folder" if given == folder else f"its folder {folder}"
+        where = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(folder) else ""
+        raise ValueError(
+            f"{what} {given}: cannot create {place} ({where}{exc.strerror or exc}); "
+            "choose a folder you can write to"
+        ) from None
+    return folder
