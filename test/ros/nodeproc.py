@@ -39,6 +39,12 @@ def dhz_weights_or_skip() -> Path:
     return weights
 
 
+def thread_cpu_s(pid: int, tid: int) -> float:
+    """CPU time (user + system, seconds) of thread ``tid`` of process ``pid``, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for(pred: Callable[[], Any], timeout: float, what: str, poll: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout
     while True:

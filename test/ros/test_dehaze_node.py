@@ -17,6 +17,7 @@ from nodeproc import (
     running_node,
     shared_dir,
     stamp_ns,
+    thread_cpu_s,
     wait_for,
 )
 
@@ -147,11 +148,6 @@ def test_output_keeps_the_input_colour_family(peer, node, outputs, frames, encod
         assert np.corrcoef(img[..., 0].ravel(), small[..., 0].ravel())[0, 1] > 0.5
 
 
-def _thread_cpu_s(pid: int, tid: int) -> float:
-    fields = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_a_30hz_stream_keeps_inference_steady_and_the_spin_thread_idle(peer, node, outputs, frames):
     """Frames faster than the node runs (it drops the surplus): inference time stays steady and
     the executor's spin thread does not busy-loop (rclpy's MultiThreadedExecutor did, starving the
@@ -169,11 +165,11 @@ def test_a_30hz_stream_keeps_inference_steady_and_the_spin_thread_idle(peer, nod
     cpu0 = t0 = None
     for i in range(300):  # 10 s at 30 Hz
         if cpu0 is None and len(tel) >= 5:  # after warm-up
-            cpu0, t0 = _thread_cpu_s(pid, pid), time.monotonic()
+            cpu0, t0 = thread_cpu_s(pid, pid), time.monotonic()
         pub.publish(image_msg(small[i % 5], (4000 + i) * 10**9, FRAME_ID))
         time.sleep(1 / 30)
     assert cpu0 is not None, f"fewer than 5 outputs in 10 s\n{node.log()}"
-    spin_share = (_thread_cpu_s(pid, pid) - cpu0) / (time.monotonic() - t0)
+    spin_share = (thread_cpu_s(pid, pid) - cpu0) / (time.monotonic() - t0)
     inf = np.array([t.inference_ms for t in tel.snapshot()][5:])
     print(
         f"30 Hz 256x256: {len(inf) + 5} outputs, inference median {np.median(inf):.0f} ms, "

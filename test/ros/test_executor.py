@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from nodeproc import thread_cpu_s
 
 pytest.importorskip("rclpy")
 
@@ -35,11 +36,6 @@ def _spin_in_thread(executor) -> tuple[threading.Thread, list[int]]:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, tid
-
-
-def _thread_cpu_s(native_id: int) -> float:
-    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_spin_thread_waits_while_every_pool_thread_is_busy(context):
@@ -69,9 +65,9 @@ def test_spin_thread_waits_while_every_pool_thread_is_busy(context):
     thread, tid = _spin_in_thread(executor)
     try:
         assert busy.acquire(timeout=5) and busy.acquire(timeout=5), "the slow callbacks did not start"
-        cpu0, t0 = _thread_cpu_s(tid[0]), time.monotonic()
+        cpu0, t0 = thread_cpu_s(os.getpid(), tid[0]), time.monotonic()
         time.sleep(1.5)
-        spin_share = (_thread_cpu_s(tid[0]) - cpu0) / (time.monotonic() - t0)
+        spin_share = (thread_cpu_s(os.getpid(), tid[0]) - cpu0) / (time.monotonic() - t0)
         ran_while_busy = len(ran)
         release.set()
         deadline = time.monotonic() + 5
