@@ -44,6 +44,7 @@ from snn_perception.replay.common import (
     score_dehaze,
     score_segment,
 )
+from snn_perception.replay.report import RECORDED_DIR
 
 #: where the node classes live: task → (module, class name)
 NODE_CLASSES: dict[str, tuple[str, str]] = {
@@ -391,7 +392,7 @@ def run_ros(
             return QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
         result.models = _model_infos(config, targets)
-        (config.out / "recorded").mkdir(parents=True, exist_ok=True)
+        (config.out / RECORDED_DIR).mkdir(parents=True, exist_ok=True)
         images = bag_io.iter_images(config.bag, topics.image)
         first = next((item.rgb for item in images if item.rgb is not None), None)
         images.close()  # the warm-up frame: the bag's first decodable one
@@ -475,7 +476,7 @@ def _play(
 ) -> RunResult:
     label = f"T={timesteps}" if timesteps is not None else "default"
     run = RunResult(label=label, timesteps=timesteps)
-    rec = _Recorder(player, targets, config.out / "recorded" / label.replace("=", ""), qos_for)
+    rec = _Recorder(player, targets, config.out / RECORDED_DIR / label.replace("=", ""), qos_for)
     frames: list[_Frame] = []
     undecodable: dict[int, str] = {}
     clock = player.get_clock()
