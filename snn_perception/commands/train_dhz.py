@@ -26,6 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--scale-min", type=float, default=1.0,
                         help="random zoom-out before cropping, in [S, 1] (0.5: crops also show whole scenes)")
+    parser.add_argument(
+        "--extra-water",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability that a training raw image is seen through 0.3-2.5 m more of a random water "
+        "(reference unchanged): teaches stronger casts than the pairs show (default 0)",
+    )
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -82,6 +90,7 @@ def config_from_args(args: argparse.Namespace):
         crop=args.crop,
         resize=args.resize or None,
         scale_min=args.scale_min,
+        extra_water=args.extra_water,
         epochs=args.epochs,
         batch=args.batch,
         lr=args.lr,

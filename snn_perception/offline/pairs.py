@@ -97,6 +97,33 @@ class PairAugment:
     scale: tuple[float, float] = (1.0, 1.0)
     hflip: bool = True
     vflip: bool = True
+    #: probability that a training raw image is seen through extra water (the reference is
+    #: unchanged): see :func:`add_water`
+    extra_water: float = 0.0
+    #: range of that extra water's thickness, metres
+    extra_water_m: tuple[float, float] = (0.3, 2.5)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.extra_water <= 1.0:
+            raise ValueError(f"--extra-water must be a probability in [0, 1], got {self.extra_water}")
+        lo, hi = self.extra_water_m
+        if not 0.0 <= lo <= hi:
+            raise ValueError(
+                f"extra_water_m must be (low, high) metres with 0 ≤ low ≤ high, got {self.extra_water_m}"
+            )
+
+
+def add_water(raw: np.ndarray, distance_m: float, rng: np.random.Generator) -> np.ndarray:
+    """``raw`` (uint8) seen through ``distance_m`` more metres of a random water.
+
+    The pair's reference stays the same scene, so the network is taught to undo casts and
+    veiling stronger than the real pairs show (a small paired set covers few waters). Uses
+    the synthetic renderer's image-formation model and its random-water distribution.
+    """
+    from snn_perception.offline.underwater_render import random_water, render_underwater
+
+    out = render_underwater(raw, distance_m, random_water(rng)) * 255.0
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 class PairedImages(Dataset):
@@ -162,4 +189,8 @@ class PairedImages(Dataset):
             raw, ref = raw[:, ::-1], ref[:, ::-1]
         if aug.vflip and random.random() < 0.5:
             raw, ref = raw[::-1], ref[::-1]
+        if aug.extra_water > 0 and random.random() < aug.extra_water:
+            # seeded from ``random`` so a resumed run (which restores its state) sees the same waters
+            rng = np.random.default_rng(random.getrandbits(64))
+            raw = add_water(np.ascontiguousarray(raw), random.uniform(*aug.extra_water_m), rng)
         return raw, ref

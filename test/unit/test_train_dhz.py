@@ -48,13 +48,16 @@ def test_a_few_steps_lower_the_loss(eight_pairs: Path, tmp_path: Path) -> None:
 
 
 def test_resume_continues_from_the_same_step_and_optimizer_state(eight_pairs: Path, tmp_path: Path) -> None:
-    straight = train(_cfg(eight_pairs, tmp_path / "straight", epochs=3))
-    train(_cfg(eight_pairs, tmp_path / "split", epochs=2))
+    # extra water draws random numbers too: the resumed run must replay those as well
+    straight = train(_cfg(eight_pairs, tmp_path / "straight", epochs=3, extra_water=0.5))
+    train(_cfg(eight_pairs, tmp_path / "split", epochs=2, extra_water=0.5))
     state = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
     assert int(state["step"]) == 2 * 2  # 6 training pairs, batch 4 → 2 steps per epoch
     assert state["optimizer"]["state"], "optimizer moments were not saved"
     shutil.copy(tmp_path / "split" / "last.pt", tmp_path / "resume.pt")
-    resumed = train(_cfg(eight_pairs, tmp_path / "split", epochs=3, resume=str(tmp_path / "resume.pt")))
+    resumed = train(
+        _cfg(eight_pairs, tmp_path / "split", epochs=3, extra_water=0.5, resume=str(tmp_path / "resume.pt"))
+    )
     assert resumed["steps"] == straight["steps"] == 6
     final = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
     assert int(final["epoch"]) == 2
