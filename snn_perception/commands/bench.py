@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_perception.commands import check_threads
+
 # Idle OpenMP workers sleep instead of spinning: with the default spin-wait, two torch threads on
 # a 2-core machine shared with another busy process ran a 512×512 frame in ~4 s instead of 0.2 s.
 # Takes effect only if torch is not imported yet (as when run through the CLI).
@@ -154,8 +156,9 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError(f"--model {args.model!r}: known models are {', '.join(MODELS)}")
     sizes = [parse_hw(s) for s in args.size]
     steps = [validate_timesteps(t, "--timesteps") for t in args.timesteps]
-    if args.threads < 1 or args.runs < 1 or args.warmup < 0:
-        raise ValueError("--threads and --runs must be ≥ 1, --warmup ≥ 0")
+    check_threads(args.threads)
+    if args.runs < 1 or args.warmup < 0:
+        raise ValueError(f"--runs {args.runs}, --warmup {args.warmup}: need --runs ≥ 1 and --warmup ≥ 0")
     inputs = [p for p in (args.image, Path(args.weights) if args.weights else None) if p is not None]
     check_json_output(args.json, inputs)
     torch.set_num_threads(args.threads)

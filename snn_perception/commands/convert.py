@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from snn_perception.commands import check_threads
+
 THRESHOLDS_FORMAT = "comma-separated positive numbers, high to low, e.g. 2,1,0.5,0.25"
 
 
@@ -24,12 +26,6 @@ def parse_thresholds(text: str) -> tuple[float, ...]:
         return validate_thresholds(values, "--thresholds")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{exc}; expected {THRESHOLDS_FORMAT}") from None
-
-
-def check_threads(threads: int | None) -> None:
-    """``--threads`` is at least 1 (0 or less would be ignored or crash torch)."""
-    if threads is not None and threads < 1:
-        raise ValueError(f"--threads {threads}: must be at least 1 (omit it for torch's choice)")
 
 
 def parse_hw(text: str) -> tuple[int, int]:

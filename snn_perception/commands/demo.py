@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from snn_perception.commands import check_threads
 from snn_perception.runtime.paths import check_output_dir
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
@@ -124,9 +125,8 @@ def _run(args: argparse.Namespace) -> int:
     from snn_perception.replay.make_bag import make_bag
 
     t0 = time.perf_counter()
+    check_threads(args.threads)
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be ≥ 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_perception.commands import check_threads
 from snn_perception.runtime.paths import (
     check_json_output,
     check_output_dir,
@@ -153,8 +154,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.timesteps is not None:
             validate_timesteps(args.timesteps, "--timesteps")
         size = parse_hw(args.size) if args.size else None
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be ≥ 1, got {args.threads}")
+        check_threads(args.threads)
         count = args.count_ops if args.count_ops is not None else args.json is not None
         config = EngineConfig(
             device=args.device,

@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from snn_perception.commands import check_threads
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from snn_perception.commands.convert import parse_hw
@@ -59,7 +61,6 @@ def _check_workdir(workdir: Path, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from snn_perception.commands.convert import check_threads
     from snn_perception.offline.convert import load_unet
     from snn_perception.offline.finetune import RESUME_KEYS, FinetuneConfig, finetune
     from snn_perception.offline.run_checks import load_resume, prepare_run_dir

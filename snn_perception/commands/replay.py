@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from snn_perception.commands import check_threads
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
 
@@ -111,8 +113,7 @@ def build_config(args: argparse.Namespace):
         ref = ""
     if args.samples < 0:
         raise ValueError(f"--samples must be ≥ 0, got {args.samples}")
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be ≥ 1, got {args.threads}")
+    check_threads(args.threads)
     return ReplayConfig(
         bag=args.bag,
         out=args.out,

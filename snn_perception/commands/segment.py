@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from snn_perception.commands import check_threads
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
 #: the files written per input NAME, as NAME_<kind>.png, in this order
@@ -80,8 +82,7 @@ def _run(args: argparse.Namespace) -> int:
             validate_timesteps(args.timesteps, "--timesteps")
         if not 0.0 <= args.alpha <= 1.0:
             raise ValueError(f"--alpha {args.alpha}: must be between 0 and 1")
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be ≥ 1, got {args.threads}")
+        check_threads(args.threads)
         size = parse_hw(args.size) if args.size else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None

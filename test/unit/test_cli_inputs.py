@@ -250,3 +250,20 @@ def test_weights_folder_says_a_file_is_expected(work: Path, argv: list[str]) -> 
     before = _snapshot(work)
     _refused(_cli(*argv, cwd=work), "wdir", "folder")
     assert _snapshot(work) == before and not (work / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["enhance", "victim.jpg", "--out", "o"],
+        ["segment", "victim.jpg", "--out", "o"],
+        ["bench", "--image", "victim.jpg"],
+        ["replay", "nobag", "--out", "o"],
+        ["demo", "--out", "o"],
+    ],
+    ids=["enhance", "segment", "bench", "replay", "demo"],
+)
+def test_threads_below_one_is_refused_with_one_wording(work: Path, argv: list[str]) -> None:
+    before = _snapshot(work)
+    _refused(_cli(*argv, "--threads", "0", cwd=work), "--threads 0", "at least 1", "torch's choice")
+    assert _snapshot(work) == before and not (work / "o").exists()
