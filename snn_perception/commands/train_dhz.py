@@ -48,6 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="add N pairs rendered through the underwater image-formation model",
     )
+    parser.add_argument(
+        "--synthetic-val",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N pairs rendered from the validation references to the validation set "
+        "(model selection then also rewards undoing rendered waters)",
+    )
     parser.add_argument("--w-mse", type=float, default=1.0)
     parser.add_argument("--w-ssim", type=float, default=0.5)
     parser.add_argument("--w-tv", type=float, default=0.25)
@@ -99,6 +107,7 @@ def config_from_args(args: argparse.Namespace):
         val_size=args.val_size,
         seed=args.seed,
         synthetic=args.synthetic,
+        synthetic_val=args.synthetic_val,
         init=init,
         resume=args.resume,
         device=args.device,

@@ -65,6 +65,9 @@ class TrainDhzConfig:
     val_size: int = 256
     seed: int = 0
     synthetic: int = 0
+    #: synthetic pairs rendered from the *validation* references and added to the validation
+    #: set, so model selection also rewards undoing waters the real validation pairs lack
+    synthetic_val: int = 0
     init: str | None = None
     resume: str | None = None
     device: str = "auto"
@@ -93,6 +96,9 @@ class TrainDhzConfig:
                 self.val_fraction, "in [0, 1)")
         require(self.val_size >= 8, "--val-size", self.val_size, "at least 8 (pixels per side)")
         require(self.synthetic >= 0, "--synthetic", self.synthetic, "0 or more pairs")
+        require(self.synthetic_val >= 0, "--synthetic-val", self.synthetic_val, "0 or more pairs")
+        require(self.synthetic_val == 0 or self.val_fraction > 0, "--synthetic-val", self.synthetic_val,
+                "0 when --val-fraction is 0 (it renders from the validation references)")
         require(self.threads is None or self.threads >= 1, "--threads", self.threads, "at least 1")
         weights = {"--w-mse": self.loss.mse, "--w-ssim": self.loss.ssim, "--w-tv": self.loss.tv}
         for flag, w in weights.items():
@@ -132,22 +138,29 @@ def build_datasets(cfg: TrainDhzConfig) -> tuple[PairedImages, PairedImages, lis
         names = train.names + [f"synthetic_{i}" for i in range(cfg.synthetic)]
         train = PairedImages(train.pairs + list(extra), augment=train.augment, names=names)
     val = PairedImages.from_paths(val_paths, eval_hw=(cfg.val_size, cfg.val_size)) if val_paths else None
-    return train, val, [p[0].name for p in train_paths], [p[0].name for p in val_paths]
+    val_names = [p[0].name for p in val_paths]
+    if val is not None and cfg.synthetic_val > 0:
+        # a different seed from the training renders; sources are validation references only
+        refs = [ref for _, ref in val.pairs]
+        extra = synthetic_pairs(cfg.synthetic_val, refs, cfg.val_size, cfg.seed + 1, photos=False)
+        val_names += [f"synthetic_val_{i}" for i in range(cfg.synthetic_val)]
+        val = PairedImages(val.pairs + list(extra), names=val.names + val_names[len(val.names):])
+    return train, val, [p[0].name for p in train_paths], val_names
 
 
 def synthetic_pairs(
-    n: int, references: list[np.ndarray], side: int, seed: int
+    n: int, references: list[np.ndarray], side: int, seed: int, photos: bool = True
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n`` (raw, clean) pairs rendered through the underwater image-formation model.
 
     Clean sources are the training references (same domain, never validation images)
-    and scikit-image's bundled public-domain photos; each pair gets random water,
+    and (``photos``) scikit-image's bundled public-domain photos; each pair gets random water,
     distance, depth gradient and noise from :func:`underwater_render.synthetic_pair`.
     """
     from snn_perception.offline.underwater_render import DIVE_PHOTOS, _photo, synthetic_pair
 
     rng = np.random.default_rng(seed)
-    sources = list(references) + [_photo(name) for name in DIVE_PHOTOS]
+    sources = list(references) + ([_photo(name) for name in DIVE_PHOTOS] if photos else [])
     pairs = []
     for i in range(n):
         clean = sources[i % len(sources)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,3 +65,24 @@ def test_resume_continues_from_the_same_step_and_optimizer_state(eight_pairs: Pa
     # Same data order, same optimizer moments, same RNG: the resumed epoch matches the straight one.
     last_resumed, last_straight = resumed["history"][-1], straight["history"][-1]
     assert last_resumed["train_total"] == pytest.approx(last_straight["train_total"], rel=1e-4)
+
+
+def test_synthetic_validation_pairs_are_rendered_from_validation_references_only(eight_pairs: Path) -> None:
+    from snn_perception.offline.train_dhz import build_datasets
+
+    plain = build_datasets(_cfg(eight_pairs, Path("unused"), epochs=1))
+    cfg = _cfg(eight_pairs, Path("unused"), epochs=1, synthetic_val=3)
+    train_set, val, _, val_names = build_datasets(cfg)
+    assert len(val) == len(plain[1]) + 3 == 5
+    assert val_names[-3:] == ["synthetic_val_0", "synthetic_val_1", "synthetic_val_2"]
+    real_refs = [ref for _, ref in plain[1].pairs]
+    for raw, ref in val.pairs[2:]:
+        assert raw.shape == ref.shape == (64, 64, 3)
+        assert any(np.array_equal(ref, r) for r in real_refs), "target is not a val image"
+        assert not np.array_equal(raw, ref)
+    assert len(train_set) == len(plain[0]), "synthetic validation pairs must not reach training"
+
+
+def test_synthetic_validation_needs_a_validation_split() -> None:
+    with pytest.raises(ValueError, match="--synthetic-val"):
+        TrainDhzConfig(data=["x"], val_fraction=0.0, synthetic_val=4)
