@@ -177,13 +177,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        engine = Engine.load(args.weights, config, task="dehaze")
+        engine = Engine.load(args.weights, config, task="dehaze", require_task=True)
     except WeightsError as exc:
         raise UsageError(str(exc)) from None
-    if engine.info.task != "dehaze":
-        raise UsageError(
-            f"weights {args.weights} are a {engine.info.task} model; enhance needs a dehaze model"
-        )
     try:
         make_dir(args.out)
     except ValueError as exc:

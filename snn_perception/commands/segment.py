@@ -96,9 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        probe = Engine.load(args.weights, EngineConfig(), task="segment")
-        if probe.info.task != "segment":
-            raise UsageError(f"weights {args.weights!r} are a {probe.info.task} model, not a segmenter")
+        probe = Engine.load(args.weights, EngineConfig(), task="segment", require_task=True)
         hw = size or probe.info.input_hw
         engine = Engine(probe.model, probe.info, EngineConfig(
             timesteps=args.timesteps, input_hw=hw, count_ops=args.json is not None), probe.device)

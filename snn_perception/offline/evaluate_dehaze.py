@@ -91,16 +91,15 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
     engines = []
     if cfg.weights:
         from snn_perception.runtime.checkpoint import WeightsError
-        from snn_perception.runtime.engine import Engine, EngineConfig
+        from snn_perception.runtime.engine import Engine, EngineConfig, WrongTaskError
 
         for w in cfg.weights:
-            engine = Engine.load(w, EngineConfig(device=cfg.device))
-            task = engine.info.task
-            if task != "dehaze":
-                raise WeightsError(
-                    f"weights {w} hold a {task} model ({engine.info.arch}); dehaze evaluation needs "
-                    f"dehaze weights (e.g. dhz){'; use --task segment for it' if task == 'segment' else ''}"
-                )
+            try:
+                engine = Engine.load(w, EngineConfig(device=cfg.device), require_task=True)
+            except WrongTaskError as exc:
+                hint = "; use --task segment for it" if exc.found == "segment" else ""
+                needs = "dehaze evaluation needs dehaze weights (e.g. dhz)"
+                raise WeightsError(f"{exc}: {needs}{hint}") from None
             for t in cfg.timesteps or [engine.info.default_timesteps]:
                 engines.append((f"{Path(str(w)).stem}@T{t}", engine, t))
     pairs = select_pairs(cfg)  # after the weights: a bad weights path fails before any image is read

@@ -75,11 +75,9 @@ def load_engines(config: ReplayConfig) -> dict[str, Any]:
             except WeightsError:
                 continue  # no segmenter shipped yet: dehaze only (the report says so)
         try:
-            engine = Engine.load(weights, ecfg, task=task)
+            engine = Engine.load(weights, ecfg, task=task, require_task=True)
         except WeightsError as exc:
             raise ReplayError(f"{task} weights: {exc}") from None
-        if engine.info.task != task:
-            raise ReplayError(f"weights {weights} are a {engine.info.task} model, not a {task} model")
         engines[task] = engine
     if not engines:
         raise ReplayError("no model to run: enable dehaze or give segment weights")

@@ -251,14 +251,9 @@ class PerceptionNode(LifecycleNode):
         config = EngineConfig(device=p.device, count_ops=p.count_ops, input_hw=p.input_hw)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            engine = Engine.load(weights or None, config, task=self.task)
+            engine = Engine.load(weights or None, config, task=self.task, require_task=True)
         for w in caught:
             self.get_logger().warning(str(w.message))
-        if engine.info.task != self.task:
-            raise ValueError(
-                f"{engine.info.weights_path} holds a {engine.info.task} model ({engine.info.arch}); "
-                f"{self.get_name()} runs {self.task} models"
-            )
         engine.warmup(hw=warmup_hw)
         return engine
 

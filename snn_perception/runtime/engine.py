@@ -171,6 +171,14 @@ TASKS: dict[str, Callable[[torch.Tensor, tuple[int, int]], tuple[np.ndarray, np.
 }
 
 
+class WrongTaskError(WeightsError):
+    """Weights of another task than the caller runs (a segmenter given to the dehazer, …)."""
+
+    def __init__(self, path: Path, found: str, arch: str, expected: str) -> None:
+        super().__init__(f"{path} holds a {found} model ({arch}), not a {expected} model")
+        self.found, self.expected = found, expected
+
+
 def _model_info(ckpt: Checkpoint) -> ModelInfo:
     meta = ckpt.metadata
     arch = str(meta["arch"])
@@ -217,9 +225,17 @@ class Engine:
 
     @classmethod
     def load(
-        cls, weights: str | Path | None = None, config: EngineConfig | None = None, task: str = "dehaze"
+        cls,
+        weights: str | Path | None = None,
+        config: EngineConfig | None = None,
+        task: str = "dehaze",
+        require_task: bool = False,
     ) -> Engine:
-        """Load weights (shipped name, path, or None = the default for ``task``)."""
+        """Load weights (shipped name, path, or None = the default for ``task``).
+
+        ``require_task``: weights of another task are a WeightsError (before the model is built),
+        so every front end refuses them with the same message.
+        """
         config = replace(config) if config is not None else EngineConfig()
         if config.tune_allocator:
             tune_allocator()
@@ -227,6 +243,8 @@ class Engine:
         path = weights_registry.resolve(name)
         ckpt = load_checkpoint(path)
         info = _model_info(ckpt)
+        if require_task and info.task != task:
+            raise WrongTaskError(path, info.task, info.arch, task)
         try:
             model = registry.build(info.arch, ckpt.metadata)
         except KeyError as exc:

@@ -286,3 +286,13 @@ def test_config_errors_name_the_setting_not_the_class() -> None:
         EngineConfig(device="gpu")
     with pytest.raises(ValueError, match=r"^model size \(H, W\) must have H, W ≥ 8"):
         EngineConfig(input_hw=(1, 1))
+
+
+def test_require_task_refuses_weights_of_the_other_task_before_building() -> None:
+    from snn_perception.runtime.engine import WrongTaskError
+
+    msg = r"holds a segment model \(spiking_unet\), not a dehaze model"
+    with pytest.raises(WrongTaskError, match=msg) as err:
+        Engine.load("spiking_unet", task="dehaze", require_task=True)
+    assert (err.value.found, err.value.expected) == ("segment", "dehaze")
+    assert Engine.load("spiking_unet", task="dehaze").info.task == "segment"  # without it: loads as is
