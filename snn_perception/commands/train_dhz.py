@@ -34,6 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="probability that a training raw image is seen through 0.3-2.5 m more of a random water "
         "(reference unchanged): teaches stronger casts than the pairs show (default 0)",
     )
+    parser.add_argument(
+        "--tone-jitter",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="the same random exposure change for raw and reference (gain 1±S, gamma in "
+        "[1/(1+S), 1+S]); teaches keeping a dark scene's tones instead of crushing them (default 0)",
+    )
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -99,6 +107,7 @@ def config_from_args(args: argparse.Namespace):
         resize=args.resize or None,
         scale_min=args.scale_min,
         extra_water=args.extra_water,
+        tone_jitter=args.tone_jitter,
         epochs=args.epochs,
         batch=args.batch,
         lr=args.lr,

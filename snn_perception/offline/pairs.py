@@ -8,6 +8,7 @@ never leaks into training across runs or resumes.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,8 +103,13 @@ class PairAugment:
     extra_water: float = 0.0
     #: range of that extra water's thickness, metres
     extra_water_m: tuple[float, float] = (0.3, 2.5)
+    #: the same random exposure change for raw and reference: gain in [1 − s, 1 + s] and gamma
+    #: in [1/(1 + s), 1 + s] (0: off); see :func:`adjust_tone`
+    tone: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.tone <= 0.9:
+            raise ValueError(f"--tone-jitter must be in [0, 0.9], got {self.tone}")
         if not 0.0 <= self.extra_water <= 1.0:
             raise ValueError(f"--extra-water must be a probability in [0, 1], got {self.extra_water}")
         lo, hi = self.extra_water_m
@@ -111,6 +117,17 @@ class PairAugment:
             raise ValueError(
                 f"extra_water_m must be (low, high) metres with 0 ≤ low ≤ high, got {self.extra_water_m}"
             )
+
+
+def adjust_tone(img: np.ndarray, gain: float, gamma: float) -> np.ndarray:
+    """``clip(gain · x^gamma)`` of a uint8 image in [0, 1] units, back to uint8.
+
+    Applied with the same draw to raw and reference, it teaches that a darker or brighter
+    scene keeps its tones after restoration, rather than that every output spans the full
+    range (as contrast-stretched references suggest, which crushes the shadows of dark scenes).
+    """
+    x = np.power(img.astype(np.float32) / 255.0, gamma) * gain
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def add_water(raw: np.ndarray, distance_m: float, rng: np.random.Generator) -> np.ndarray:
@@ -189,6 +206,10 @@ class PairedImages(Dataset):
             raw, ref = raw[:, ::-1], ref[:, ::-1]
         if aug.vflip and random.random() < 0.5:
             raw, ref = raw[::-1], ref[::-1]
+        if aug.tone > 0:
+            gain = random.uniform(1.0 - aug.tone, 1.0 + aug.tone)
+            gamma = math.exp(random.uniform(-math.log1p(aug.tone), math.log1p(aug.tone)))
+            raw, ref = adjust_tone(raw, gain, gamma), adjust_tone(ref, gain, gamma)
         if aug.extra_water > 0 and random.random() < aug.extra_water:
             # seeded from ``random`` so a resumed run (which restores its state) sees the same waters
             rng = np.random.default_rng(random.getrandbits(64))

@@ -56,6 +56,7 @@ class TrainDhzConfig:
     resize: int | None = 512
     scale_min: float = 1.0
     extra_water: float = 0.0
+    tone_jitter: float = 0.0
     epochs: int = 100
     batch: int = 4
     lr: float = 1e-3
@@ -87,6 +88,7 @@ class TrainDhzConfig:
         require(finite(self.scale_min, 0.1, high=1.0), "--scale-min", self.scale_min, "in [0.1, 1]")
         require(finite(self.extra_water, 0.0, high=1.0), "--extra-water", self.extra_water,
                 "a probability in [0, 1]")
+        require(finite(self.tone_jitter, 0.0, high=0.9), "--tone-jitter", self.tone_jitter, "in [0, 0.9]")
         require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
         require(self.batch >= 1, "--batch", self.batch, "at least 1")
         require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 1e-3")
@@ -129,7 +131,8 @@ def build_datasets(cfg: TrainDhzConfig) -> tuple[PairedImages, PairedImages, lis
         val_paths += va
     resize = (cfg.resize, cfg.resize) if cfg.resize else None
     augment = PairAugment(
-        crop=cfg.crop, resize_hw=resize, scale=(cfg.scale_min, 1.0), extra_water=cfg.extra_water
+        crop=cfg.crop, resize_hw=resize, scale=(cfg.scale_min, 1.0), extra_water=cfg.extra_water,
+        tone=cfg.tone_jitter,
     )
     train = PairedImages.from_paths(train_paths, augment=augment)
     if cfg.synthetic > 0:

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from snn_perception.offline.pairs import PairAugment, PairedImages, add_water
+from snn_perception.offline.pairs import PairAugment, PairedImages, add_water, adjust_tone
 
 
 def _pair(seed: int = 0, hw: tuple[int, int] = (96, 80)) -> tuple[np.ndarray, np.ndarray]:
@@ -62,3 +62,30 @@ def test_extra_water_probability_is_respected() -> None:
 def test_extra_water_outside_0_1_is_refused(p: float) -> None:
     with pytest.raises(ValueError, match="--extra-water"):
         PairAugment(extra_water=p)
+
+
+def test_adjust_tone_is_identity_at_unit_gain_and_gamma_and_darkens_below_one() -> None:
+    _, ref = _pair()
+    assert np.array_equal(adjust_tone(ref, 1.0, 1.0), ref)
+    assert adjust_tone(ref, 0.7, 1.0).mean() < 0.75 * ref.mean()
+    assert adjust_tone(ref, 1.0, 1.3).mean() < ref.mean()  # gamma > 1 darkens mid-tones
+
+
+def test_tone_jitter_gives_raw_and_reference_the_same_change() -> None:
+    _, ref = _pair()
+    same = PairedImages([(ref, ref.copy())], augment=PairAugment(crop=64, tone=0.3))
+    plain = PairedImages([(ref, ref.copy())], augment=PairAugment(crop=64))
+    changed = 0
+    for seed in range(10):
+        random.seed(seed)
+        raw_t, ref_t = same[0]
+        assert np.array_equal(raw_t.numpy(), ref_t.numpy()), "raw and reference got different tones"
+        random.seed(seed)
+        changed += int(not np.array_equal(ref_t.numpy(), plain[0][1].numpy()))
+    assert changed >= 9, f"only {changed}/10 crops changed tone"
+
+
+@pytest.mark.parametrize("s", [-0.1, 0.95, float("nan")])
+def test_tone_jitter_outside_its_range_is_refused(s: float) -> None:
+    with pytest.raises(ValueError, match="--tone-jitter"):
+        PairAugment(tone=s)

@@ -226,6 +226,7 @@ def _main(argv: list[str], capsys) -> tuple[int, str]:
         (["train", "dhz", "--w-mse", "0", "--w-ssim", "0", "--w-tv", "0"], ["all 0", "above 0"]),
         (["train", "dhz", "--synthetic", "-5"], ["--synthetic -5", "0 or more"]),
         (["train", "dhz", "--synthetic-val", "-1"], ["--synthetic-val -1", "0 or more"]),
+        (["train", "dhz", "--tone-jitter", "2"], ["--tone-jitter 2", "in [0, 0.9]"]),
         (["train", "dhz", "--extra-water", "1.5"], ["--extra-water 1.5", "probability in [0, 1]"]),
         (["train", "dhz", "--threads", "0"], ["--threads 0", "at least 1"]),
         (["train", "dhz", "--resize", "-5"], ["--resize -5", "at least --crop"]),
