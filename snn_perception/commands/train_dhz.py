@@ -57,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="add N pairs rendered through the underwater image-formation model",
     )
     parser.add_argument(
+        "--synthetic-from",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="render the --synthetic pairs from the images in these folders (e.g. well-lit footage of "
+        "your water) instead of the training references and bundled photos",
+    )
+    parser.add_argument(
         "--synthetic-val",
         type=int,
         default=0,
@@ -82,6 +90,9 @@ def _check(args: argparse.Namespace) -> str | None:
         path = Path(folder)
         if not (path / "raw").is_dir() or not (path / "reference").is_dir():
             return f"--data {folder}: expected a folder with raw/ and reference/ sub-folders"
+    for folder in args.synthetic_from:
+        if not Path(folder).is_dir():
+            return f"--synthetic-from {folder}: not a folder (expected a folder of images)"
     return None
 
 
@@ -117,6 +128,7 @@ def config_from_args(args: argparse.Namespace):
         seed=args.seed,
         synthetic=args.synthetic,
         synthetic_val=args.synthetic_val,
+        synthetic_from=[str(Path(d)) for d in args.synthetic_from],
         init=init,
         resume=args.resume,
         device=args.device,

@@ -69,6 +69,9 @@ class TrainDhzConfig:
     #: synthetic pairs rendered from the *validation* references and added to the validation
     #: set, so model selection also rewards undoing waters the real validation pairs lack
     synthetic_val: int = 0
+    #: folders of good-looking images to render synthetic pairs from (e.g. well-lit underwater
+    #: footage, so the pairs look like your water); default: training references + bundled photos
+    synthetic_from: list[str] = field(default_factory=list)
     init: str | None = None
     resume: str | None = None
     device: str = "auto"
@@ -98,6 +101,8 @@ class TrainDhzConfig:
                 self.val_fraction, "in [0, 1)")
         require(self.val_size >= 8, "--val-size", self.val_size, "at least 8 (pixels per side)")
         require(self.synthetic >= 0, "--synthetic", self.synthetic, "0 or more pairs")
+        require(not self.synthetic_from or self.synthetic > 0, "--synthetic-from", self.synthetic_from,
+                "used only with --synthetic N > 0")
         require(self.synthetic_val >= 0, "--synthetic-val", self.synthetic_val, "0 or more pairs")
         require(self.synthetic_val == 0 or self.val_fraction > 0, "--synthetic-val", self.synthetic_val,
                 "0 when --val-fraction is 0 (it renders from the validation references)")
@@ -137,7 +142,11 @@ def build_datasets(cfg: TrainDhzConfig) -> tuple[PairedImages, PairedImages, lis
     train = PairedImages.from_paths(train_paths, augment=augment)
     if cfg.synthetic > 0:
         side = max(cfg.crop, cfg.resize or cfg.crop)
-        extra = synthetic_pairs(cfg.synthetic, [ref for _, ref in train.pairs], side, cfg.seed)
+        if cfg.synthetic_from:
+            sources, photos = clean_images(cfg.synthetic_from, cfg.synthetic, cfg.seed), False
+        else:
+            sources, photos = [ref for _, ref in train.pairs], True
+        extra = synthetic_pairs(cfg.synthetic, sources, side, cfg.seed, photos=photos)
         names = train.names + [f"synthetic_{i}" for i in range(cfg.synthetic)]
         train = PairedImages(train.pairs + list(extra), augment=train.augment, names=names)
     val = PairedImages.from_paths(val_paths, eval_hw=(cfg.val_size, cfg.val_size)) if val_paths else None
@@ -149,6 +158,20 @@ def build_datasets(cfg: TrainDhzConfig) -> tuple[PairedImages, PairedImages, lis
         val_names += [f"synthetic_val_{i}" for i in range(cfg.synthetic_val)]
         val = PairedImages(val.pairs + list(extra), names=val.names + val_names[len(val.names):])
     return train, val, [p[0].name for p in train_paths], val_names
+
+
+def clean_images(folders: list[str], n: int, seed: int) -> list[np.ndarray]:
+    """Up to ``n`` images drawn (seeded, without replacement) from ``folders``, decoded as RGB."""
+    from snn_perception.offline.pairs import IMAGE_SUFFIXES, PairsError, read_rgb
+
+    paths = []
+    for folder in folders:
+        found = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise PairsError(f"--synthetic-from {folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        paths += found
+    order = np.random.default_rng(seed).permutation(len(paths))[:n]
+    return [read_rgb(paths[i]) for i in sorted(order)]
 
 
 def synthetic_pairs(

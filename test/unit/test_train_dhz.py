@@ -86,3 +86,30 @@ def test_synthetic_validation_pairs_are_rendered_from_validation_references_only
 def test_synthetic_validation_needs_a_validation_split() -> None:
     with pytest.raises(ValueError, match="--synthetic-val"):
         TrainDhzConfig(data=["x"], val_fraction=0.0, synthetic_val=4)
+
+
+def test_synthetic_pairs_can_be_rendered_from_a_folder_of_clean_images(
+    eight_pairs: Path, tmp_path: Path
+) -> None:
+    import cv2
+
+    from snn_perception.offline.train_dhz import build_datasets
+
+    colours = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]  # RGB
+    (tmp_path / "clean").mkdir()
+    for i, rgb in enumerate(colours):
+        img = np.zeros((48, 80, 3), np.uint8) + np.array(rgb[::-1], np.uint8)  # BGR on disk
+        assert cv2.imwrite(str(tmp_path / "clean" / f"{i}.png"), img)
+    clean = [str(tmp_path / "clean")]
+    cfg = _cfg(eight_pairs, Path("unused"), epochs=1, synthetic=3, synthetic_from=clean)
+    train_set, *_ = build_datasets(cfg)
+    synthetic = train_set.pairs[-3:]
+    refs = sorted(tuple(int(v) for v in ref.reshape(-1, 3).mean(0).round()) for _, ref in synthetic)
+    assert refs == sorted(colours), "the synthetic references are not the given clean images"
+    for raw, ref in train_set.pairs[-3:]:
+        assert raw.shape == ref.shape == (128, 128, 3) and not np.array_equal(raw, ref)
+
+
+def test_synthetic_from_needs_synthetic_pairs() -> None:
+    with pytest.raises(ValueError, match="--synthetic-from"):
+        TrainDhzConfig(data=["x"], synthetic_from=["clean"])
