@@ -64,6 +64,24 @@ def select_pairs(cfg: DehazeEvalConfig) -> list[tuple[Path, Path]]:
     return chosen[: cfg.limit] if cfg.limit else chosen
 
 
+def weight_labels(weights: list[str]) -> list[str]:
+    """A distinct table label per weights argument: the file stem, with its folder where stems clash.
+
+    Two runs' ``best.safetensors`` would otherwise share one label and their scores one row.
+    """
+    stems = [Path(str(w)).stem for w in weights]
+    labels = [
+        f"{Path(str(w)).parent.name}/{stem}" if stems.count(stem) > 1 and Path(str(w)).parent.name else stem
+        for w, stem in zip(weights, stems, strict=True)
+    ]
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:  # the same file given twice: number the repeats
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return unique
+
+
 def check_native_sizes(pairs: list[tuple[Path, Path]]) -> None:
     """At native size raw and reference must match; decoding is cheap next to the models, so check first."""
     for raw_path, ref_path in pairs:
@@ -93,7 +111,7 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
         from snn_perception.runtime.checkpoint import WeightsError
         from snn_perception.runtime.engine import Engine, EngineConfig, WrongTaskError
 
-        for w in cfg.weights:
+        for w, label in zip(cfg.weights, weight_labels(cfg.weights), strict=True):
             try:
                 engine = Engine.load(w, EngineConfig(device=cfg.device), require_task=True)
             except WrongTaskError as exc:
@@ -101,7 +119,7 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
                 needs = "dehaze evaluation needs dehaze weights (e.g. dhz)"
                 raise WeightsError(f"{exc}: {needs}{hint}") from None
             for t in cfg.timesteps or [engine.info.default_timesteps]:
-                engines.append((f"{Path(str(w)).stem}@T{t}", engine, t))
+                engines.append((f"{label}@T{t}", engine, t))
     pairs = select_pairs(cfg)  # after the weights: a bad weights path fails before any image is read
     if cfg.size is None:
         check_native_sizes(pairs)

@@ -87,3 +87,29 @@ def test_cli_rejects_bad_input_with_a_reason(args: list[str], message: str) -> N
     assert proc.returncode == 2
     assert message in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_weight_labels_stay_distinct_when_file_names_clash() -> None:
+    from snn_perception.offline.evaluate_dehaze import weight_labels
+
+    assert weight_labels(["dhz", "runs/a/best.safetensors"]) == ["dhz", "best"]
+    assert weight_labels(["runs/a/best.safetensors", "runs/b/best.safetensors", "dhz"]) == [
+        "a/best", "b/best", "dhz",
+    ]
+    assert weight_labels(["dhz", "dhz"]) == ["dhz", "dhz#2"]
+
+
+def test_two_runs_best_weights_are_scored_separately(two_pairs: Path, shared: Path, tmp_path: Path) -> None:
+    """Two files named best.safetensors once shared a label, and their scores one averaged row."""
+    import shutil
+
+    from snn_perception.runtime.weights import resolve
+
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+        shutil.copy(resolve("dhz"), tmp_path / run / "best.safetensors")
+    weights = [str(tmp_path / "a" / "best.safetensors"), str(tmp_path / "b" / "best.safetensors")]
+    cfg = DehazeEvalConfig(data=[str(two_pairs)], size=(64, 64), weights=weights, methods=[])
+    methods = evaluate_dehaze(cfg, progress=False)["methods"]
+    assert list(methods) == ["a/best@T4", "b/best@T4"]
+    assert all(len(m["per_image"]) == 2 for m in methods.values())
