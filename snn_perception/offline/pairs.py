@@ -34,13 +34,18 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def image_files(folder: Path) -> list[Path]:
+    """The images directly in ``folder`` (by suffix, sorted by name)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def list_pairs(root: Path) -> list[tuple[Path, Path]]:
     """(raw, reference) paths of every raw image that has a same-named reference."""
     raw_dir, ref_dir = root / "raw", root / "reference"
     if not raw_dir.is_dir() or not ref_dir.is_dir():
         raise PairsError(f"{root}: expected sub-folders raw/ and reference/ with same-named images")
-    raws = sorted(p for p in raw_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    refs = {p.stem: p for p in ref_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    raws = image_files(raw_dir)
+    refs = {p.stem: p for p in image_files(ref_dir)}
     pairs = [(p, refs[p.stem]) for p in raws if p.stem in refs]
     if not pairs:
         raise PairsError(f"{root}: no raw/ image has a same-named image in reference/")

@@ -29,7 +29,16 @@ from torch.utils.data.distributed import DistributedSampler
 
 from snn_perception.models import registry
 from snn_perception.offline.losses import LossWeights, RestorationLoss, ssim
-from snn_perception.offline.pairs import PairAugment, PairedImages, list_pairs, split_pairs
+from snn_perception.offline.pairs import (
+    IMAGE_SUFFIXES,
+    PairAugment,
+    PairedImages,
+    PairsError,
+    image_files,
+    list_pairs,
+    read_rgb,
+    split_pairs,
+)
 from snn_perception.offline.run_checks import (
     check_run_dir,
     finite,
@@ -162,11 +171,9 @@ def build_datasets(cfg: TrainDhzConfig) -> tuple[PairedImages, PairedImages, lis
 
 def clean_images(folders: list[str], n: int, seed: int) -> list[np.ndarray]:
     """Up to ``n`` images drawn (seeded, without replacement) from ``folders``, decoded as RGB."""
-    from snn_perception.offline.pairs import IMAGE_SUFFIXES, PairsError, read_rgb
-
     paths = []
     for folder in folders:
-        found = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        found = image_files(Path(folder))
         if not found:
             raise PairsError(f"--synthetic-from {folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
         paths += found
