@@ -69,10 +69,10 @@ def weight_labels(weights: list[str]) -> list[str]:
 
     Two runs' ``best.safetensors`` would otherwise share one label and their scores one row.
     """
-    stems = [Path(str(w)).stem for w in weights]
+    paths = [Path(str(w)) for w in weights]
+    stems = [p.stem for p in paths]
     labels = [
-        f"{Path(str(w)).parent.name}/{stem}" if stems.count(stem) > 1 and Path(str(w)).parent.name else stem
-        for w, stem in zip(weights, stems, strict=True)
+        f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 and p.parent.name else p.stem for p in paths
     ]
     seen: dict[str, int] = {}
     unique = []

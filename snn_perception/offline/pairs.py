@@ -19,6 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+#: largest tone jitter: beyond it the gain range reaches 0 (black frames)
+TONE_JITTER_MAX = 0.9
 
 
 class PairsError(ValueError):
@@ -113,8 +115,8 @@ class PairAugment:
     tone: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.tone <= 0.9:
-            raise ValueError(f"--tone-jitter must be in [0, 0.9], got {self.tone}")
+        if not 0.0 <= self.tone <= TONE_JITTER_MAX:
+            raise ValueError(f"--tone-jitter must be in [0, {TONE_JITTER_MAX}], got {self.tone}")
         if not 0.0 <= self.extra_water <= 1.0:
             raise ValueError(f"--extra-water must be a probability in [0, 1], got {self.extra_water}")
         lo, hi = self.extra_water_m

@@ -31,6 +31,7 @@ from snn_perception.models import registry
 from snn_perception.offline.losses import LossWeights, RestorationLoss, ssim
 from snn_perception.offline.pairs import (
     IMAGE_SUFFIXES,
+    TONE_JITTER_MAX,
     PairAugment,
     PairedImages,
     PairsError,
@@ -100,7 +101,8 @@ class TrainDhzConfig:
         require(finite(self.scale_min, 0.1, high=1.0), "--scale-min", self.scale_min, "in [0.1, 1]")
         require(finite(self.extra_water, 0.0, high=1.0), "--extra-water", self.extra_water,
                 "a probability in [0, 1]")
-        require(finite(self.tone_jitter, 0.0, high=0.9), "--tone-jitter", self.tone_jitter, "in [0, 0.9]")
+        require(finite(self.tone_jitter, 0.0, high=TONE_JITTER_MAX), "--tone-jitter", self.tone_jitter,
+                f"in [0, {TONE_JITTER_MAX}]")
         require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
         require(self.batch >= 1, "--batch", self.batch, "at least 1")
         require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 1e-3")
