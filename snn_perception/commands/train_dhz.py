@@ -42,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the same random exposure change for raw and reference (gain 1±S, gamma in "
         "[1/(1+S), 1+S]); teaches keeping a dark scene's tones instead of crushing them (default 0)",
     )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="validate and export an exponential moving average of the weights (e.g. 0.99: about the "
+        "last 100 steps); steadier than the raw weights when there are few pairs (default 0: off)",
+    )
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -119,6 +127,7 @@ def config_from_args(args: argparse.Namespace):
         scale_min=args.scale_min,
         extra_water=args.extra_water,
         tone_jitter=args.tone_jitter,
+        ema=args.ema,
         epochs=args.epochs,
         batch=args.batch,
         lr=args.lr,

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from snn_perception.models import registry
+from snn_perception.offline.ema import WeightAverage
 from snn_perception.offline.losses import LossWeights, RestorationLoss, ssim
 from snn_perception.offline.pairs import (
     IMAGE_SUFFIXES,
@@ -47,6 +48,7 @@ from snn_perception.offline.run_checks import (
     prepare_run_dir,
     require,
 )
+from snn_perception.runtime.checkpoint import WeightsError
 
 ARCH = "snntrans_dhz"
 VARIANTS = ("official", "paper")
@@ -67,6 +69,9 @@ class TrainDhzConfig:
     scale_min: float = 1.0
     extra_water: float = 0.0
     tone_jitter: float = 0.0
+    #: decay of an exponential moving average of the weights that is validated and exported
+    #: instead of the raw weights (0: off; 0.99 averages over the last ~100 steps)
+    ema: float = 0.0
     epochs: int = 100
     batch: int = 4
     lr: float = 1e-3
@@ -103,6 +108,8 @@ class TrainDhzConfig:
                 "a probability in [0, 1]")
         require(finite(self.tone_jitter, 0.0, high=TONE_JITTER_MAX), "--tone-jitter", self.tone_jitter,
                 f"in [0, {TONE_JITTER_MAX}]")
+        require(finite(self.ema, 0.0) and self.ema < 1, "--ema", self.ema,
+                "0 (off) or a decay in (0, 1), e.g. 0.99")
         require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
         require(self.batch >= 1, "--batch", self.batch, "at least 1")
         require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 1e-3")
@@ -270,6 +277,11 @@ def train(cfg: TrainDhzConfig) -> dict:
     model = registry.build(ARCH, meta)
     # weights to start from are checked before any image is read or anything written
     state = load_resume(cfg.resume, model, kind="train dhz", required=_RESUME_KEYS) if cfg.resume else None
+    if state is not None and ("ema" in state) != (cfg.ema > 0):
+        raise WeightsError(
+            f"--resume {cfg.resume}: written by a run {'with' if 'ema' in state else 'without'} --ema; "
+            "resume with the original run's settings"
+        )
     if cfg.init:
         load_init(model, cfg.init)
     model = model.to(device)
@@ -286,10 +298,15 @@ def train(cfg: TrainDhzConfig) -> dict:
     sampler = DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if world > 1 else None
     loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=sampler is None, sampler=sampler)
 
+    # the averaged copy is what validation scores and what best.safetensors holds
+    ema = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
+    scored = ema.model if ema is not None else model
     start_epoch, step, best = 0, 0, float("inf")
     history: list[dict] = []
     if state is not None:
         model.load_state_dict(state["model"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, step, best = int(state["epoch"]) + 1, int(state["step"]), float(state["best"])
         _set_rng_state(state["rng"])
@@ -317,6 +334,8 @@ def train(cfg: TrainDhzConfig) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update(model)
             step += 1
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v
@@ -326,14 +345,14 @@ def train(cfg: TrainDhzConfig) -> dict:
         row = {"epoch": epoch + 1, "step": step, "lr": lr}
         row.update({f"train_{k}": v / max(1, len(loader)) for k, v in sums.items()})
         if val_set is not None:
-            row.update(validate(model, val_set, cfg.timesteps, loss_fn, device))
+            row.update(validate(scored, val_set, cfg.timesteps, loss_fn, device))
         row["elapsed_s"] = time.monotonic() - started
         history.append(row)
         if main:
             score = row.get("val_loss", row["train_total"])
             if score < best:
                 best = score
-                _export_best(model, cfg, out, row, train_names, val_names)
+                _export_best(scored, cfg, out, row, train_names, val_names)
             _append_csv(csv_path, row)
             if writer:
                 for k, v in row.items():
@@ -349,6 +368,7 @@ def train(cfg: TrainDhzConfig) -> dict:
                     "rng": _rng_state(),
                     "history": json.dumps(history),
                     "config": json.dumps(asdict(cfg)),
+                    **({"ema": ema.state_dict()} if ema is not None else {}),
                 },
                 out / "last.pt",
             )

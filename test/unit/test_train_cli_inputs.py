@@ -231,6 +231,7 @@ def _main(argv: list[str], capsys) -> tuple[int, str]:
          ["--synthetic-from nowhere", "not a folder"]),
         (["train", "dhz", "--tone-jitter", "2"], ["--tone-jitter 2", "in [0, 0.9]"]),
         (["train", "dhz", "--extra-water", "1.5"], ["--extra-water 1.5", "probability in [0, 1]"]),
+        (["train", "dhz", "--ema", "1"], ["--ema 1", "decay in (0, 1)"]),
         (["train", "dhz", "--threads", "0"], ["--threads 0", "at least 1"]),
         (["train", "dhz", "--resize", "-5"], ["--resize -5", "at least --crop"]),
         (["train", "unet", "--lr", "nan"], ["--lr nan", "finite number above 0"]),

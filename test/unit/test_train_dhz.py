@@ -49,15 +49,18 @@ def test_a_few_steps_lower_the_loss(eight_pairs: Path, tmp_path: Path) -> None:
 
 
 def test_resume_continues_from_the_same_step_and_optimizer_state(eight_pairs: Path, tmp_path: Path) -> None:
-    # extra water draws random numbers too: the resumed run must replay those as well
-    straight = train(_cfg(eight_pairs, tmp_path / "straight", epochs=3, extra_water=0.5))
-    train(_cfg(eight_pairs, tmp_path / "split", epochs=2, extra_water=0.5))
+    # extra water draws random numbers too: the resumed run must replay those as well; the
+    # weight average must carry on from where it was, or the validation scores would differ
+    opts = dict(extra_water=0.5, ema=0.9)
+    straight = train(_cfg(eight_pairs, tmp_path / "straight", epochs=3, **opts))
+    train(_cfg(eight_pairs, tmp_path / "split", epochs=2, **opts))
     state = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
     assert int(state["step"]) == 2 * 2  # 6 training pairs, batch 4 → 2 steps per epoch
     assert state["optimizer"]["state"], "optimizer moments were not saved"
+    assert int(state["ema"]["updates"]) == 4
     shutil.copy(tmp_path / "split" / "last.pt", tmp_path / "resume.pt")
     resumed = train(
-        _cfg(eight_pairs, tmp_path / "split", epochs=3, extra_water=0.5, resume=str(tmp_path / "resume.pt"))
+        _cfg(eight_pairs, tmp_path / "split", epochs=3, resume=str(tmp_path / "resume.pt"), **opts)
     )
     assert resumed["steps"] == straight["steps"] == 6
     final = torch.load(tmp_path / "split" / "last.pt", weights_only=True)
@@ -65,6 +68,35 @@ def test_resume_continues_from_the_same_step_and_optimizer_state(eight_pairs: Pa
     # Same data order, same optimizer moments, same RNG: the resumed epoch matches the straight one.
     last_resumed, last_straight = resumed["history"][-1], straight["history"][-1]
     assert last_resumed["train_total"] == pytest.approx(last_straight["train_total"], rel=1e-4)
+    assert last_resumed["val_loss"] == pytest.approx(last_straight["val_loss"], rel=1e-4)
+
+
+def test_ema_weights_are_the_ones_validated_and_exported(eight_pairs: Path, tmp_path: Path) -> None:
+    from snn_perception.runtime.checkpoint import load_checkpoint
+
+    train(_cfg(eight_pairs, tmp_path / "run", epochs=1, ema=0.9))  # one epoch: it is the best one
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    best = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    averaged, raw = state["ema"]["model"], state["model"]
+    assert best.metadata["training"]["config"]["ema"] == 0.9
+    key = next(k for k, v in raw.items() if v.is_floating_point() and k.endswith("weight"))
+    assert not torch.equal(averaged[key], raw[key]), "the average did not lag the raw weights"
+    for name, value in best.state_dict.items():
+        assert torch.equal(value, averaged[name]), f"{name}: best.safetensors is not the average"
+
+
+@pytest.mark.parametrize("first, then, words", [(0.9, 0.0, "with --ema"), (0.0, 0.9, "without --ema")])
+def test_resume_with_other_ema_setting_is_refused(
+    eight_pairs: Path, tmp_path: Path, first: float, then: float, words: str
+) -> None:
+    from snn_perception.runtime.checkpoint import WeightsError
+
+    train(_cfg(eight_pairs, tmp_path / "run", epochs=1, val_fraction=0.0, ema=first))
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    resume = str(tmp_path / "run" / "last.pt")
+    with pytest.raises(WeightsError, match=words):
+        train(_cfg(eight_pairs, tmp_path / "run", epochs=2, val_fraction=0.0, ema=then, resume=resume))
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
 
 
 def test_synthetic_validation_pairs_are_rendered_from_validation_references_only(eight_pairs: Path) -> None:
