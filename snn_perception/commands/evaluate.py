@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-uiqm", action="store_true", help="skip the no-reference metrics (faster)")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images (N ≥ 1)")
     parser.add_argument("--json", type=Path, help="write every per-image number here")
     try:
@@ -80,8 +81,10 @@ def fail(message: str) -> int:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Every check that needs no model or image, so bad input is refused before any work."""
+    from snn_perception.commands import check_threads
     from snn_perception.runtime.paths import check_json_output
 
+    check_threads(args.threads)
     expected = f"expected a folder with {LAYOUT[args.task]}"
     for d in args.data:
         if not Path(d).exists():
@@ -110,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
         check_arguments(args)
     except ValueError as exc:
         return fail(str(exc))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.task == "segment":
         try:
             module = importlib.import_module(SEGMENT_MODULE)

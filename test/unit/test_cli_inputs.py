@@ -185,7 +185,7 @@ def test_evaluate_native_names_the_pair_of_different_sizes(work: Path) -> None:
 def test_evaluate_accepts_a_single_number_as_square_size(work: Path) -> None:
     proc = _cli(
         "evaluate", "--task", "dehaze", "--data", "dh", "--size", "64", "--method", "raw", "--weights",
-        "--no-uiqm", "--json", "r.json", cwd=work,
+        "--no-uiqm", "--json", "r.json", "--threads", "1", cwd=work,
     )
     assert proc.returncode == 0, proc.stderr
     assert "| raw |" in proc.stdout and (work / "r.json").is_file()
@@ -260,8 +260,10 @@ def test_weights_folder_says_a_file_is_expected(work: Path, argv: list[str]) -> 
         ["bench", "--image", "victim.jpg"],
         ["replay", "nobag", "--out", "o"],
         ["demo", "--out", "o"],
+        ["evaluate", "--task", "dehaze", "--data", "dh", "--json", "o"],
+        ["evaluate", "--task", "segment", "--data", "seg", "--json", "o"],
     ],
-    ids=["enhance", "segment", "bench", "replay", "demo"],
+    ids=["enhance", "segment", "bench", "replay", "demo", "evaluate-dehaze", "evaluate-segment"],
 )
 def test_threads_below_one_is_refused_with_one_wording(work: Path, argv: list[str]) -> None:
     before = _snapshot(work)

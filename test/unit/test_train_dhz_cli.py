@@ -25,7 +25,8 @@ def test_every_option_reaches_the_trainer_config() -> None:
     got = asdict(cfg)
     want = dict(
         data=["a", "b"], variant="paper", timesteps=6, crop=128, resize=384, scale_min=0.4,
-        extra_water=0.3, tone_jitter=0.2, ema=0.95, epochs=7, batch=3, lr=0.003, min_lr=0.0002, val_fraction=0.3,
+        extra_water=0.3, tone_jitter=0.2, ema=0.95, epochs=7, batch=3, lr=0.003, min_lr=0.0002,
+        val_fraction=0.3,
         val_size=192, seed=5, synthetic=9, synthetic_val=4, synthetic_from=["c"], resume="r.pt", device="cpu",
         threads=1, out="o",
         loss={"mse": 1.5, "ssim": 0.7, "tv": 0.1},
