@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from snn_perception.models import registry
+from snn_perception.models.checkpointing import stage
 from snn_perception.models.colour import rgb_to_lab_scaled
 from snn_perception.models.neurons import ALIF, Reset, _needs_grad, charge_, first_charge, leaky_readout
 from snn_perception.runtime.counting import OpCounter, conv_ops, count_active, transposed_conv_ops
@@ -359,6 +360,8 @@ class KEstimator(nn.Module):
         self.up2_Hx = nn.ConvTranspose2d(96, 16, kernel_size=2, stride=2)
         self.lif_up2_Hx = lif()
         self.up3_Hx = nn.ConvTranspose2d(48, 3, kernel_size=2, stride=2)
+        #: recompute each encoder branch and the decoder in backward (see :mod:`.checkpointing`)
+        self.grad_checkpointing = False
 
     def _encode(
         self, p: str, sc: torch.Tensor, timesteps: int, cnt: OpCounter | None
@@ -380,8 +383,22 @@ class KEstimator(nn.Module):
     def forward(
         self, sc_rgb: torch.Tensor, sc_lab: torch.Tensor, timesteps: int, cnt: OpCounter | None = None
     ) -> torch.Tensor:
-        d1_r, y_r = self._encode("r", sc_rgb, timesteps, cnt)
-        d1_l, y_l = self._encode("l", sc_lab, timesteps, cnt)
+        on = self.grad_checkpointing and cnt is None
+        d1_r, y_r = stage(self, on, self._encode, "r", sc_rgb, timesteps, cnt)
+        d1_l, y_l = stage(self, on, self._encode, "l", sc_lab, timesteps, cnt)
+        return stage(self, on, self._decode, sc_rgb, sc_lab, d1_r, d1_l, y_r, y_l, timesteps, cnt)
+
+    def _decode(
+        self,
+        sc_rgb: torch.Tensor,
+        sc_lab: torch.Tensor,
+        d1_r: torch.Tensor,
+        d1_l: torch.Tensor,
+        y_r: torch.Tensor,
+        y_l: torch.Tensor,
+        timesteps: int,
+        cnt: OpCounter | None,
+    ) -> torch.Tensor:
         u1_in = torch.cat((y_r, y_l), 1)
         s1 = _lif(self.lif_up1_Hx, self.up1_Hx(u1_in), timesteps, cnt)
         u2_in = torch.cat((d1_r, d1_l, s1), 1)
@@ -443,6 +460,16 @@ class SnnTransDHZ(nn.Module):
         self._counting = False
         self._counts = OpCounts()
         self._layer_ops: dict[str, tuple[float, float]] = {}
+        self.grad_checkpointing = False
+
+    def set_grad_checkpointing(self, enabled: bool) -> None:
+        """Training only: recompute activations in backward instead of storing them.
+
+        The memory live during a training step falls by about 60 % for about 30 % more time
+        (``tools/dhz_train_memory.py``); outputs, gradients and BatchNorm statistics are bit-identical.
+        """
+        self.grad_checkpointing = bool(enabled)
+        self.H_est.grad_checkpointing = bool(enabled)
 
     # -- SpikingModel protocol
     def set_counting(self, enabled: bool) -> None:
@@ -484,10 +511,12 @@ class SnnTransDHZ(nn.Module):
     def _run(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
         lab = rgb_to_lab_scaled(x).contiguous(memory_format=torch.channels_last)
-        sc_rgb = self.spikecode_rgb(x, timesteps, cnt)
-        sc_lab = self.spikecode_lab(lab, timesteps, cnt)
+        on = self.grad_checkpointing and cnt is None
+        sc_rgb = stage(self.spikecode_rgb, on, self.spikecode_rgb, x, timesteps, cnt)
+        sc_lab = stage(self.spikecode_lab, on, self.spikecode_lab, lab, timesteps, cnt)
         k = self.H_est(sc_rgb, sc_lab, timesteps, cnt)
-        b = self.BL_est_conv(torch.cat((sc_rgb, sc_lab), 1), timesteps, cnt)
+        sc = torch.cat((sc_rgb, sc_lab), 1)
+        b = stage(self.BL_est_conv, on, self.BL_est_conv, sc, timesteps, cnt)
         if cnt is not None:
             cnt.add_macs(2 * x.numel(), "reconstruction")
         return (k * x) - (k * b) + x

@@ -72,6 +72,8 @@ class TrainDhzConfig:
     #: decay of an exponential moving average of the weights that is validated and exported
     #: instead of the raw weights (0: off; 0.99 averages over the last ~100 steps)
     ema: float = 0.0
+    #: recompute activations in backward instead of storing them: less memory, slower steps
+    grad_checkpoint: bool = False
     epochs: int = 100
     batch: int = 4
     lr: float = 1e-3
@@ -275,6 +277,7 @@ def train(cfg: TrainDhzConfig) -> dict:
 
     meta = {"arch": ARCH, "task": "dehaze", "variant": cfg.variant, "default_timesteps": cfg.timesteps}
     model = registry.build(ARCH, meta)
+    model.set_grad_checkpointing(cfg.grad_checkpoint)
     # weights to start from are checked before any image is read or anything written
     state = load_resume(cfg.resume, model, kind="train dhz", required=_RESUME_KEYS) if cfg.resume else None
     if state is not None and ("ema" in state) != (cfg.ema > 0):

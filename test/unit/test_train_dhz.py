@@ -85,6 +85,16 @@ def test_ema_weights_are_the_ones_validated_and_exported(eight_pairs: Path, tmp_
         assert torch.equal(value, averaged[name]), f"{name}: best.safetensors is not the average"
 
 
+def test_grad_checkpointing_trains_the_same_model(eight_pairs: Path, tmp_path: Path) -> None:
+    plain = train(_cfg(eight_pairs, tmp_path / "plain", epochs=1))
+    checked = train(_cfg(eight_pairs, tmp_path / "checked", epochs=1, grad_checkpoint=True))
+    for key in ("train_total", "val_loss", "val_psnr"):
+        assert checked["history"][0][key] == plain["history"][0][key], key
+    a = torch.load(tmp_path / "plain" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "checked" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize("first, then, words", [(0.9, 0.0, "with --ema"), (0.0, 0.9, "without --ema")])
 def test_resume_with_other_ema_setting_is_refused(
     eight_pairs: Path, tmp_path: Path, first: float, then: float, words: str
