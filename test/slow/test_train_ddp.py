@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_train_and_save(shared: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [[], ["--grad-checkpoint", "--ema", "0.9"]], ids=["plain", "checkpoint-ema"])
+def test_torchrun_two_processes_train_and_save(shared: Path, tmp_path: Path, extra: list[str]) -> None:
     src = shared / "data" / "euvp_test23"
     for sub in ("raw", "reference"):
         (tmp_path / "pairs" / sub).mkdir(parents=True)
@@ -23,7 +24,7 @@ def test_torchrun_two_processes_train_and_save(shared: Path, tmp_path: Path) -> 
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29571",
         "-m", "snn_perception.cli", "train", "dhz", "--data", str(tmp_path / "pairs"), "--crop", "64",
         "--resize", "128", "--epochs", "2", "--batch", "2", "--timesteps", "2", "--val-size", "64",
-        "--threads", "1", "--device", "cpu", "--out", str(tmp_path / "run"),
+        "--threads", "1", "--device", "cpu", "--out", str(tmp_path / "run"), *extra,
     ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
