@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [[], ["--grad-checkpoint", "--ema", "0.9"]], ids=["plain", "checkpoint-ema"])
+@pytest.mark.parametrize("extra", [[], ["--grad-checkpoint", "--ema", "0.9"]], ids=["plain", "ckpt-ema"])
 def test_torchrun_two_processes_train_and_save(shared: Path, tmp_path: Path, extra: list[str]) -> None:
     src = shared / "data" / "euvp_test23"
     for sub in ("raw", "reference"):
