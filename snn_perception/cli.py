@@ -30,6 +30,7 @@ def _register_known() -> None:
         "convert": ("convert", "convert a trained ANN U-Net into a Spiking-UNet"),
         "finetune": ("finetune", "fine-tune a converted Spiking-UNet on spiking flow"),
         "evaluate": ("evaluate", "evaluate a model on a folder of pairs"),
+        "average": ("average", "average the weights of checkpoints of one network (a model soup)"),
         "bringup": ("bringup", "run the perception nodes in one process"),
         "make-bag": ("make_bag", "write a rosbag2 of images from a folder or video"),
         "replay": ("replay", "replay a rosbag through the models and write a report"),

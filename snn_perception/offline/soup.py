@@ -1,0 +1,84 @@
+"""Uniform weight averages ("model soups") of checkpoints of one network.
+
+Fine-tuning runs that start from the same weights usually stay in one basin of the loss, and
+the average of their weights often validates better than any one of them (Wortsman et al.,
+ICML 2022). Score the average on your validation split before using it: runs from different
+starting points can average into a worse model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from snn_perception.runtime.checkpoint import Checkpoint, WeightsError, load_checkpoint
+
+#: metadata that describes one run and no longer holds for the average (``training`` is kept
+#: from the first checkpoint: its data split is what the average must be validated on)
+_PER_RUN_KEYS = ("metrics", "command")
+#: training settings that decide which images were held out for validation
+_SPLIT_KEYS = ("data", "val_fraction", "seed", "val_images")
+
+
+def average_checkpoints(paths: Sequence[str | Path]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The mean of the checkpoints' floating-point tensors (computed in float64) and metadata.
+
+    Integer tensors (BatchNorm batch counters) are taken from the first checkpoint. Every
+    checkpoint must hold the same architecture, variant and tensor names and shapes; otherwise a
+    :class:`WeightsError` names the first file that differs and how. ``meta["average"]["notes"]``
+    warns when the runs used different data or validation splits (then the first run's
+    validation images may have been trained on by another).
+    """
+    if len(paths) < 2:
+        raise WeightsError(f"averaging needs at least two checkpoints, got {len(paths)}")
+    ckpts = [load_checkpoint(p) for p in paths]
+    first = ckpts[0]
+    for ck in ckpts[1:]:
+        _check_same_network(first, ck)
+    state = {}
+    for key, value in first.state_dict.items():
+        if value.is_floating_point():
+            total = sum(ck.state_dict[key].to(torch.float64) for ck in ckpts)
+            state[key] = (total / len(ckpts)).to(value.dtype)
+        else:
+            state[key] = value.clone()
+    meta = {k: v for k, v in first.metadata.items() if k not in _PER_RUN_KEYS and k != "format_version"}
+    notes = [
+        f"{ck.path}: trained on other data or another validation split than {first.path}"
+        for ck in ckpts[1:]
+        if _split(ck) != _split(first)
+    ]
+    meta["average"] = {
+        "method": "uniform",
+        "notes": notes,
+        "of": [
+            {"path": str(ck.path), "sha256": ck.sha256, "command": ck.metadata.get("command")} for ck in ckpts
+        ],
+    }
+    return state, meta
+
+
+def _split(ck: Checkpoint) -> dict[str, Any]:
+    training = ck.metadata.get("training") or {}
+    return {k: training.get(k) for k in _SPLIT_KEYS}
+
+
+def _check_same_network(first: Checkpoint, other: Checkpoint) -> None:
+    for key in ("arch", "variant"):
+        a, b = first.metadata.get(key), other.metadata.get(key)
+        if a != b:
+            raise WeightsError(f"{other.path}: {key} {b!r} differs from {first.path}'s {a!r}; cannot average")
+    names_a, names_b = set(first.state_dict), set(other.state_dict)
+    if names_a != names_b:
+        diff = sorted(names_a ^ names_b)[:3]
+        raise WeightsError(f"{other.path}: other tensors than {first.path} (e.g. {diff}); cannot average")
+    for key, value in first.state_dict.items():
+        theirs = other.state_dict[key]
+        if theirs.shape != value.shape:
+            raise WeightsError(
+                f"{other.path}: {key} has shape {tuple(theirs.shape)}, {first.path} {tuple(value.shape)}; "
+                "cannot average"
+            )
