@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score only the training or validation split (same seed as training)")
     parser.add_argument("--val-fraction", type=float, default=0.2,
                         help="share of each folder held out for validation, 0 < f < 1 (default 0.2)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="split seed: the training run's --split-seed, or its --seed if it had none")
     parser.add_argument("--no-uiqm", action="store_true", help="skip the no-reference metrics (faster)")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

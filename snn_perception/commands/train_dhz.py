@@ -62,7 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-lr", type=float, default=1e-5, help="end of the cosine schedule")
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--val-size", type=int, default=256, help="validation images resized to SxS")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of crops, augmentation, order and renders")
+    parser.add_argument("--split-seed", type=int, default=None,
+                        help="seed of the train/validation split alone (default: --seed); keep it when "
+                        "varying --seed, so every run validates on the same held-out pairs")
     parser.add_argument(
         "--synthetic",
         type=int,
@@ -142,6 +145,7 @@ def config_from_args(args: argparse.Namespace):
         val_fraction=args.val_fraction,
         val_size=args.val_size,
         seed=args.seed,
+        split_seed=args.split_seed,
         synthetic=args.synthetic,
         synthetic_val=args.synthetic_val,
         synthetic_from=[str(Path(d)) for d in args.synthetic_from],

@@ -82,6 +82,9 @@ class TrainDhzConfig:
     val_fraction: float = 0.2
     val_size: int = 256
     seed: int = 0
+    #: seed of the train/validation split alone (None: ``seed``), so runs with different
+    #: ``seed``s (augmentation, order, renders) can share one validation split, e.g. to average them
+    split_seed: int | None = None
     synthetic: int = 0
     #: synthetic pairs rendered from the *validation* references and added to the validation
     #: set, so model selection also rewards undoing waters the real validation pairs lack
@@ -133,6 +136,10 @@ class TrainDhzConfig:
         if not any(w > 0 for w in weights.values()):
             raise ValueError("--w-mse, --w-ssim and --w-tv are all 0: at least one must be above 0")
 
+    @property
+    def val_split_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
+
 
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -151,7 +158,7 @@ def _dist_info() -> tuple[int, int, int]:
 def build_datasets(cfg: TrainDhzConfig) -> tuple[PairedImages, PairedImages, list[str], list[str]]:
     train_paths, val_paths = [], []
     for root in cfg.data:
-        tr, va = split_pairs(list_pairs(Path(root)), cfg.val_fraction, cfg.seed)
+        tr, va = split_pairs(list_pairs(Path(root)), cfg.val_fraction, cfg.val_split_seed)
         train_paths += tr
         val_paths += va
     resize = (cfg.resize, cfg.resize) if cfg.resize else None

@@ -16,8 +16,8 @@ def test_every_option_reaches_the_trainer_config() -> None:
         "--data", "a", "b", "--variant", "paper", "--timesteps", "6", "--crop", "128", "--resize", "384",
         "--scale-min", "0.4", "--extra-water", "0.3", "--tone-jitter", "0.2", "--ema", "0.95",
         "--grad-checkpoint", "--epochs", "7", "--batch", "3", "--lr", "0.003", "--min-lr", "0.0002",
-        "--val-fraction", "0.3", "--val-size", "192",
-        "--seed", "5", "--synthetic", "9", "--synthetic-val", "4", "--synthetic-from", "c",
+        "--val-fraction", "0.3", "--val-size", "192", "--seed", "5", "--split-seed", "2",
+        "--synthetic", "9", "--synthetic-val", "4", "--synthetic-from", "c",
         "--w-mse", "1.5", "--w-ssim", "0.7", "--w-tv", "0.1", "--resume", "r.pt", "--device", "cpu",
         "--threads", "1", "--out", "o",
     ]
@@ -26,7 +26,8 @@ def test_every_option_reaches_the_trainer_config() -> None:
     want = dict(
         data=["a", "b"], variant="paper", timesteps=6, crop=128, resize=384, scale_min=0.4,
         extra_water=0.3, tone_jitter=0.2, ema=0.95, grad_checkpoint=True, epochs=7, batch=3, lr=0.003,
-        min_lr=0.0002, val_fraction=0.3, val_size=192, seed=5, synthetic=9, synthetic_val=4,
+        min_lr=0.0002, val_fraction=0.3, val_size=192, seed=5, split_seed=2, synthetic=9,
+        synthetic_val=4,
         synthetic_from=["c"], resume="r.pt", device="cpu",
         threads=1, out="o",
         loss={"mse": 1.5, "ssim": 0.7, "tv": 0.1},
