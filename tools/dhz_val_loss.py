@@ -1,0 +1,48 @@
+"""The trainer's validation loss, PSNR and SSIM for any dehaze weights (the model-selection score).
+
+Usage (repository root, venv set up): ``.venv/bin/python tools/dhz_val_loss.py WEIGHTS...
+[--data ../shared/data/lsui_pairs] [--val-fraction 0.2] [--split-seed 0] [--val-size 256]
+[--timesteps 4]``. Scores each weights file exactly as ``train dhz`` validates (same split,
+same resize, same loss), so runs, soups and checkpoints from elsewhere compare on one number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from snn_perception.models import registry
+from snn_perception.offline.losses import LossWeights, RestorationLoss
+from snn_perception.offline.train_dhz import TrainDhzConfig, build_datasets, validate
+from snn_perception.runtime.checkpoint import load_checkpoint, load_into
+from snn_perception.runtime.weights import resolve
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("weights", nargs="+", help="names or paths of dehaze weights")
+    p.add_argument("--data", nargs="+", default=["../shared/data/lsui_pairs"])
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--val-size", type=int, default=256)
+    p.add_argument("--timesteps", type=int, default=4)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = TrainDhzConfig(data=args.data, val_fraction=args.val_fraction, seed=args.split_seed,
+                         val_size=args.val_size)
+    _, val, _, names = build_datasets(cfg)
+    loss = RestorationLoss(LossWeights())
+    for w in args.weights:
+        ckpt = load_checkpoint(resolve(w), expect_arch="snntrans_dhz")
+        model = registry.build("snntrans_dhz", ckpt.metadata)
+        load_into(model, ckpt)
+        scores = validate(model, val, args.timesteps, loss, "cpu")
+        print(json.dumps({"weights": w, "sha256": ckpt.sha256[:12], "images": len(names), **scores}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
