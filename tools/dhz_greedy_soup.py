@@ -14,12 +14,10 @@ import json
 import shlex
 import sys
 
-import torch
+from dhz_val_loss import add_split_arguments, validation_scorer  # the sibling tool (same folder)
 
 from snn_perception.models import registry
-from snn_perception.offline.losses import LossWeights, RestorationLoss
-from snn_perception.offline.soup import average_checkpoints
-from snn_perception.offline.train_dhz import TrainDhzConfig, build_datasets, validate
+from snn_perception.offline.soup import average_checkpoints, greedy_soup
 from snn_perception.runtime.checkpoint import save_checkpoint
 
 
@@ -27,39 +25,16 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("weights", nargs="+", help="checkpoint paths (runs fine-tuned from the same weights)")
     p.add_argument("--out", required=True)
-    p.add_argument("--data", nargs="+", default=["../shared/data/lsui_pairs"])
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--timesteps", type=int, default=4)
-    p.add_argument("--threads", type=int, default=2)
+    add_split_arguments(p)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    _, val, _, _ = build_datasets(TrainDhzConfig(data=args.data, val_fraction=args.val_fraction,
-                                                 seed=args.split_seed))
-    loss_fn = RestorationLoss(LossWeights())
+    scorer = validation_scorer(args)
 
-    def score(paths: list[str]) -> tuple[float, dict]:
-        if len(paths) == 1:
-            from snn_perception.runtime.checkpoint import load_checkpoint
-
-            ckpt = load_checkpoint(paths[0], expect_arch="snntrans_dhz")
-            state, meta = ckpt.state_dict, ckpt.metadata
-        else:
-            state, meta = average_checkpoints(paths)
+    def score(state: dict, meta: dict) -> float:
         model = registry.build("snntrans_dhz", meta)
         model.load_state_dict(state)
-        return validate(model, val, args.timesteps, loss_fn, "cpu")["val_loss"], meta
+        return scorer(model)["val_loss"]
 
-    alone = sorted((score([w])[0], w) for w in args.weights)
-    for loss, w in alone:
-        print(json.dumps({"candidate": w, "val_loss": loss}))
-    soup, best = [alone[0][1]], alone[0][0]
-    for _, w in alone[1:]:
-        loss, _ = score([*soup, w])
-        kept = loss < best
-        print(json.dumps({"try": [*soup, w], "val_loss": loss, "kept": kept}))
-        if kept:
-            soup, best = [*soup, w], loss
+    soup, best = greedy_soup(args.weights, score, log=lambda row: print(json.dumps(row), flush=True))
     print(json.dumps({"soup": soup, "val_loss": best}))
     if len(soup) == 1:
         print("the best single checkpoint beat every average; nothing written", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 
 import torch
 
@@ -20,27 +21,37 @@ from snn_perception.runtime.checkpoint import load_checkpoint, load_into
 from snn_perception.runtime.weights import resolve
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("weights", nargs="+", help="names or paths of dehaze weights")
+def add_split_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that decide the validation images and how they are scored (shared with the soup tool)."""
     p.add_argument("--data", nargs="+", default=["../shared/data/lsui_pairs"])
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--val-size", type=int, default=256)
     p.add_argument("--timesteps", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+
+
+def validation_scorer(args: argparse.Namespace) -> Callable[[torch.nn.Module], dict[str, float]]:
+    """``score(model)`` → the trainer's val_loss / val_psnr / val_ssim on the split ``args`` names."""
     torch.set_num_threads(args.threads)
     cfg = TrainDhzConfig(data=args.data, val_fraction=args.val_fraction, seed=args.split_seed,
                          val_size=args.val_size)
-    _, val, _, names = build_datasets(cfg)
+    val = build_datasets(cfg)[1]
     loss = RestorationLoss(LossWeights())
+    return lambda model: validate(model, val, args.timesteps, loss, "cpu")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("weights", nargs="+", help="names or paths of dehaze weights")
+    add_split_arguments(p)
+    args = p.parse_args()
+    score = validation_scorer(args)
     for w in args.weights:
         ckpt = load_checkpoint(resolve(w), expect_arch="snntrans_dhz")
         model = registry.build("snntrans_dhz", ckpt.metadata)
         load_into(model, ckpt)
-        scores = validate(model, val, args.timesteps, loss, "cpu")
-        print(json.dumps({"weights": w, "sha256": ckpt.sha256[:12], "images": len(names), **scores}))
+        print(json.dumps({"weights": w, "sha256": ckpt.sha256[:12], **score(model)}))
     return 0
 
 

@@ -8,7 +8,7 @@ starting points can average into a worse model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,34 @@ def average_checkpoints(paths: Sequence[str | Path]) -> tuple[dict[str, torch.Te
         ],
     }
     return state, meta
+
+
+#: ``score(state_dict, metadata)`` → a loss (lower is better), e.g. the validation loss
+Score = Callable[[dict[str, torch.Tensor], dict[str, Any]], float]
+
+
+def greedy_soup(
+    paths: Sequence[str | Path], score: Score, log: Callable[[dict], None] = lambda _: None
+) -> tuple[list[str | Path], float]:
+    """Greedy soup (Wortsman et al., 2022): the members to average, and their soup's score.
+
+    Candidates are sorted by their own score; starting from the best, each next one stays only
+    if the uniform average with it scores strictly better. ``log`` receives every score.
+    """
+    alone = []
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        alone.append((score(ckpt.state_dict, ckpt.metadata), str(path), path))
+        log({"candidate": str(path), "score": alone[-1][0]})
+    alone.sort(key=lambda item: (item[0], item[1]))
+    soup, best = [alone[0][2]], alone[0][0]
+    for _, _, path in alone[1:]:
+        value = score(*average_checkpoints([*soup, path]))
+        kept = value < best
+        log({"try": [str(p) for p in [*soup, path]], "score": value, "kept": kept})
+        if kept:
+            soup, best = [*soup, path], value
+    return soup, best
 
 
 def _split(ck: Checkpoint) -> dict[str, Any]:

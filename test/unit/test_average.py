@@ -94,3 +94,24 @@ def test_cli_refuses_bad_input_and_writes_nothing(tmp_path: Path, argv: list[str
     for word in words:
         assert word in proc.stderr, (word, proc.stderr)
     assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_greedy_soup_keeps_only_members_that_improve_the_average(tmp_path: Path) -> None:
+    from snn_perception.offline.soup import greedy_soup
+
+    key = "H_est.up1_Hx.bias"
+    paths = [_ckpt(tmp_path / f"{i}.safetensors", i) for i in range(4)]
+    values = [load_checkpoint(p).state_dict[key] for p in paths]
+    # the score is the distance to a target that only the mean of checkpoints 0 and 2 reaches
+    target = (values[0] + values[2]) / 2
+
+    def score(state: dict, _meta: dict) -> float:
+        return float((state[key] - target).abs().sum())
+
+    log: list[dict] = []
+    soup, best = greedy_soup(paths, score, log=log.append)
+    assert sorted(map(str, soup)) == sorted(map(str, [paths[0], paths[2]]))
+    assert best == pytest.approx(0.0, abs=1e-5)
+    assert sum("candidate" in row for row in log) == 4 and sum("try" in row for row in log) == 3
+    single = [row["score"] for row in log if "candidate" in row]
+    assert log[4]["try"][0] == str(paths[single.index(min(single))])  # starts from the best alone
