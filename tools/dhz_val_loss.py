@@ -25,7 +25,8 @@ def add_split_arguments(p: argparse.ArgumentParser) -> None:
     """The options that decide the validation images and how they are scored (shared with the soup tool)."""
     p.add_argument("--data", nargs="+", default=["../shared/data/lsui_pairs"])
     p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="the training runs' --split-seed (or their --seed if they had none)")
     p.add_argument("--val-size", type=int, default=256)
     p.add_argument("--timesteps", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
