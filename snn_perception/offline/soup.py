@@ -24,6 +24,13 @@ _SPLIT_KEYS = ("data", "val_fraction", "seed", "val_images")
 
 
 def average_checkpoints(paths: Sequence[str | Path]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """:func:`average` of the checkpoints at ``paths``."""
+    if len(paths) < 2:
+        raise WeightsError(f"averaging needs at least two checkpoints, got {len(paths)}")
+    return average([load_checkpoint(p) for p in paths])
+
+
+def average(ckpts: Sequence[Checkpoint]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The mean of the checkpoints' floating-point tensors (computed in float64) and metadata.
 
     Integer tensors (BatchNorm batch counters) are taken from the first checkpoint. Every
@@ -32,9 +39,8 @@ def average_checkpoints(paths: Sequence[str | Path]) -> tuple[dict[str, torch.Te
     warns when the runs used different data or validation splits (then the first run's
     validation images may have been trained on by another).
     """
-    if len(paths) < 2:
-        raise WeightsError(f"averaging needs at least two checkpoints, got {len(paths)}")
-    ckpts = [load_checkpoint(p) for p in paths]
+    if len(ckpts) < 2:
+        raise WeightsError(f"averaging needs at least two checkpoints, got {len(ckpts)}")
     first = ckpts[0]
     for ck in ckpts[1:]:
         _check_same_network(first, ck)
@@ -71,22 +77,23 @@ def greedy_soup(
     """Greedy soup (Wortsman et al., 2022): the members to average, and their soup's score.
 
     Candidates are sorted by their own score; starting from the best, each next one stays only
-    if the uniform average with it scores strictly better. ``log`` receives every score.
+    if the uniform average with it scores strictly better. ``log`` receives every score. Each
+    file is read once.
     """
+    ckpts = [load_checkpoint(path) for path in paths]
     alone = []
-    for path in paths:
-        ckpt = load_checkpoint(path)
-        alone.append((score(ckpt.state_dict, ckpt.metadata), str(path), path))
-        log({"candidate": str(path), "score": alone[-1][0]})
-    alone.sort(key=lambda item: (item[0], item[1]))
+    for i, ckpt in enumerate(ckpts):
+        alone.append((score(ckpt.state_dict, ckpt.metadata), str(paths[i]), i))
+        log({"candidate": str(paths[i]), "score": alone[-1][0]})
+    alone.sort()
     soup, best = [alone[0][2]], alone[0][0]
-    for _, _, path in alone[1:]:
-        value = score(*average_checkpoints([*soup, path]))
+    for _, _, i in alone[1:]:
+        value = score(*average([ckpts[j] for j in [*soup, i]]))
         kept = value < best
-        log({"try": [str(p) for p in [*soup, path]], "score": value, "kept": kept})
+        log({"try": [str(paths[j]) for j in [*soup, i]], "score": value, "kept": kept})
         if kept:
-            soup, best = [*soup, path], value
-    return soup, best
+            soup, best = [*soup, i], value
+    return [paths[j] for j in soup], best
 
 
 def _split(ck: Checkpoint) -> dict[str, Any]:
