@@ -13,20 +13,27 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
-from dhz_val_loss import add_split_arguments, validation_scorer  # the sibling tool (same folder)
+from dhz_val_loss import add_split_arguments, run_tool, validation_scorer  # the sibling tool (same folder)
 
 from snn_perception.models import registry
 from snn_perception.offline.soup import average_checkpoints, greedy_soup
 from snn_perception.runtime.checkpoint import save_checkpoint
+from snn_perception.runtime.paths import check_output_file, make_dir
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("weights", nargs="+", help="checkpoint paths (runs fine-tuned from the same weights)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, type=Path, help="output .safetensors (never an input)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (default: refuse)")
     add_split_arguments(p)
     args = p.parse_args()
+    if args.out.suffix != ".safetensors":
+        raise ValueError(f"--out {args.out}: must end in .safetensors")
+    check_output_file(args.out, inputs=[Path(w) for w in args.weights], overwrite=args.overwrite)
+    make_dir(args.out.parent, "--out", args.out)
     scorer = validation_scorer(args)
 
     def score(state: dict, meta: dict) -> float:
@@ -48,4 +55,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_tool(main))

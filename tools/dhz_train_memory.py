@@ -23,6 +23,17 @@ import time
 WORKER = "--worker"
 
 
+def positive(text: str) -> int:
+    """An integer ≥ 1 (argparse type: anything else is a one-line usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer ≥ 1")
+    return value
+
+
 def one_setting(args: argparse.Namespace) -> dict:
     import torch
 
@@ -60,14 +71,16 @@ def one_setting(args: argparse.Namespace) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--size", type=int, default=256, help="square crop side")
-    p.add_argument("--timesteps", type=int, default=4)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--steps", type=int, default=3, help="timed steps (median) after the warm-up")
+    p.add_argument("--batch", type=positive, default=4)
+    p.add_argument("--size", type=positive, default=256, help="square crop side")
+    p.add_argument("--timesteps", type=positive, default=4)
+    p.add_argument("--threads", type=positive, default=2)
+    p.add_argument("--steps", type=positive, default=3, help="timed steps (median) after the warm-up")
     p.add_argument("--checkpoint", action="store_true", help=argparse.SUPPRESS)
     p.add_argument(WORKER, action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.timesteps > 64:
+        p.error(f"argument --timesteps: {args.timesteps}: the model runs 1 to 64 timesteps")
     if args.worker:
         print(json.dumps(one_setting(args)))
         return 0

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 
 import torch
 
 from snn_perception.models import registry
 from snn_perception.offline.losses import LossWeights, RestorationLoss
+from snn_perception.offline.pairs import PairsError
 from snn_perception.offline.train_dhz import TrainDhzConfig, build_datasets, validate
-from snn_perception.runtime.checkpoint import load_checkpoint, load_into
+from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint, load_into
 from snn_perception.runtime.weights import resolve
 
 
@@ -56,5 +58,14 @@ def main() -> int:
     return 0
 
 
+def run_tool(main: Callable[[], int]) -> int:
+    """``main()``, with bad weights, data or settings as one ``error:`` line and exit code 2."""
+    try:
+        return main()
+    except (WeightsError, PairsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_tool(main))
