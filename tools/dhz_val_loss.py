@@ -49,9 +49,10 @@ def main() -> int:
     p.add_argument("weights", nargs="+", help="names or paths of dehaze weights")
     add_split_arguments(p)
     args = p.parse_args()
+    paths = [resolve(w) for w in args.weights]  # a wrong name fails before the images are read
     score = validation_scorer(args)
-    for w in args.weights:
-        ckpt = load_checkpoint(resolve(w), expect_arch="snntrans_dhz")
+    for w, path in zip(args.weights, paths, strict=True):
+        ckpt = load_checkpoint(path, expect_arch="snntrans_dhz")
         model = registry.build("snntrans_dhz", ckpt.metadata)
         load_into(model, ckpt)
         print(json.dumps({"weights": w, "sha256": ckpt.sha256[:12], **score(model)}))
