@@ -294,17 +294,13 @@ class SpikingMLP(nn.Module):
         bn = self.fc1_bn
         y = F.conv2d(x, self.fc1_conv.weight.unsqueeze(-1), self.fc1_conv.bias)
         use_batch_stats = bn.training or bn.running_mean is None
+        factor = 0.0 if bn.momentum is None else bn.momentum
         if bn.training and bn.num_batches_tracked is not None:
             bn.num_batches_tracked.add_(1)
+            if bn.momentum is None:  # cumulative average, as nn.BatchNorm (used to recalibrate statistics)
+                factor = 1.0 / float(bn.num_batches_tracked)
         y = F.batch_norm(
-            y,
-            bn.running_mean,
-            bn.running_var,
-            bn.weight,
-            bn.bias,
-            use_batch_stats,
-            bn.momentum or 0.0,
-            bn.eps,
+            y, bn.running_mean, bn.running_var, bn.weight, bn.bias, use_batch_stats, factor, bn.eps
         )
         if cnt is not None:
             cnt.add_macs(float(x.numel()) * c, self.fc1_conv.layer_name)

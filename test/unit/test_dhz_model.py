@@ -211,3 +211,23 @@ def test_constant_input_pooling_with_another_tau_is_exact() -> None:
         fast = _fire_pool_constant(x, lif.v_threshold.detach(), 3.0, 5)
         direct = F.max_pool2d(lif(x.expand(5, *x.shape)).flatten(0, 1), 2)
     assert torch.equal(fast, direct)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_mlp_batchnorm_updates_running_stats_as_nn_batchnorm(momentum: float | None) -> None:
+    # SpikingMLP calls F.batch_norm itself; momentum=None (cumulative average, what BN
+    # recalibration uses) was once treated as 0, silently freezing its statistics
+    from snn_perception.models.dhz import SpikingMLP
+
+    torch.manual_seed(0)
+    mlp = SpikingMLP(8, DHZConfig()).train()
+    ref = nn.BatchNorm1d(8, momentum=momentum).train()
+    mlp.fc1_bn.momentum = momentum
+    for _ in range(3):
+        x = torch.rand(2, 8, 4, 4) * 3 + 1
+        mlp(x, 1, None)
+        y = F.conv2d(x, mlp.fc1_conv.weight.unsqueeze(-1), mlp.fc1_conv.bias)
+        ref(y.flatten(2))  # the same pre-activation, as nn.BatchNorm1d sees [N, C, L]
+    torch.testing.assert_close(mlp.fc1_bn.running_mean, ref.running_mean)
+    torch.testing.assert_close(mlp.fc1_bn.running_var, ref.running_var)
+    assert int(mlp.fc1_bn.num_batches_tracked) == 3
