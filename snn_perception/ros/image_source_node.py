@@ -13,7 +13,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -21,6 +21,27 @@ from sensor_msgs.msg import CompressedImage, Image
 from snn_perception.runtime.image_codec import encode_compressed, encode_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+#: the values each string parameter accepts (also checked when changed at run time)
+CHOICES = {"transport": ("raw", "compressed"), "encoding": ("rgb8", "bgr8"), "format": ("jpeg", "png")}
+
+
+def check_choice(name: str, value: object) -> str | None:
+    """Why ``value`` is refused for parameter ``name`` (None = accepted)."""
+    accepted = CHOICES.get(name)
+    if accepted is not None and value not in accepted:
+        return f"{name} {value!r} is not one of: {', '.join(accepted)}"
+    return None
+
+
+def output_size(h: int, w: int, width: int, height: int) -> tuple[int, int]:
+    """(height, width) to publish: 0 keeps the native size; one side alone keeps the aspect ratio."""
+    if width and height:
+        return height, width
+    if width:
+        return max(1, round(h * width / w)), width
+    if height:
+        return height, max(1, round(w * height / h))
+    return h, w
 
 
 class FrameSourceError(RuntimeError):
@@ -124,7 +145,7 @@ class ImageSourceNode(Node):
                 "width",
                 0,
                 _desc(
-                    "Resize to this width (0 = native).",
+                    "Resize to this width (0 = native, or keep the aspect ratio when height is set).",
                     integer_range=[IntegerRange(from_value=0, to_value=8192, step=1)],
                 ),
             ),
@@ -132,17 +153,16 @@ class ImageSourceNode(Node):
                 "height",
                 0,
                 _desc(
-                    "Resize to this height (0 = native).",
+                    "Resize to this height (0 = native, or keep the aspect ratio when width is set).",
                     integer_range=[IntegerRange(from_value=0, to_value=8192, step=1)],
                 ),
             ),
         }
         self._p = {k: v.value for k, v in p.items()}
-        if self._p["transport"] not in ("raw", "compressed") or self._p["encoding"] not in ("rgb8", "bgr8"):
-            raise FrameSourceError(
-                f"transport {self._p['transport']!r} / encoding {self._p['encoding']!r}: "
-                "accepted transport raw|compressed, encoding rgb8|bgr8"
-            )
+        reasons = [r for r in (check_choice(k, self._p[k]) for k in CHOICES) if r]
+        if reasons:
+            raise FrameSourceError("; ".join(reasons))
+        self.add_on_set_parameters_callback(self._validate_parameters)
         if not self._p["source"]:
             raise FrameSourceError(
                 "parameter 'source' is empty: give a folder, a video file or a camera index"
@@ -161,6 +181,13 @@ class ImageSourceNode(Node):
             f"on {self._pub.topic_name}"
         )
 
+    def _validate_parameters(self, params: list) -> SetParametersResult:
+        for p in params:
+            reason = check_choice(p.name, p.value)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
     def _tick(self) -> None:
         rgb = self._source.read()
         if rgb is None:
@@ -168,8 +195,9 @@ class ImageSourceNode(Node):
             self._timer.cancel()
             return
         w, h = int(self.get_parameter("width").value), int(self.get_parameter("height").value)
-        if w and h:
-            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        out_h, out_w = output_size(rgb.shape[0], rgb.shape[1], w, h)
+        if (out_h, out_w) != rgb.shape[:2]:
+            rgb = cv2.resize(rgb, (out_w, out_h), interpolation=cv2.INTER_AREA)
         stamp = self.get_clock().now().to_msg()
         frame_id = self.get_parameter("frame_id").value
         if self._p["transport"] == "compressed":
@@ -179,7 +207,7 @@ class ImageSourceNode(Node):
         else:
             msg = Image()
             enc = self.get_parameter("encoding").value
-            data, step = encode_image(rgb, enc if enc in ("rgb8", "bgr8") else "rgb8")
+            data, step = encode_image(rgb, enc)
             msg.height, msg.width, msg.encoding, msg.step = rgb.shape[0], rgb.shape[1], enc, step
             msg.data = data
         msg.header.stamp = stamp

@@ -1,12 +1,15 @@
-"""The image source reads folders, videos (looping) and refuses what it cannot open."""
+"""The image source reads folders, videos (looping) and refuses what it cannot open; as a node
+it refuses run-time parameter values it cannot publish and keeps publishing."""
 
 from __future__ import annotations
+
+import os
 
 import cv2
 import numpy as np
 import pytest
 
-from snn_perception.ros.image_source_node import FrameSource, FrameSourceError
+from snn_perception.ros.image_source_node import FrameSource, FrameSourceError, output_size
 
 
 def _frames(n: int) -> list[np.ndarray]:
@@ -52,3 +55,40 @@ def test_empty_folder_and_unreadable_video_are_refused(tmp_path):
     junk.write_bytes(b"\x00" * 100)
     with pytest.raises(FrameSourceError, match="cannot open"):
         FrameSource(str(junk))
+
+
+def test_one_side_alone_keeps_the_aspect_ratio():
+    assert output_size(480, 640, 0, 0) == (480, 640)
+    assert output_size(480, 640, 320, 240) == (240, 320)
+    assert output_size(480, 640, 320, 0) == (240, 320)
+    assert output_size(480, 640, 0, 120) == (120, 160)
+    assert output_size(1, 1000, 10, 0) == (1, 10), "never a zero side"
+
+
+def test_node_refuses_formats_and_encodings_it_cannot_publish_and_keeps_publishing(
+    ros_environment, peer, tmp_path
+):
+    from nodeproc import NodeProcess, wait_for
+    from sensor_msgs.msg import CompressedImage
+
+    for i, f in enumerate(_frames(2)):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), f)
+    ns = f"/src{os.getpid()}"
+    out = peer.collect(CompressedImage, f"{ns}/image_source_node/image/compressed", reliable=False)
+    params = {"source": str(tmp_path), "transport": "compressed", "rate_hz": 20.0, "width": 32}
+    proc = NodeProcess("snn_perception.ros.image_source_node", "image_source_node", ns, params,
+                       ros_environment, tmp_path)
+    try:
+        wait_for(lambda: len(out) > 0, 60, f"a compressed frame\n{proc.log()}")
+        fqn = f"{ns}/image_source_node"
+        for name, value in (("format", "bmp"), ("format", "JPEG"), ("encoding", "mono8")):
+            r = peer.set_params(fqn, **{name: value})[0]
+            assert not r.successful and f"{name} {value!r} is not one of" in r.reason
+        assert peer.get_params(fqn, "format", "encoding") == ["jpeg", "rgb8"], "refused values are not kept"
+        assert peer.set_params(fqn, format="png")[0].successful
+        wait_for(lambda: out.snapshot()[-1].format == "png", 10, "png frames after the change")
+        img = cv2.imdecode(np.frombuffer(bytes(out.snapshot()[-1].data), np.uint8), cv2.IMREAD_COLOR)
+        assert img.shape == (24, 32, 3), "width alone keeps the 48x64 frames' aspect ratio"
+        assert proc.alive()
+    finally:
+        assert proc.stop() == 0, proc.log()
