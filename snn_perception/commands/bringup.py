@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--input-transport",
         choices=("raw", "compressed"),
         default=None,
-        help="override input_transport of both nodes",
+        help="override input_transport of both nodes (and the transport of the --source node)",
     )
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None, help="override device")
     parser.add_argument("--dehaze-weights", default=None, help="override the dehaze weights (name or path)")
@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["dehaze_node"]["weights"] = args.dehaze_weights
     if args.segment_weights:
         overrides["segment_node"]["weights"] = args.segment_weights
+    if args.input_transport:
+        overrides["image_source_node"] = {"transport": args.input_transport}
     if args.segment_input == "enhanced" and "dehaze" in nodes and "segment" in nodes:
         overrides["segment_node"]["input_transport"] = "raw"  # the dehazer publishes raw images
     cfg = BringupConfig(

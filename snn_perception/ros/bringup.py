@@ -68,6 +68,33 @@ def _topic(namespace: str, topic: str) -> str:
     return topic if topic.startswith("/") else _fq(namespace, topic)
 
 
+def source_transport(cfg: BringupConfig, table: dict[str, dict[str, Any]]) -> str:
+    """The transport the image source must publish: the one the camera-fed nodes read.
+
+    A source publishing raw frames to a node that reads ``/compressed`` would leave it idle with
+    no error, so a disagreement is refused with what to change.
+    """
+    def value(name: str, key: str) -> Any:
+        merged = {**table.get("/**", {}), **table.get(name, {}), **cfg.overrides.get(name, {})}
+        return merged.get(key)
+
+    fed = [n for n in ("dehaze", "segment") if n in cfg.nodes]
+    if "dehaze" in fed and cfg.segment_input == "enhanced":
+        fed = ["dehaze"]  # the segmenter reads the dehazer's output
+    wanted = {f"{n}_node": value(f"{n}_node", "input_transport") or "raw" for n in fed}
+    if len(set(wanted.values())) > 1:
+        got = ", ".join(f"{k} reads {v}" for k, v in wanted.items())
+        raise ValueError(f"one image source feeds both nodes but {got}: give them the same input_transport")
+    transport = next(iter(wanted.values()), "raw")
+    explicit = value("image_source_node", "transport")
+    if explicit is not None and explicit != transport:
+        raise ValueError(
+            f"image_source_node transport {explicit!r} but {', '.join(wanted)} read(s) {transport!r} "
+            "frames: set the same value (or leave the source's transport unset to follow the nodes)"
+        )
+    return transport
+
+
 def build_nodes(cfg: BringupConfig, context=None) -> list:
     """Create the nodes (not yet spinning); remaps make the wiring explicit."""
     from snn_perception.ros.dehaze_node import DehazeNode
@@ -93,6 +120,7 @@ def build_nodes(cfg: BringupConfig, context=None) -> list:
         extra = {
             "source": str(cfg.source),
             "rate_hz": float(cfg.rate_hz),
+            "transport": source_transport(cfg, table),
             **cfg.overrides.get("image_source_node", {}),
         }
         nodes.append(

@@ -100,6 +100,27 @@ def test_parameter_file_is_read_per_node_with_wildcards_and_namespaces(tmp_path)
         load_params_file(other)
 
 
+def test_the_image_source_publishes_the_transport_the_camera_fed_nodes_read():
+    from snn_perception.ros.bringup import BringupConfig, load_params_file, source_transport
+
+    table = load_params_file(YAML)  # the shipped file names the source's transport (raw)
+    assert source_transport(BringupConfig(source="d"), table) == "raw"
+    comp = {"input_transport": "compressed"}
+    over = {"dehaze_node": comp, "segment_node": comp}
+    # what `bringup --input-transport compressed` passes: the nodes and the source together
+    flag = {**over, "image_source_node": {"transport": "compressed"}}
+    assert source_transport(BringupConfig(source="d", overrides=flag), table) == "compressed"
+    assert source_transport(BringupConfig(source="d", overrides=over), {}) == "compressed", "unset: follows"
+    with pytest.raises(ValueError, match="image_source_node transport 'raw' but dehaze_node"):
+        source_transport(BringupConfig(source="d", overrides=over), table)
+    mixed = {"dehaze_node": {"input_transport": "compressed"}}
+    cfg = BringupConfig(source="d", segment_input="camera", overrides=mixed)
+    with pytest.raises(ValueError, match="dehaze_node reads compressed, segment_node reads raw"):
+        source_transport(cfg, {})
+    # the segmenter reading the dehazer's output does not constrain the source
+    assert source_transport(BringupConfig(source="d", overrides=mixed), {}) == "compressed"
+
+
 def test_bringup_runs_the_chain_from_a_folder_and_stops_cleanly_on_ctrl_c(ros_environment, peer, tmp_path):
     from sensor_msgs.msg import Image
 
