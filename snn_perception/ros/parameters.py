@@ -136,9 +136,10 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "class_colors",
-        "One #RRGGBB colour per class for ~/mask_color and ~/overlay; empty = the weights' colours.",
+        "#RRGGBB colours of classes 0, 1, ... for ~/mask_color and ~/overlay; classes without one "
+        "(or all, when empty) keep the weights' colours.",
         hot=True,
-        constraints="empty or one #RRGGBB string per class",
+        constraints="empty, or at most one #RRGGBB string per class of the loaded model",
         task="segment",
     ),
 )

@@ -3,8 +3,8 @@
 Outputs, as Isaac ROS segmentation does, are plain images with the input header: ``~/mask``
 (``mono8`` class ids), and, computed only while someone subscribes, ``~/mask_color`` (``rgb8``,
 one colour per class) and ``~/overlay`` (``rgb8``, the input blended with the colours by
-``overlay_alpha``). Colours come from the ``class_colors`` parameter, else from the weights'
-metadata, else a fixed palette.
+``overlay_alpha``). Class *i*'s colour is ``class_colors[i]`` when given, else the weights'
+metadata's, else a fixed palette's.
 """
 
 from __future__ import annotations
@@ -67,11 +67,23 @@ class SegmentNode(PerceptionNode):
                 self.destroy_lifecycle_publisher(pub)
                 setattr(self, name, None)
 
-    def _lut(self) -> np.ndarray:
-        if self.params.class_colors:
-            return palette(parse_colors(self.params.class_colors))
+    def validate_for_model(self, name: str, value: Any) -> str | None:
         engine = self.engine
-        return palette(list(engine.info.class_colors) if engine is not None else [])
+        if name != "class_colors" or engine is None or not engine.info.num_classes:
+            return None
+        n = engine.info.num_classes
+        if len(value) > n:
+            return (
+                f"class_colors: {len(value)} colours for a model with {n} classes; give at most {n} "
+                "(#RRGGBB in class-id order; classes without one keep the weights' colours)"
+            )
+        return None
+
+    def _lut(self) -> np.ndarray:
+        engine = self.engine
+        weights_colors = list(engine.info.class_colors) if engine is not None else []
+        given = parse_colors(self.params.class_colors)
+        return palette(given + weights_colors[len(given) :])
 
     def publish_outputs(self, header: Any, rgb: np.ndarray, result: EngineResult, out_encoding: str) -> None:
         ids = result.output

@@ -149,6 +149,10 @@ def test_class_colors_and_overlay_alpha_are_hot(peer, node, outputs, frames, wei
     n = int(load_checkpoint(weights).metadata.get("num_classes", 8))
     bad = peer.set_params(FQN, class_colors=["#zzzzzz"])[0]
     assert not bad.successful and "#RRGGBB" in bad.reason
+    before = peer.get_params(FQN, "class_colors")
+    too_many = peer.set_params(FQN, class_colors=["#102030"] * (n + 1))[0]
+    assert not too_many.successful and f"{n + 1} colours for a model with {n} classes" in too_many.reason
+    assert peer.get_params(FQN, "class_colors") == before, "the refused value was not kept"
     assert peer.set_params(FQN, class_colors=["#102030"] * n)[0].successful
     assert not peer.set_params(FQN, overlay_alpha=1.5)[0].successful
     assert peer.set_params(FQN, overlay_alpha=1.0)[0].successful
