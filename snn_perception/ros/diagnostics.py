@@ -25,6 +25,8 @@ class FrameCounters:
     failed: int = 0  # the model raised
     last_error: str = ""
     last_error_time: float = 0.0
+    started: float = field(default_factory=time.monotonic)  # activation (reset)
+    last_received: float = 0.0  # monotonic time of the newest frame, 0 = none since activation
     _recent: deque = field(default_factory=lambda: deque(maxlen=120))  # (t_done, latency_ms)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -37,11 +39,14 @@ class FrameCounters:
         with self._lock:
             self.received = self.processed = self.overwritten = self.lost = self.rejected = self.failed = 0
             self._recent.clear()
+            self.started, self.last_received = time.monotonic(), 0.0
 
     def add(self, **deltas: int) -> None:
         with self._lock:
             for k, v in deltas.items():
                 setattr(self, k, getattr(self, k) + v)
+            if deltas.get("received"):
+                self.last_received = time.monotonic()
 
     def error(self, kind: str, message: str) -> None:
         with self._lock:
@@ -69,17 +74,34 @@ class FrameCounters:
 
 
 def diagnostic_values(
-    counters: FrameCounters, state: str, model: str, weights_id: str, timesteps: int
+    counters: FrameCounters,
+    state: str,
+    model: str,
+    weights_id: str,
+    timesteps: int,
+    topic: str = "",
+    stale_after_s: float = 5.0,
 ) -> tuple[int, str, dict[str, str]]:
-    """(level 0 OK / 1 WARN / 2 ERROR, summary, key → value) for one DiagnosticStatus."""
+    """(level 0 OK / 1 WARN / 2 ERROR, summary, key → value) for one DiagnosticStatus.
+
+    An active node that has had no frame for ``stale_after_s`` warns: a dead camera, a wrong
+    remapping or a raw/compressed mismatch otherwise looks healthy.
+    """
     rate, latency = counters.rate_and_latency()
-    recent_error = counters.last_error and time.monotonic() - counters.last_error_time < 10.0
+    now = time.monotonic()
+    recent_error = counters.last_error and now - counters.last_error_time < 10.0
+    idle_s = now - (counters.last_received or counters.started)
     if state != "active":
         level, summary = (1, f"{state}: not processing")
+    elif idle_s > stale_after_s:
+        where = topic or "the input topic"
+        hint = "check the camera, the topic remapping and input_transport"
+        level, summary = 1, f"no frames on {where} for {idle_s:.0f} s: {hint}"
     elif recent_error:
-        level, summary = 1, f"frames refused: {counters.last_error}"
+        level, summary = 1, f"last error: {counters.last_error}"
     else:
         level, summary = 0, "ok"
+    since_last = f"{now - counters.last_received:.1f}" if counters.last_received else "none yet"
     values = {
         "state": state,
         "frame rate (Hz)": f"{rate:.2f}",
@@ -91,6 +113,7 @@ def diagnostic_values(
         "frames lost in transport": str(counters.lost),
         "frames rejected": str(counters.rejected),
         "frames failed": str(counters.failed),
+        "seconds since last frame": since_last,
         "model": model,
         "weights id": weights_id,
         "timesteps": str(timesteps),

@@ -56,3 +56,22 @@ def test_diagnostic_levels_and_fixed_keys():
     c.error("rejected", "corrupt JPEG: truncated")
     level, summary, values = diagnostic_values(c, "active", "m", "abc", 8)
     assert level == 1 and "corrupt JPEG" in summary and values["frames rejected"] == "1"
+
+
+def test_an_active_node_without_frames_warns_and_names_its_topic(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr("snn_perception.ros.diagnostics.time.monotonic", lambda: now[0])
+    c = FrameCounters()
+    c.reset()  # activation
+    now[0] += 4.0
+    assert diagnostic_values(c, "active", "m", "abc", 4, "/rov/cam")[:2] == (0, "ok")
+    now[0] += 2.0  # 6 s without a frame: a dead camera or a wrong remapping
+    level, summary, values = diagnostic_values(c, "active", "m", "abc", 4, "/rov/cam")
+    assert level == 1 and "no frames on /rov/cam for 6 s" in summary
+    assert values["seconds since last frame"] == "none yet"
+    c.add(received=1)
+    now[0] += 1.0
+    level, summary, values = diagnostic_values(c, "active", "m", "abc", 4, "/rov/cam")
+    assert (level, summary, values["seconds since last frame"]) == (0, "ok", "1.0")
+    now[0] += 10.0
+    assert diagnostic_values(c, "active", "m", "abc", 4, "/rov/cam")[0] == 1
