@@ -42,6 +42,7 @@ from snn_perception.runtime.image_codec import (
 from snn_perception.srv import LoadModel
 
 _UNSUPPORTED_SEQ = (0, 2**64 - 1)
+_MAX_PUBLISHERS_TRACKED = 64  # sequence numbers are per publisher; forget the oldest beyond this
 
 
 @dataclass
@@ -72,7 +73,7 @@ class PerceptionNode(LifecycleNode):
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._sub = None
-        self._last_seq: int | None = None
+        self._last_seq: dict[bytes | None, int] = {}  # publisher gid → its last sequence number
         self._last_input_hw: tuple[int, int] | None = None  # a hot-swapped model warms up at this size
         self._telemetry_pub = None
         self._load_lock = threading.Lock()
@@ -103,11 +104,15 @@ class PerceptionNode(LifecycleNode):
     def publish_outputs(self, header: Any, rgb: np.ndarray, result: EngineResult, out_encoding: str) -> None:
         raise NotImplementedError
 
+    def validate_for_model(self, name: str, value: Any) -> str | None:
+        """Why ``value`` does not fit the loaded model (None = fine); checks that need the model."""
+        return None
+
     # -- parameters --------------------------------------------------------------------------
 
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for p in params:
-            reason = parameters.validate(p.name, p.value)
+            reason = parameters.validate(p.name, p.value) or self.validate_for_model(p.name, p.value)
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
@@ -173,7 +178,7 @@ class PerceptionNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         ret = super().on_activate(state)  # enables the lifecycle publishers
         self.counters.reset()
-        self._last_seq = None
+        self._last_seq.clear()
         self._stop.clear()
         p = self.params
         qos = QoSProfile(
@@ -223,8 +228,9 @@ class PerceptionNode(LifecycleNode):
         gc.collect()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        self._state = "unconfigured"
+        with self._load_lock:  # a load_model in flight finishes first, then its model is released too
+            self._release()
+            self._state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -239,9 +245,10 @@ class PerceptionNode(LifecycleNode):
     def teardown(self) -> None:
         """Stop the worker and free the model, whatever the state (shutdown, Ctrl-C)."""
         self._stop_processing()
-        if self._engine is not None or self._telemetry_pub is not None:
-            self._release()
-        self._state = "finalized"
+        with self._load_lock:
+            if self._engine is not None or self._telemetry_pub is not None:
+                self._release()
+            self._state = "finalized"
 
     # -- model -------------------------------------------------------------------------------
 
@@ -263,8 +270,8 @@ class PerceptionNode(LifecycleNode):
 
     def _on_load_model(self, req: LoadModel.Request, resp: LoadModel.Response) -> LoadModel.Response:
         old = self._engine
-        if old is None:
-            resp.success, resp.message = False, f"{self.get_name()} is unconfigured: configure it first"
+        if old is None or self._state not in ("inactive", "active"):
+            resp.success, resp.message = False, f"{self.get_name()} is {self._state}: configure it first"
             return resp
         if not 0 <= req.timesteps <= 64:
             resp.success, resp.message = False, f"timesteps {req.timesteps} out of range 0..64 (0 = default)"
@@ -274,9 +281,13 @@ class PerceptionNode(LifecycleNode):
             resp.success, resp.message = False, f"{reason}; still serving {old.info.weights_id}"
             return self._describe(resp, old)
         if not self._load_lock.acquire(blocking=False):
-            resp.success, resp.message = False, "another load_model is in progress; try again"
+            busy = "another load_model or a lifecycle transition is in progress; try again"
+            resp.success, resp.message = False, busy
             return self._describe(resp, old)
         try:
+            if self._engine is None or self._state not in ("inactive", "active"):  # cleaned up meanwhile
+                resp.success, resp.message = False, f"{self.get_name()} is {self._state}: configure it first"
+                return resp
             try:
                 new = self.load_engine(req.weights, warmup_hw=self._last_input_hw)
             except Exception as exc:
@@ -309,14 +320,20 @@ class PerceptionNode(LifecycleNode):
 
     def _on_frame(self, msg: Any, info: dict, compressed: bool) -> None:
         t = time.perf_counter()
-        seq = int(info.get("publication_sequence_number", 0)) if info else 0
+        seq = int(info.get("publication_sequence_number") or 0) if info else 0
+        gid = info.get("publisher_gid") if info else None
+        publisher = bytes(gid["data"]) if isinstance(gid, dict) and gid.get("data") is not None else None
         with self._slot_cv:
             lost = 0
             if seq not in _UNSUPPORTED_SEQ:
                 # gaps in one publisher's sequence: frames the middleware dropped before our callback
-                if self._last_seq is not None and self._last_seq < seq <= self._last_seq + 100_000:
-                    lost = seq - self._last_seq - 1
-                self._last_seq = seq
+                # (each publisher numbers its own messages: a camera and a bag replay may share a topic)
+                last = self._last_seq.pop(publisher, None)
+                if last is not None and last < seq <= last + 100_000:
+                    lost = seq - last - 1
+                self._last_seq[publisher] = seq  # re-inserted last: the dict is ordered by recent use
+                if len(self._last_seq) > _MAX_PUBLISHERS_TRACKED:
+                    del self._last_seq[next(iter(self._last_seq))]
             overwritten = 1 if self._slot is not None else 0
             self.counters.add(received=1, overwritten=overwritten, lost=lost)
             self._slot = Frame(msg, compressed, t)
@@ -383,10 +400,20 @@ class PerceptionNode(LifecycleNode):
             )
 
     def _since_stamp_ms(self, header: Any, fallback_start: float) -> float:
+        """Stamp → now; from reception instead when there is no stamp or it lies in our future."""
         stamp_ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+        since_recv_ms = (time.perf_counter() - fallback_start) * 1e3
         if stamp_ns == 0:
-            return (time.perf_counter() - fallback_start) * 1e3
-        return (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
+            return since_recv_ms
+        ms = (self.get_clock().now().nanoseconds - stamp_ns) / 1e6
+        if ms < 0:  # the sender's clock runs ahead of ours (or a bag's stamps without use_sim_time)
+            self.get_logger().warning(
+                f"frame stamp is {-ms:.0f} ms in this node's future: are the clocks synchronised "
+                "(or should use_sim_time be set)? latency is measured from reception instead",
+                throttle_duration_sec=10.0,
+            )
+            return since_recv_ms
+        return ms
 
     def _publish_telemetry(
         self, header, engine, result, processed, *, queue_wait_ms, decode_ms, publish_ms, e2e_ms, cpu_ms
@@ -425,8 +452,9 @@ class PerceptionNode(LifecycleNode):
         engine = self._engine
         model = f"{engine.info.arch}/{engine.info.variant}" if engine else ""
         t = (self.params.timesteps or engine.info.default_timesteps) if engine else self.params.timesteps
+        topic = self._sub.topic_name if self._sub is not None else ""
         level, summary, values = diagnostic_values(
-            self.counters, self._state, model, engine.info.weights_id if engine else "", int(t)
+            self.counters, self._state, model, engine.info.weights_id if engine else "", int(t), topic
         )
         status = DiagnosticStatus(
             level=bytes([level]),

@@ -289,6 +289,40 @@ def test_deactivate_stops_output_within_one_frame(peer, node, topics):
     wait_for(lambda: topics["pub"].get_subscription_count() > 0, 30, "the node to subscribe again")
 
 
+def _diag_values(topics) -> dict[str, str]:
+    for arr in reversed(topics["diag"].snapshot()):
+        for st in arr.status:
+            if st.name.startswith(FQN):
+                return {kv.key: kv.value for kv in st.values}
+    return {}
+
+
+def test_cleanup_wins_over_a_load_model_in_flight(peer, node, topics):
+    """A load that overlaps cleanup never brings a model back into an unconfigured node."""
+    from snn_perception.srv import LoadModel
+
+    assert peer.change_state(FQN, "deactivate")
+    client = peer.node.create_client(LoadModel, f"{FQN}/load_model")
+    try:
+        assert client.wait_for_service(timeout_sec=30)
+        future = client.call_async(LoadModel.Request(weights=str(dhz_weights()), timesteps=0))
+        time.sleep(0.05)
+        assert peer.change_state(FQN, "cleanup")
+        wait_for(future.done, 120, "the overlapping load_model's reply")
+        assert peer.get_state(FQN) == "unconfigured"
+        topics["diag"].clear()
+        wait_for(lambda: _diag_values(topics).get("state") == "unconfigured", 10, "diagnostics")
+        assert _diag_values(topics)["model"] == "", "the loaded model was released with the node's"
+        late = client.call_async(LoadModel.Request(weights=str(dhz_weights()), timesteps=0))
+        wait_for(late.done, 30, "a load_model reply")
+        assert not late.result().success and "unconfigured" in late.result().message
+    finally:
+        peer.node.destroy_client(client)
+    assert peer.change_state(FQN, "configure"), node.log()
+    assert peer.change_state(FQN, "activate")
+    wait_for(lambda: topics["pub"].get_subscription_count() > 0, 30, "the node to subscribe again")
+
+
 def test_shutdown_from_active_is_clean(peer, node, topics):
     assert peer.get_state(FQN) == "active"
     assert peer.change_state(FQN, "active_shutdown")

@@ -251,6 +251,35 @@ def test_malformed_messages_never_stop_the_node_from_serving_good_frames(peer, n
     wait_for(lambda: topics["raw"].get_subscription_count() > 0, 30, "the raw subscription again")
 
 
+def test_two_publishers_on_one_topic_lose_nothing(peer, node, topics):
+    """Sequence numbers count per publisher: a camera and a bag replay may share a topic."""
+    from sensor_msgs.msg import Image
+
+    second = peer.publisher(Image, f"{FQN}/image", depth=10)
+    try:
+        wait_for(lambda: second.get_subscription_count() > 0, 30, "the node to match the second publisher")
+        for i in range(5):  # the first publisher's numbers run ahead of the new one's
+            _good_frame(topics, (1090 + i) * 10**9)
+        dropped = max(topics["tel"].snapshot(), key=lambda t: t.frames_processed).frames_dropped
+        for i in range(8):  # alternate: numbers go 1, 2, … on one and keep climbing on the other
+            stamp = (1101 + i) * 10**9
+            (second if i % 2 == 0 else topics["raw"]).publish(image_msg(_rgb(48, 64, i), stamp, "two"))
+            wait_for(lambda s=stamp: s in topics["tel"].stamps(), 30, f"the output of frame {stamp}")
+        last = max(topics["tel"].snapshot(), key=lambda t: t.frames_processed)
+        assert last.frames_dropped == dropped, "no frame was lost, none may be counted as lost"
+    finally:
+        peer.node.destroy_publisher(second)
+
+
+def test_a_stamp_from_the_future_gives_latency_from_reception(peer, node, topics):
+    stamp = time.time_ns() + 5 * 10**9  # the camera's clock runs 5 s ahead of ours
+    topics["raw"].publish(image_msg(_rgb(48, 64, 3), stamp, "skewed"))
+    wait_for(lambda: stamp in topics["tel"].stamps(), 30, "the output of the skewed frame")
+    tel = next(t for t in topics["tel"].snapshot() if stamp_ns(t.header) == stamp)
+    assert 0.0 <= tel.end_to_end_ms < 5000.0, tel.end_to_end_ms
+    wait_for(lambda: "in this node's future" in node.log(), 10, "a warning about the clocks")
+
+
 def test_overhead_on_256x256_is_at_most_10_ms_beyond_inference(peer, node, topics):
     """End-to-end (header stamp → output received here) minus the node's reported inference time."""
     topics["out"].clear()
