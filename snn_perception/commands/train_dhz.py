@@ -169,5 +169,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     summary = train(cfg)
     best = Path(args.out) / "best.safetensors"
-    print(f"best validation loss {summary['best_val_loss']:.5f}; weights: {best}")
+    if summary["best_val_loss"] is None:
+        print(f"no validation set (--val-fraction 0): the last epoch's weights: {best}")
+    else:
+        print(f"best validation loss {summary['best_val_loss']:.5f}; weights: {best}")
     return 0

@@ -103,9 +103,15 @@ class TrainDhzConfig:
     def __post_init__(self) -> None:
         """Bad settings fail here, before any image is read (messages name the CLI flag)."""
         require(bool(self.data), "--data", self.data, "at least one folder")
+        resolved = [Path(d).expanduser().resolve() for d in self.data]
+        require(len(set(resolved)) == len(resolved), "--data", " ".join(self.data),
+                "different folders (one given twice would weigh its pairs double)")
         require(self.variant in VARIANTS, "--variant", self.variant, f"one of {', '.join(VARIANTS)}")
         require(1 <= self.timesteps <= 64, "--timesteps", self.timesteps, "between 1 and 64")
         require(self.crop >= 8 and self.crop % 8 == 0, "--crop", self.crop, "a positive multiple of 8")
+        # the transformer runs at 1/8 resolution: one 8×8 crop is a single value per channel there,
+        # and BatchNorm cannot train on one value
+        require(self.crop >= 16 or self.batch >= 2, "--crop", self.crop, "at least 16 with --batch 1")
         require(self.resize is None or self.resize >= self.crop, "--resize", self.resize,
                 f"0 (native size) or at least --crop ({self.crop})")
         require(finite(self.scale_min, 0.1, high=1.0), "--scale-min", self.scale_min, "in [0.1, 1]")
@@ -118,7 +124,8 @@ class TrainDhzConfig:
         require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
         require(self.batch >= 1, "--batch", self.batch, "at least 1")
         require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 1e-3")
-        require(finite(self.min_lr, 0.0), "--min-lr", self.min_lr, "a finite number ≥ 0")
+        require(finite(self.min_lr, 0.0, high=self.lr if finite(self.lr, 0.0) else math.inf), "--min-lr",
+                self.min_lr, f"a finite number in [0, --lr ({self.lr})]: the schedule decays from --lr to it")
         require(finite(self.weight_decay, 0.0), "weight_decay", self.weight_decay, "a finite number ≥ 0")
         require(finite(self.val_fraction, 0.0) and self.val_fraction < 1, "--val-fraction",
                 self.val_fraction, "in [0, 1)")
@@ -158,9 +165,20 @@ def _dist_info() -> tuple[int, int, int]:
 def build_datasets(cfg: TrainDhzConfig) -> tuple[PairedImages, PairedImages, list[str], list[str]]:
     train_paths, val_paths = [], []
     for root in cfg.data:
-        tr, va = split_pairs(list_pairs(Path(root)), cfg.val_fraction, cfg.val_split_seed)
+        pairs = list_pairs(Path(root))
+        tr, va = split_pairs(pairs, cfg.val_fraction, cfg.val_split_seed)
+        if not tr:
+            raise PairsError(
+                f"--val-fraction {cfg.val_fraction} leaves no training pair of the {len(pairs)} in {root}: "
+                "lower it"
+            )
         train_paths += tr
         val_paths += va
+    if cfg.val_fraction > 0 and not val_paths:
+        raise PairsError(
+            f"--val-fraction {cfg.val_fraction} of {len(train_paths)} pair(s) leaves no validation pair: "
+            "add pairs, or give --val-fraction 0 to train without validation (the last epoch is exported)"
+        )
     resize = (cfg.resize, cfg.resize) if cfg.resize else None
     augment = PairAugment(
         crop=cfg.crop, resize_hw=resize, scale=(cfg.scale_min, 1.0), extra_water=cfg.extra_water,
@@ -322,7 +340,8 @@ def train(cfg: TrainDhzConfig) -> dict:
         _set_rng_state(state["rng"])
         history = json.loads(state["history"])
         if main:
-            print(f"resumed from {cfg.resume}: epoch {start_epoch}, step {step}, best val loss {best:.5f}")
+            scored_as = f"best val loss {best:.5f}" if val_set is not None else "no validation set"
+            print(f"resumed from {cfg.resume}: epoch {start_epoch}, step {step}, {scored_as}")
 
     csv_path = out / "metrics.csv"
     writer = _tensorboard(out) if main else None
@@ -359,9 +378,9 @@ def train(cfg: TrainDhzConfig) -> dict:
         row["elapsed_s"] = time.monotonic() - started
         history.append(row)
         if main:
-            score = row.get("val_loss", row["train_total"])
-            if score < best:
-                best = score
+            # without a validation set the last epoch is exported: a training loss selects nothing
+            if val_set is None or row["val_loss"] < best:
+                best = row["val_loss"] if val_set is not None else best
                 _export_best(scored, cfg, out, row, train_names, val_names)
             _append_csv(csv_path, row)
             if writer:
@@ -382,7 +401,13 @@ def train(cfg: TrainDhzConfig) -> dict:
                 },
                 out / "last.pt",
             )
-    summary = {"best_val_loss": best, "epochs": cfg.epochs, "steps": step, "history": history}
+    summary = {
+        "best_val_loss": best if val_set is not None else None,
+        "selection": "lowest validation loss" if val_set is not None else "last epoch (no validation set)",
+        "epochs": cfg.epochs,
+        "steps": step,
+        "history": history,
+    }
     if main:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if writer:

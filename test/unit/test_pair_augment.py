@@ -89,3 +89,15 @@ def test_tone_jitter_gives_raw_and_reference_the_same_change() -> None:
 def test_tone_jitter_outside_its_range_is_refused(s: float) -> None:
     with pytest.raises(ValueError, match="--tone-jitter"):
         PairAugment(tone=s)
+
+
+def test_a_pair_of_two_sizes_is_refused_naming_both_files(tmp_path) -> None:
+    import cv2
+
+    from snn_perception.offline.pairs import PairedImages, PairsError
+
+    raw, ref = tmp_path / "raw.png", tmp_path / "ref.png"
+    cv2.imwrite(str(raw), np.zeros((48, 64, 3), np.uint8))
+    cv2.imwrite(str(ref), np.zeros((40, 50, 3), np.uint8))
+    with pytest.raises(PairsError, match=r"raw\.png is 64x48 but its reference .*ref\.png is 50x40"):
+        PairedImages.from_paths([(raw, ref)])

@@ -234,6 +234,9 @@ def _main(argv: list[str], capsys) -> tuple[int, str]:
         (["train", "dhz", "--ema", "1"], ["--ema 1", "decay in (0, 1)"]),
         (["train", "dhz", "--threads", "0"], ["--threads 0", "at least 1"]),
         (["train", "dhz", "--resize", "-5"], ["--resize -5", "at least --crop"]),
+        (["train", "dhz", "--min-lr", "1"], ["--min-lr 1", "in [0, --lr (0.001)]"]),
+        (["train", "dhz", "--crop", "8", "--batch", "1"], ["--crop 8", "at least 16 with --batch 1"]),
+        (["train", "dhz", "--val-fraction", "0.9"], ["--val-fraction 0.9", "leaves no training pair"]),
         (["train", "unet", "--lr", "nan"], ["--lr nan", "finite number above 0"]),
         (["train", "unet", "--classes", "0"], ["--classes 0", "from 2 to 255"]),
         (["train", "unet", "--limit", "0"], ["--limit 0", "at least 1"]),
@@ -313,4 +316,26 @@ def test_unusable_output_folder_is_a_clear_error(work: Path, argv: list[str], wo
         pytest.skip("needs Linux /proc (a folder nothing can be created in)")
     before = _snapshot(work)
     _refused(_cli(*argv, cwd=work), *words)
+    assert _snapshot(work) == before
+
+
+def test_train_dhz_refuses_a_folder_given_twice_and_a_split_without_validation_pairs(
+    work: Path, tmp_path: Path, capsys
+) -> None:
+    dh = str(work / "dh")
+    one = tmp_path / "one"
+    for sub, value in (("raw", 70), ("reference", 120)):
+        _image(one / sub / "0.png", value)
+    before = _snapshot(work)
+    cases = [
+        (["--data", dh, dh], ["--data", "different folders"]),
+        (["--data", str(one)], ["--val-fraction 0.2 of 1 pair(s) leaves no validation pair", "or give"]),
+    ]
+    for data, words in cases:
+        argv = ["train", "dhz", *data, *DHZ, "--epochs", "1", "--out", str(tmp_path / "run")]
+        rc, err = _main(argv, capsys)
+        assert rc == 2 and "Traceback" not in err, err
+        for word in words:
+            assert word in err, (word, err)
+        assert not (tmp_path / "run").exists()
     assert _snapshot(work) == before

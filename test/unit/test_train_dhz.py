@@ -166,3 +166,14 @@ def test_synthetic_pairs_can_be_rendered_from_a_folder_of_clean_images(
 def test_synthetic_from_needs_synthetic_pairs() -> None:
     with pytest.raises(ValueError, match="--synthetic-from"):
         TrainDhzConfig(data=["x"], synthetic_from=["clean"])
+
+
+def test_without_validation_the_last_epoch_is_exported_and_nothing_claims_a_validation_loss(
+    eight_pairs: Path, tmp_path: Path
+) -> None:
+    from snn_perception.runtime.checkpoint import load_checkpoint
+
+    summary = train(_cfg(eight_pairs, tmp_path / "run", epochs=2, val_fraction=0.0))
+    assert summary["best_val_loss"] is None and summary["selection"] == "last epoch (no validation set)"
+    meta = load_checkpoint(tmp_path / "run" / "best.safetensors").metadata
+    assert meta["training"]["epoch"] == 2 and meta["training"]["val_images"] == []
