@@ -177,7 +177,16 @@ class PairedImages(Dataset):
 
     @classmethod
     def from_paths(cls, paths: list[tuple[Path, Path]], **kwargs) -> PairedImages:
-        pairs = [(read_rgb(a), read_rgb(b)) for a, b in paths]
+        pairs = []
+        for a, b in paths:
+            raw, ref = read_rgb(a), read_rgb(b)
+            if raw.shape != ref.shape:
+                size = f"{raw.shape[1]}x{raw.shape[0]}"
+                raise PairsError(
+                    f"{a} is {size} but its reference {b} is {ref.shape[1]}x{ref.shape[0]}: "
+                    "a pair must have one size"
+                )
+            pairs.append((raw, ref))
         return cls(pairs, names=[a.name for a, _ in paths], **kwargs)
 
     def __len__(self) -> int:
