@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         paths = [resolve(w) for w in args.weights]
         check_output_file(args.out, inputs=paths, overwrite=args.overwrite)
-        make_dir(args.out.parent, "--out", args.out)
         state, meta = average_checkpoints(paths)
+        make_dir(args.out.parent, "--out", args.out)  # only once the average exists
     except (WeightsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

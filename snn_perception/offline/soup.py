@@ -41,9 +41,8 @@ def average(ckpts: Sequence[Checkpoint]) -> tuple[dict[str, torch.Tensor], dict[
     """
     if len(ckpts) < 2:
         raise WeightsError(f"averaging needs at least two checkpoints, got {len(ckpts)}")
+    check_candidates(ckpts)
     first = ckpts[0]
-    for ck in ckpts[1:]:
-        _check_same_network(first, ck)
     state = {}
     for key, value in first.state_dict.items():
         if value.is_floating_point():
@@ -81,6 +80,7 @@ def greedy_soup(
     file is read once.
     """
     ckpts = [load_checkpoint(path) for path in paths]
+    check_candidates(ckpts)  # before any scoring: a wrong file fails in seconds, not after minutes
     alone = []
     for i, ckpt in enumerate(ckpts):
         alone.append((score(ckpt.state_dict, ckpt.metadata), str(paths[i]), i))
@@ -94,6 +94,19 @@ def greedy_soup(
         if kept:
             soup, best = [*soup, i], value
     return [paths[j] for j in soup], best
+
+
+def check_candidates(ckpts: Sequence[Checkpoint]) -> None:
+    """One network throughout, and no weights twice (that would silently weigh them double)."""
+    seen: dict[str, Checkpoint] = {}
+    for ck in ckpts:
+        if ck.sha256 in seen:
+            raise WeightsError(
+                f"{ck.path}: the same weights as {seen[ck.sha256].path} (sha256 {ck.sha256[:12]}); "
+                "give each checkpoint once"
+            )
+        seen[ck.sha256] = ck
+        _check_same_network(ckpts[0], ck)
 
 
 def _split(ck: Checkpoint) -> dict[str, Any]:

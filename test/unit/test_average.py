@@ -80,6 +80,10 @@ def test_cli_writes_the_average_with_its_provenance(tmp_path: Path) -> None:
         (["--weights", "a.safetensors", "b.safetensors", "--out", "x.pt"], ["must end in .safetensors"]),
         (["--weights", "a.safetensors", "nope.safetensors", "--out", "x.safetensors"], ["nope.safetensors"]),
         (["--weights", "a.safetensors", "--out", "x.safetensors"], ["at least two"]),
+        (["--weights", "a.safetensors", "a.safetensors", "--out", "x.safetensors"],
+         ["the same weights as a.safetensors", "once"]),
+        (["--weights", "a.safetensors", "b.safetensors", "u.safetensors", "--out", "new/x.safetensors"],
+         ["u.safetensors", "arch"]),
         (["--weights", "a.safetensors", "b.safetensors", "--out", "old.safetensors"],
          ["already exists", "--overwrite"]),
     ],
@@ -87,6 +91,8 @@ def test_cli_writes_the_average_with_its_provenance(tmp_path: Path) -> None:
 def test_cli_refuses_bad_input_and_writes_nothing(tmp_path: Path, argv: list[str], words: list[str]) -> None:
     _ckpt(tmp_path / "a.safetensors", 0)
     _ckpt(tmp_path / "b.safetensors", 1)
+    unet = {"arch": "spiking_unet", "task": "segment"}
+    save_checkpoint(tmp_path / "u.safetensors", {"w": torch.zeros(2)}, unet)
     (tmp_path / "old.safetensors").write_bytes(b"keep")
     before = {p: p.read_bytes() for p in tmp_path.iterdir()}
     proc = _cli(*argv, cwd=tmp_path)
@@ -115,3 +121,15 @@ def test_greedy_soup_keeps_only_members_that_improve_the_average(tmp_path: Path)
     assert sum("candidate" in row for row in log) == 4 and sum("try" in row for row in log) == 3
     single = [row["score"] for row in log if "candidate" in row]
     assert log[4]["try"][0] == str(paths[single.index(min(single))])  # starts from the best alone
+
+
+def test_greedy_soup_checks_every_candidate_before_scoring_any(tmp_path: Path) -> None:
+    from snn_perception.offline.soup import greedy_soup
+
+    a, b = _ckpt(tmp_path / "a.safetensors", 0), _ckpt(tmp_path / "b.safetensors", 1)
+    save_checkpoint(tmp_path / "u.safetensors", {"w": torch.zeros(2)}, {"arch": "spiking_unet"})
+    scored: list[int] = []
+    for paths, words in (([a, b, tmp_path / "u.safetensors"], "arch"), ([a, b, a], "the same weights")):
+        with pytest.raises(WeightsError, match=words):
+            greedy_soup(paths, lambda *_: scored.append(1) or 0.0)
+    assert not scored
