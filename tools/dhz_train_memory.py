@@ -91,7 +91,12 @@ def main() -> int:
         row: dict = {"grad_checkpoint": checkpoint}
         for allocator, extra in (("default", {}), ("live", {"MALLOC_MMAP_THRESHOLD_": "131072"})):
             cmd = [sys.executable, __file__, *common] + (["--checkpoint"] if checkpoint else [])
-            out = subprocess.run(cmd, env={**os.environ, **extra}, capture_output=True, text=True, check=True)
+            out = subprocess.run(cmd, env={**os.environ, **extra}, capture_output=True, text=True)
+            if out.returncode != 0:  # e.g. killed for memory: say which setting, with its last words
+                last = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+                setting = f"grad_checkpoint={checkpoint}, {allocator} allocator"
+                print(f"error: the step with {setting} failed: {last}", file=sys.stderr)
+                return 1
             result = json.loads(out.stdout.strip().splitlines()[-1])
             row[f"peak_mib_{allocator}"] = result["peak_mib"]
             row.setdefault("step_s", result["step_s"])  # timed with the default allocator
