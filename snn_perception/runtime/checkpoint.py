@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,8 +87,23 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={METADATA_KEY: text})
+    # safetensors creates files 0600; weights are shared (a node may run as another user), so
+    # give them the mode any new file gets here (0644 under the usual umask 022)
+    tmp.chmod(0o666 & ~_umask())
     tmp.replace(path)
     return sha256_file(path)
+
+
+def _umask() -> int:
+    try:  # Linux ≥ 4.7 reports it without changing it (os.umask would, briefly, for every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _looks_like_safetensors(path: Path) -> bool:

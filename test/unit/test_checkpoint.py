@@ -59,6 +59,21 @@ def test_save_returns_the_file_hash(tmp_path: Path, dhz_state) -> None:
     assert digest == sha256_file(tmp_path / "a.safetensors")
 
 
+def test_saved_weights_get_the_mode_of_any_new_file(tmp_path: Path, dhz_state) -> None:
+    # safetensors alone writes 0600: a node running as another user could not read the weights
+    import os
+
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "a.safetensors", dhz_state, {"arch": "snntrans_dhz"})
+        os.umask(0o027)
+        save_checkpoint(tmp_path / "b.safetensors", dhz_state, {"arch": "snntrans_dhz"})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.safetensors").stat().st_mode & 0o777 == 0o640
+
+
 def test_save_requires_an_architecture(tmp_path: Path, dhz_state) -> None:
     with pytest.raises(ValueError, match="arch"):
         save_checkpoint(tmp_path / "a.safetensors", dhz_state, {"variant": "x"})
