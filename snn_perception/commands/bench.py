@@ -154,8 +154,11 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.model not in MODELS:
         raise ValueError(f"--model {args.model!r}: known models are {', '.join(MODELS)}")
-    sizes = [parse_hw(s) for s in args.size]
-    steps = [validate_timesteps(t, "--timesteps") for t in args.timesteps]
+    sizes = list(dict.fromkeys(parse_hw(s) for s in args.size))  # each measured once, in the given order
+    small = [f"{h}x{w}" for h, w in sizes if min(h, w) < 8]
+    if small:
+        raise ValueError(f"--size {', '.join(small)}: each side must be at least 8 pixels, e.g. 256")
+    steps = list(dict.fromkeys(validate_timesteps(t, "--timesteps") for t in args.timesteps))
     check_threads(args.threads)
     if args.runs < 1 or args.warmup < 0:
         raise ValueError(f"--runs {args.runs}, --warmup {args.warmup}: need --runs ≥ 1 and --warmup ≥ 0")
@@ -222,7 +225,11 @@ def _run(args: argparse.Namespace) -> int:
                 )
             if not args.no_counting:
                 off, on = rows[-2]["median_ms"], rows[-1]["median_ms"]
-                print(f"{'':>9} counting costs {on - off:+.1f} ms ({(on / off - 1) * 100:+.0f} %)")
+                if on >= off:
+                    print(f"{'':>9} counting costs {on - off:+.1f} ms ({(on / off - 1) * 100:+.0f} %)")
+                else:  # a negative cost is run-to-run noise, not a speed-up
+                    print(f"{'':>9} counting costs nothing measurable here ({on - off:+.1f} ms: noise; "
+                          "more --runs narrow it)")
             if exact is not None:
                 psnr, max_abs = _agreement(
                     engine.run(frame, timesteps=t).output, exact.run(frame, timesteps=t).output

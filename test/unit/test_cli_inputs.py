@@ -209,6 +209,15 @@ def test_bench_refuses_weights_of_another_model(work: Path, model: str, weights:
     assert "median ms" not in proc.stdout  # nothing was measured
 
 
+def test_bench_refuses_sizes_under_8_and_measures_each_setting_once(work: Path) -> None:
+    once = ["--image", "victim.jpg", "--runs", "1", "--warmup", "0"]
+    proc = _cli("bench", "--size", "32", "7", *once, cwd=work)
+    _refused(proc, "--size 7x7", "at least 8 pixels")
+    proc = _cli("bench", "--size", "16", "16x16", "--timesteps", "1", "1", *once, "--no-counting", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert sum(line.lstrip().startswith("16x16") for line in proc.stdout.splitlines()) == 1, proc.stdout
+
+
 # --- 6. make-bag topics and rate
 
 
