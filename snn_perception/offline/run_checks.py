@@ -100,7 +100,7 @@ def load_resume(path: str | Path, model: torch.nn.Module, *, kind: str, required
     Loaded with ``weights_only=True`` (no pickle runs code); checked against ``model``'s parameter names
     and shapes so a wrong file fails here, in one line, and not as a state-dict dump mid-way.
     """
-    from snn_perception.runtime.checkpoint import WeightsError
+    from snn_perception.runtime.checkpoint import WeightsError, torch_load_safely
 
     path = Path(path)
     expected = f"expected the {hint} that '{kind}' writes"
@@ -111,13 +111,9 @@ def load_resume(path: str | Path, model: torch.nn.Module, *, kind: str, required
     if path.suffix == ".safetensors" or (len(head) == 9 and head[8:9] == b"{"):
         raise WeightsError(f"--resume {path}: a weights checkpoint, not a training state; {expected}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError, broken zip, random bytes: all mean "not a last.pt"
-        first = str(exc).splitlines()[0][:160] if str(exc) else ""
-        raise WeightsError(
-            f"--resume {path}: not a training state readable with weights_only ({type(exc).__name__}: "
-            f"{first}); {expected}"
-        ) from None
+        state = torch_load_safely(path)
+    except WeightsError as exc:  # a code-running pickle, a broken zip, random bytes: not a last.pt
+        raise WeightsError(f"--resume {exc}; {expected}") from None
     if not isinstance(state, dict):
         found = type(state).__name__
         raise WeightsError(f"--resume {path}: holds a {found}, not a training state; {expected}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,15 +138,37 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     return tensors, meta
 
 
+def torch_load_safely(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU; a refusal is a :class:`WeightsError` whose
+    message is why in one short clause (torch's own text is long, multi-line and coloured)."""
+    import pickle
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's advice on trusting the file: we never will
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))  # the object torch refused, when it says
+        what = f"Python objects ({found.group(1)}, …)" if found else "something other than tensors"
+        raise WeightsError(
+            f"{path}: refused: it holds {what} beyond tensors and plain values, or is no torch file at all "
+            "(a pickle with objects could run code)"
+        ) from None
+    except Exception as exc:  # a broken zip, random bytes, a truncated file…
+        first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+        brief = first[0][:160] if first else ""
+        raise WeightsError(f"{path}: not a readable torch file ({type(exc).__name__}: {brief})") from None
+
+
 def _load_torch(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # UnpicklingError for code-running pickles, RuntimeError for broken zips…
+        return torch_load_safely(path)
+    except WeightsError as exc:
         raise WeightsError(
-            f"{path}: refused or unreadable as a weights-only torch file ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); expected a .safetensors checkpoint or a plain "
-            "state dict of tensors (pickles that execute code are never loaded)"
-        ) from exc
+            f"{exc}; expected a .safetensors checkpoint or a plain state dict of tensors "
+            "(pickles that execute code are never loaded)"
+        ) from None
 
 
 def _as_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
