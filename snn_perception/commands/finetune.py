@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -137,6 +136,6 @@ def run(args: argparse.Namespace) -> int:
         "command": "snn-perception finetune " + " ".join(shlex.quote(a) for a in sys.argv[2:]),
     })
     sha = save_checkpoint(args.out, model.state_dict(), meta)
-    print(json.dumps(history[-1]) if history else "no epochs run")
-    print(f"wrote {args.out} (sha256 {sha[:12]})")
+    done = f"after {len(history)} epoch(s)" if history else "(no epochs run: the weights are unchanged)"
+    print(f"wrote {args.out} {done} (sha256 {sha[:12]})")
     return 0
