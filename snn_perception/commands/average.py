@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from snn_perception.runtime.weights import resolve
 
     if args.out.suffix != ".safetensors":
-        print(f"error: --out {args.out}: must end in .safetensors", file=sys.stderr)
+        print(f"snn-perception average: error: --out {args.out}: must end in .safetensors", file=sys.stderr)
         return 2
     try:
         paths = [resolve(w) for w in args.weights]
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         state, meta = average_checkpoints(paths)
         make_dir(args.out.parent, "--out", args.out)  # only once the average exists
     except (WeightsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"snn-perception average: error: {exc}", file=sys.stderr)
         return 2
     for note in meta["average"]["notes"]:
         print(f"note: {note}; validate the average on images none of the runs trained on", file=sys.stderr)

@@ -68,13 +68,15 @@ def run(args: argparse.Namespace) -> int:
 
     check_threads(args.threads)
     if args.calib < 1:
-        print(f"error: --calib {args.calib}: need at least one calibration image", file=sys.stderr)
+        print(f"snn-perception convert: error: --calib {args.calib}: need at least one calibration image",
+              file=sys.stderr)
         return 2
     if not 1 <= args.timesteps <= 64:
-        print(f"error: --timesteps {args.timesteps}: must be between 1 and 64", file=sys.stderr)
+        print(f"snn-perception convert: error: --timesteps {args.timesteps}: must be between 1 and 64",
+              file=sys.stderr)
         return 2
     if args.out.suffix != ".safetensors":
-        print(f"error: --out {args.out}: must end in .safetensors", file=sys.stderr)
+        print(f"snn-perception convert: error: --out {args.out}: must end in .safetensors", file=sys.stderr)
         return 2
     try:
         cfg = ConvertConfig(norm=args.norm, percentile=args.percentile, thresholds=args.thresholds,
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         snn, meta = convert_checkpoint(weights, args.data, cfg, args.calib, args.size)
     except (WeightsError, SegDataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"snn-perception convert: error: {exc}", file=sys.stderr)
         return 2
     meta["command"] = "snn-perception convert " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     sha = save_checkpoint(args.out, snn.state_dict(), meta)

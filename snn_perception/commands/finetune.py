@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = FinetuneConfig(timesteps=args.timesteps, epochs=args.epochs, lr=args.lr, batch=args.batch,
                          max_batches=args.max_batches)
     if args.out.suffix != ".safetensors":
-        print(f"error: --out {args.out}: must end in .safetensors", file=sys.stderr)
+        print(f"snn-perception finetune: error: --out {args.out}: must end in .safetensors", file=sys.stderr)
         return 2
     if args.size and args.crop:
         _check_crop(args.crop, args.size, "--size")
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         prepare_run_dir(workdir, ("last.pt", "finetune.log"), overwrite=args.overwrite and not args.resume,
                         what="--workdir")
     except (WeightsError, SegDataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"snn-perception finetune: error: {exc}", file=sys.stderr)
         return 2
     cfg.class_weights = cls_weights
 

@@ -24,6 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "unavailable", None):
-        print(f"error: {args.unavailable}")
+        print(f"snn-perception train: error: {args.unavailable}")
         return 2
     return importlib.import_module(f"snn_perception.commands.{TARGETS[args.target][0]}").run(args)

@@ -162,7 +162,7 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     problem = _check(args)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
+        print(f"snn-perception train: error: {problem}", file=sys.stderr)
         return 2
     from snn_perception.offline.train_dhz import train
 

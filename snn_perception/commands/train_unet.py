@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     for folder in args.data:
         sub = ["images", "masks"] if args.head == "segment" else ["images"]
         if not all((Path(folder) / s).is_dir() for s in sub):
-            print(f"error: --data {folder}: expected a folder with {' and '.join(s + '/' for s in sub)}",
+            wanted = " and ".join(s + "/" for s in sub)
+            print(f"snn-perception train: error: --data {folder}: expected a folder with {wanted}",
                   file=sys.stderr)
             return 2
     init = None
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             init = str(resolve(args.init))
         except WeightsError as exc:
-            print(f"error: --init: {exc}", file=sys.stderr)
+            print(f"snn-perception train: error: --init: {exc}", file=sys.stderr)
             return 2
     cfg = TrainUNetConfig(
         data=list(args.data), out=args.out, head=args.head, width=args.width, num_classes=args.classes,
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = train(cfg, log)
     except (SegDataError, WeightsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"snn-perception train: error: {exc}", file=sys.stderr)
         return 2
     print(f"best {summary['metric']} {summary['best']:.4f}; weights: {Path(args.out) / 'best.safetensors'}")
     return 0

@@ -113,7 +113,8 @@ def load_resume(path: str | Path, model: torch.nn.Module, *, kind: str, required
     try:
         state = torch_load_safely(path)
     except WeightsError as exc:  # a code-running pickle, a broken zip, random bytes: not a last.pt
-        raise WeightsError(f"--resume {exc}; {expected}") from None
+        why = str(exc).removeprefix(f"{path}: ")
+        raise WeightsError(f"--resume {path}: not a training state: {why}; {expected}") from None
     if not isinstance(state, dict):
         found = type(state).__name__
         raise WeightsError(f"--resume {path}: holds a {found}, not a training state; {expected}")

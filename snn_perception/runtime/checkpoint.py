@@ -140,25 +140,28 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
 
 def torch_load_safely(path: Path) -> Any:
     """``torch.load(weights_only=True)`` on the CPU; a refusal is a :class:`WeightsError` whose
-    message is why in one short clause (torch's own text is long, multi-line and coloured)."""
-    import pickle
+    message is ``"<path>: <why, in one short clause>"`` (torch's own text is long, multi-line and
+    coloured)."""
     import warnings
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's advice on trusting the file: we never will
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except Exception as exc:
+        raise WeightsError(f"{path}: {_torch_refusal(exc)}") from None
+
+
+def _torch_refusal(exc: Exception) -> str:
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError):
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))  # the object torch refused, when it says
-        what = f"Python objects ({found.group(1)}, …)" if found else "something other than tensors"
-        raise WeightsError(
-            f"{path}: refused: it holds {what} beyond tensors and plain values, or is no torch file at all "
-            "(a pickle with objects could run code)"
-        ) from None
-    except Exception as exc:  # a broken zip, random bytes, a truncated file…
-        first = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
-        brief = first[0][:160] if first else ""
-        raise WeightsError(f"{path}: not a readable torch file ({type(exc).__name__}: {brief})") from None
+        if found:
+            return f"refused: it holds Python objects ({found.group(1)}, …), and such a pickle could run code"
+        return "not a weights-only torch file (it holds more than tensors and plain values, or is none)"
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+    return f"not a readable torch file ({type(exc).__name__}: {lines[0][:160] if lines else ''})"
 
 
 def _load_torch(path: Path) -> Any:
