@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     from snn_perception.offline.convert import load_unet
     from snn_perception.offline.finetune import RESUME_KEYS, FinetuneConfig, finetune
-    from snn_perception.offline.run_checks import load_resume, prepare_run_dir
+    from snn_perception.offline.run_checks import check_outside, load_resume, prepare_run_dir
     from snn_perception.offline.seg_data import (
         ImageFolder,
         SegDataError,
@@ -92,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         inputs = [weights, *([Path(args.resume)] if args.resume else [])]
         check_output_file(args.out, inputs=inputs, overwrite=args.overwrite)
         _check_workdir(workdir, args)
+        check_outside(args.out, args.data, "--out")
+        check_outside(workdir, args.data, "--workdir")
         tune_allocator()  # keep big activation buffers in the heap: no page faults per batch
         if args.threads:
             torch.set_num_threads(args.threads)

@@ -34,14 +34,30 @@ def finite(value: float, low: float, *, above: bool = False, high: float = math.
     return math.isfinite(v) and (v > low if above else v >= low) and v <= high
 
 
-def check_run_dir(out: str | Path, *, resume: str | None, overwrite: bool) -> None:
-    """Refuse an ``out`` that is (inside) a file, or that holds an earlier run we would overwrite.
+def check_outside(out: str | Path, folders: Sequence[str | Path], what: str = "--out",
+                  flag: str = "--data") -> None:
+    """Refuse an output folder that is, or is inside, an input folder: a later run would read it as data."""
+    target = Path(out).expanduser().resolve()
+    for folder in folders:
+        inside = Path(folder).expanduser().resolve()
+        if target == inside or inside in target.parents:
+            raise ValueError(
+                f"{what} {out}: inside the {flag} folder {folder}; write outputs outside the data "
+                "(they would be read as data by the next run)"
+            )
+
+
+def check_run_dir(out: str | Path, *, resume: str | None, overwrite: bool,
+                  data: Sequence[str | Path] = ()) -> None:
+    """Refuse an ``out`` that is (inside) a file or a ``data`` folder, or that holds an earlier run
+    we would overwrite.
 
     An earlier run (``best.safetensors`` or ``last.pt``) may only be continued (``resume``) or
     replaced (``overwrite``); checked before any data is read, so a refusal costs nothing.
     """
     out = Path(out)
     check_output_dir(out, "--out")
+    check_outside(out, data)
     if not out.exists():  # create and remove again: an impossible --out fails now, not after loading data
         new = [p for p in (out, *out.parents) if not p.exists()]
         try:

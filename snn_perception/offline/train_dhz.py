@@ -284,7 +284,7 @@ def _set_rng_state(state: dict) -> None:
 
 def train(cfg: TrainDhzConfig) -> dict:
     """Run (or resume) training; returns the final summary written to ``summary.json``."""
-    check_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
+    check_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite, data=cfg.data)
     world, rank, local_rank = _dist_info()
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"

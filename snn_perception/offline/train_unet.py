@@ -215,7 +215,7 @@ def train(cfg: TrainUNetConfig, log=print) -> dict:
     """Run (or resume) training; returns the summary also written to ``summary.json``."""
     from tqdm import tqdm
 
-    check_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
+    check_run_dir(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite, data=cfg.data)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     random.seed(cfg.seed)

@@ -308,8 +308,15 @@ def test_finetune_crop_larger_than_size_is_refused_before_loading(work: Path) ->
          ["--out /proc/snn_x/a.safetensors: cannot create its folder"]),
         (["finetune", "--weights", "snn.safetensors", "--data", "seg", "--out", "x.safetensors",
           "--workdir", "w.txt"], ["--workdir w.txt", "is a file, not a folder"]),
+        (["train", "dhz", "--data", "dh", *DHZ, "--out", "dh/run"], ["--out dh/run", "inside the --data"]),
+        (["train", "unet", "--data", "seg", *UNET, "--out", "seg"], ["--out seg", "inside the --data"]),
+        (["finetune", "--weights", "snn.safetensors", "--data", "seg", "--out", "x.safetensors",
+          "--workdir", "seg/ft"], ["--workdir seg/ft", "inside the --data folder"]),
+        (["finetune", "--weights", "snn.safetensors", "--data", "seg", "--out", "seg/x.safetensors"],
+         ["--out seg/x.safetensors", "inside the --data folder"]),
     ],
-    ids=["dhz-file", "unet-under-file", "dhz-proc", "convert-proc", "finetune-workdir-file"],
+    ids=["dhz-file", "unet-under-file", "dhz-proc", "convert-proc", "finetune-workdir-file", "dhz-in-data",
+         "unet-is-data", "finetune-workdir-in-data", "finetune-out-in-data"],
 )
 def test_unusable_output_folder_is_a_clear_error(work: Path, argv: list[str], words: list[str]) -> None:
     if any(a.startswith("/proc/") for a in argv) and not Path("/proc/self").is_dir():
