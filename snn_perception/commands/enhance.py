@@ -2,7 +2,8 @@
 
 Writes one PNG per input (same file stem) into ``--out``; ``--save-float`` adds the unclamped
 float32 output as ``.npy`` (3×H×W), ``--json`` per-image statistics (timings, spike rates,
-synaptic operations, MACs, estimated energy). Bad input gives a one-line message and exit code 2.
+synaptic operations, MACs, estimated energy). Bad input gives a one-line message and exit code 2,
+before anything is written: every input is decoded and every output path checked first.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from snn_perception.commands import check_threads
+from snn_perception.runtime.image_codec import ImageDecodeError, read_image_file
 from snn_perception.runtime.paths import (
     check_json_output,
     check_output_dir,
     make_dir,
+    refuse_existing_outputs,
     refuse_input_clash,
+    refuse_input_folder,
 )
 
 # Idle OpenMP workers sleep instead of spinning: with the default spin-wait, two torch threads on
@@ -65,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 is faster but inexact (opt-in)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace earlier results in --out (default: refuse)"
+    )
 
 
 def collect_images(inputs: list[str]) -> list[Path]:
@@ -87,12 +94,13 @@ def collect_images(inputs: list[str]) -> list[Path]:
 
 
 def plan_outputs(
-    images: Sequence[Path], out: Path, names: Callable[[str], Sequence[str]]
+    images: Sequence[Path], out: Path, names: Callable[[str], Sequence[str]], overwrite: bool = False
 ) -> list[list[Path]]:
     """Every output path of every image (``names(stem)`` → file names in ``out``), fixed before any work.
 
-    Refuses two images writing the same file and any output that is one of the inputs (``--out``
-    equal to an input folder), so a refusal happens before anything is overwritten.
+    Refuses two images writing the same file, any output that is one of the inputs, an ``out`` that
+    is an input folder (results there would be read as inputs next time) and, unless ``overwrite``,
+    outputs that already exist, so a refusal happens before anything is written or overwritten.
     """
     owner: dict[Path, Path] = {}
     plan: list[list[Path]] = []
@@ -111,18 +119,38 @@ def plan_outputs(
         plan.append(outs)
     try:
         refuse_input_clash([o for outs in plan for o in outs], images, f"--out {out}: output")
+        refuse_input_folder(out, images)
+        refuse_existing_outputs([o for outs in plan for o in outs], overwrite, f"--out {out}")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return plan
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    import cv2
+    """An input image as RGB uint8; damaged files (a truncated JPEG or PNG too) are a UsageError."""
+    try:
+        return read_image_file(path)
+    except ImageDecodeError as exc:
+        raise UsageError(str(exc)) from None
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise UsageError(f"{path}: cannot be read as an image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+def check_images(images: Sequence[Path]) -> None:
+    """Decode every input before any work, so a damaged file is refused before anything is written.
+
+    Decoding costs little next to the model; the message names the first two bad files and the count.
+    """
+    bad: list[str] = []
+    for path in images:
+        try:
+            read_image_file(path)
+        except ImageDecodeError as exc:
+            bad.append(str(exc))
+    if len(bad) == 1:
+        raise UsageError(bad[0])
+    if bad:
+        more = f"; … ({len(bad) - 2} more)" if len(bad) > 2 else ""
+        shown = "; ".join(bad[:2])
+        raise UsageError(f"{len(bad)} of {len(images)} inputs are not readable images: {shown}{more}")
 
 
 def write_png(path: Path, rgb01: np.ndarray) -> None:
@@ -169,7 +197,10 @@ def _run(args: argparse.Namespace) -> int:
     try:  # every output path is checked before the weights load and any image is read
         check_output_dir(args.out)
         plan = plan_outputs(
-            images, args.out, lambda stem: [f"{stem}.png", *([f"{stem}.npy"] if args.save_float else [])]
+            images,
+            args.out,
+            lambda stem: [f"{stem}.png", *([f"{stem}.npy"] if args.save_float else [])],
+            args.overwrite,
         )
         check_json_output(args.json, images, created=args.out)
     except ValueError as exc:
@@ -180,6 +211,7 @@ def _run(args: argparse.Namespace) -> int:
         engine = Engine.load(args.weights, config, task="dehaze", require_task=True)
     except WeightsError as exc:
         raise UsageError(str(exc)) from None
+    check_images(images)  # before the folder is made: a damaged input leaves nothing behind
     try:
         make_dir(args.out)
     except ValueError as exc:

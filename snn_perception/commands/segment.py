@@ -3,7 +3,10 @@
 For every input ``NAME`` writes into ``--out``: ``NAME_mask.png`` (mono8 class ids, the same
 image the segment node publishes on ``~/mask``), ``NAME_color.png`` (class colours) and
 ``NAME_overlay.png`` (colours blended over the input). Runs through the runtime engine, so the
-numbers match what the robot sees. Bad input gives a one-line message and exit code 2.
+numbers match what the robot sees. Bad input gives a one-line message and exit code 2, before
+anything is written (every input is decoded and every output path checked first); earlier results
+in ``--out`` are replaced only with ``--overwrite``. ANN weights (``unet_suim_ann``) have no
+timesteps: ``--timesteps`` is refused for them and the statistics say ``timesteps: null``.
 """
 
 from __future__ import annotations
@@ -30,11 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights", default=None, help="shipped weights name or path (default: best available)"
     )
-    parser.add_argument("--timesteps", type=int, default=None, help="T, 1..64 (default: the weights')")
+    parser.add_argument(
+        "--timesteps", type=int, default=None, help="T, 1..64 (default: the weights'; spiking weights only)"
+    )
     parser.add_argument("--size", default=None, help="run the model at HxW (default: the weights' size)")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours, 0..1")
     parser.add_argument("--json", type=Path, default=None, help="per-image statistics (timings, energy)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace earlier results in --out (default: refuse)"
+    )
 
 
 def colorize(ids: np.ndarray, colors: list[tuple[int, int, int]] | tuple) -> np.ndarray:
@@ -68,10 +76,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from snn_perception.commands.enhance import (
         UsageError,
+        check_images,
         collect_images,
         plan_outputs,
         read_rgb,
     )
+    from snn_perception.models.spiking_unet import ANN_ARCH
     from snn_perception.runtime.checkpoint import WeightsError
     from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
     from snn_perception.runtime.paths import check_json_output, check_output_dir, make_dir
@@ -89,7 +99,9 @@ def _run(args: argparse.Namespace) -> int:
     images = collect_images(args.inputs)
     try:  # every output path is checked before the weights load and any image is read
         check_output_dir(args.out)
-        plan = plan_outputs(images, args.out, lambda stem: [f"{stem}_{kind}.png" for kind in KINDS])
+        plan = plan_outputs(
+            images, args.out, lambda stem: [f"{stem}_{kind}.png" for kind in KINDS], args.overwrite
+        )
         check_json_output(args.json, images, created=args.out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -97,11 +109,19 @@ def _run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     try:
         probe = Engine.load(args.weights, EngineConfig(), task="segment", require_task=True)
+        ann = probe.info.arch == ANN_ARCH  # an ANN U-Net runs once: it has no timesteps
+        if ann and args.timesteps is not None:
+            raise ValueError(
+                f"--timesteps {args.timesteps}: {args.weights or probe.info.weights_path} is an ANN "
+                f"U-Net (arch {ANN_ARCH!r}), which has no timesteps; drop --timesteps, or give "
+                "spiking weights (e.g. spiking_unet)"
+            )
         hw = size or probe.info.input_hw
         engine = Engine(probe.model, probe.info, EngineConfig(
             timesteps=args.timesteps, input_hw=hw, count_ops=args.json is not None), probe.device)
     except (WeightsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    check_images(images)  # before the folder is made: a damaged input leaves nothing behind
     try:
         make_dir(args.out)
     except ValueError as exc:
@@ -117,10 +137,12 @@ def _run(args: argparse.Namespace) -> int:
             ok = cv2.imwrite(str(out), img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             if not ok:
                 raise UsageError(f"cannot write {out}")
-        records.append({"input": str(path), "stats": res.stats.__dict__ if hasattr(res.stats, "__dict__")
-                        else str(res.stats)})
+        stats = dict(res.stats.__dict__)
+        if ann:
+            stats["timesteps"] = None  # the engine reports its default T, which an ANN ignores
+        records.append({"input": str(path), "stats": stats})
     if args.json:
         args.json.write_text(json.dumps(records, indent=2, default=str))
-    steps = engine.config.timesteps or engine.info.default_timesteps
+    steps = "– (ANN)" if ann else engine.config.timesteps or engine.info.default_timesteps
     print(f"segmented {len(images)} image(s) into {args.out} (T={steps})")
     return 0

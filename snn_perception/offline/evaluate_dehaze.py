@@ -82,14 +82,24 @@ def weight_labels(weights: list[str]) -> list[str]:
     return unique
 
 
-def check_native_sizes(pairs: list[tuple[Path, Path]]) -> None:
-    """At native size raw and reference must match; decoding is cheap next to the models, so check first."""
+def check_pairs(pairs: list[tuple[Path, Path]], native: bool) -> None:
+    """Decode every image before any model runs (decoding is cheap next to the models), so a damaged
+    file is refused up front, naming it. At native size raw and reference must also match, and be at
+    least SSIM's window (11×11): resizing to ``--size`` (≥ 16) is the way out."""
+    win = metrics._SSIM_WIN  # metrics.ssim's window: smaller images cannot be scored
     for raw_path, ref_path in pairs:
         raw, ref = read_rgb(raw_path), read_rgb(ref_path)
+        if not native:
+            continue
         if raw.shape != ref.shape:
             raise PairsError(
                 f"--native: {raw_path} is {raw.shape[1]}x{raw.shape[0]} but its reference {ref_path} is "
                 f"{ref.shape[1]}x{ref.shape[0]}; use --size HxW to score every pair at one size"
+            )
+        if min(raw.shape[:2]) < win:
+            raise PairsError(
+                f"--native: {raw_path} and its reference are {raw.shape[1]}x{raw.shape[0]}; SSIM needs at "
+                f"least {win}x{win} pixels; use --size HxW to score every pair at one size"
             )
 
 
@@ -121,8 +131,7 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
             for t in cfg.timesteps or [engine.info.default_timesteps]:
                 engines.append((f"{label}@T{t}", engine, t))
     pairs = select_pairs(cfg)  # after the weights: a bad weights path fails before any image is read
-    if cfg.size is None:
-        check_native_sizes(pairs)
+    check_pairs(pairs, native=cfg.size is None)  # a damaged or too small image fails before any model runs
     names = [m for m in cfg.methods if m in (RAW, CLASSICAL)] + [n for n, _, _ in engines]
     per: dict[str, list[dict]] = {n: [] for n in names}
     for raw_path, ref_path in tqdm(pairs, desc="evaluate", disable=not progress):

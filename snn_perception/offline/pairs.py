@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from snn_perception.runtime.image_codec import ImageDecodeError, read_image_file
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 #: largest tone jitter: beyond it the gain range reaches 0 (black frames)
 TONE_JITTER_MAX = 0.9
@@ -28,12 +30,15 @@ class PairsError(ValueError):
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB, with an error naming the file."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise PairsError(f"{path}: not a readable image (accepted: {', '.join(IMAGE_SUFFIXES)})")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """Read an image file as HxWx3 uint8 RGB, with an error naming the file.
+
+    Uses the runtime's file reader, so a truncated JPEG or PNG is refused (OpenCV alone would
+    return it half grey with only a warning) exactly as ``enhance`` and the nodes refuse it.
+    """
+    try:
+        return read_image_file(path)
+    except ImageDecodeError as exc:
+        raise PairsError(str(exc)) from None
 
 
 def image_files(folder: Path) -> list[Path]:

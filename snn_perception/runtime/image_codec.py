@@ -16,14 +16,23 @@ Colour conventions: ``8UC3`` is OpenCV's BGR order; ``8UC4`` is BGRA; ``yuv422``
 them; Bayer names give the colour of the top-left 2×2 tile in reading order. Compressed images
 are recognised by their magic bytes (JPEG or PNG); the ``format`` string must not name anything else.
 
+Image files are read here too (:func:`read_image_file`, for the CLI, training and evaluation), with
+the same checks for JPEG and PNG, so a truncated file is refused everywhere rather than read half grey.
+
 Every problem raises :class:`ImageDecodeError` whose message says what was wrong and what is
 accepted, so a node can drop the frame and report why.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import struct
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -78,6 +87,7 @@ _BAYER_CODES = {
 
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
 COMPRESSED_FORMATS: tuple[str, ...] = ("jpeg", "png")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def bytes_per_pixel(encoding: str) -> int:
@@ -208,6 +218,92 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return height, width
 
 
+#: ``FF`` that starts a marker: not a stuffed ``FF 00`` in scan data, a restart marker or a fill byte
+_JPEG_NEXT_MARKER = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+
+
+def _jpeg_end(raw: bytes) -> int | None:
+    """Offset just past the end-of-image marker that closes the image; None when there is none.
+
+    Walks the marker segments and skips each scan's entropy-coded data (where ``FF`` is followed
+    only by a stuffed ``00`` or a restart marker), so the end marker of an EXIF thumbnail does not
+    count, and bytes after the real end (zero padding, an appended video) do no harm. Stray bytes
+    between segments are skipped to the next marker, as libjpeg does.
+    """
+    i, n = 2, len(raw)
+    while i + 2 <= n:
+        if raw[i] != 0xFF:
+            found = _JPEG_NEXT_MARKER.search(raw, i)
+            if found is None:
+                return None
+            i = found.start()
+            continue
+        marker = raw[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker == 0xD9:
+            return i + 2
+        elif marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+        else:
+            if i + 4 > n:
+                return None
+            (length,) = struct.unpack_from(">H", raw, i + 2)
+            if length < 2:
+                return None
+            i += 2 + length
+            if marker == 0xDA:  # start of scan: its data runs to the next marker
+                found = _JPEG_NEXT_MARKER.search(raw, i)
+                if found is None:
+                    return None
+                i = found.start()
+    return None
+
+
+def _png_end(raw: bytes) -> int:
+    """Offset just past the IEND chunk, walking the chunks (bytes after IEND do no harm)."""
+    i, n = 8, len(raw)
+    while i + 12 <= n:
+        length, kind = struct.unpack_from(">I4s", raw, i)
+        if not kind.isalpha():
+            raise ImageDecodeError(f"corrupt PNG: damaged chunk header at byte {i}")
+        i += 12 + length
+        if kind == b"IEND":
+            break
+    else:
+        i = n + 1
+    if i > n:
+        raise ImageDecodeError("corrupt PNG: truncated (no IEND chunk after the image data)")
+    return i
+
+
+def _decode_jpeg_or_png(raw: bytes, max_pixels: int | None) -> tuple[str, np.ndarray]:
+    """JPEG or PNG bytes (by their magic) → (kind, RGB uint8); ``max_pixels`` None: no size limit.
+
+    The size is read from the header first, so an oversized image is refused before it is
+    decompressed; truncated data (no JPEG end-of-image marker, no PNG IEND chunk) is refused rather
+    than returned half grey, as OpenCV would (with only a warning).
+    """
+    if raw[:3] == b"\xff\xd8\xff":
+        kind = "jpeg"
+        height, width = _jpeg_size(raw)
+        if _jpeg_end(raw) is None:
+            raise ImageDecodeError("corrupt JPEG: truncated (no end-of-image marker after the image data)")
+    elif raw[:8] == PNG_MAGIC:
+        kind = "png"
+        height, width = _png_size(raw)
+        _png_end(raw)
+    else:
+        raise ImageDecodeError(f"data is neither JPEG nor PNG (starts with {raw[:8].hex()})")
+    limit = height * width if max_pixels is None else max_pixels  # None: no limit (image files)
+    _check_size(height, width, limit, f"compressed {kind}")
+    with _quiet_opencv():
+        bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None or bgr.shape[:2] != (height, width):
+        raise ImageDecodeError(f"corrupt {kind.upper()}: the decoder could not read the image data")
+    return kind, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def decode_compressed(
     fmt: str, data: bytes | bytearray | memoryview, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
@@ -215,7 +311,7 @@ def decode_compressed(
 
     The size is read from the header first, so an oversized image is refused before it is
     decompressed; truncated files (no JPEG end marker, no PNG IEND) are refused rather than
-    returned half grey.
+    returned half grey. :func:`read_image_file` applies the same checks to image files.
     """
     raw = bytes(memoryview(data).cast("B"))
     fmt_l = (fmt or "").lower()
@@ -227,14 +323,8 @@ def decode_compressed(
         raise ImageDecodeError("compressed image: empty data")
     if raw[:3] == b"\xff\xd8\xff":
         kind = "jpeg"
-        height, width = _jpeg_size(raw)
-        if raw.rstrip(b"\x00")[-2:] != b"\xff\xd9":
-            raise ImageDecodeError("corrupt JPEG: truncated (no end-of-image marker)")
-    elif raw[:8] == b"\x89PNG\r\n\x1a\n":
+    elif raw[:8] == PNG_MAGIC:
         kind = "png"
-        height, width = _png_size(raw)
-        if b"IEND" not in raw[-16:]:
-            raise ImageDecodeError("corrupt PNG: truncated (no IEND chunk)")
     else:
         raise ImageDecodeError(
             f"compressed image (format {fmt!r}): data is neither JPEG nor PNG (starts with {raw[:8].hex()}); "
@@ -243,11 +333,83 @@ def decode_compressed(
     other = [k for k in ("jpeg", "jpg", "png", "tiff", "bmp", "webp") if k in fmt_l]
     if other and not any(k in fmt_l for k in (("jpeg", "jpg") if kind == "jpeg" else ("png",))):
         raise ImageDecodeError(f"compressed format {fmt!r} does not match the data, which is {kind}")
-    _check_size(height, width, max_pixels, f"compressed {kind}")
-    bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.shape[:2] != (height, width):
-        raise ImageDecodeError(f"corrupt {kind.upper()}: the decoder could not read the image data")
+    return _decode_jpeg_or_png(raw, max_pixels)[1]
+
+
+# -- image files -----------------------------------------------------------------------------------
+
+#: what :func:`read_image_file` reads: JPEG and PNG fully checked, the rest as OpenCV decodes them
+FILE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "TIFF", "WebP", "PPM")
+
+
+def decode_file_bytes(raw: bytes, max_pixels: int | None = None) -> np.ndarray:
+    """The bytes of an image file → ``H×W×3`` RGB uint8 (as ``cv2.imread`` with ``IMREAD_COLOR``).
+
+    JPEG and PNG (recognised by their content, whatever the file's suffix) get the checks of
+    :func:`decode_compressed`, so a truncated file is refused rather than read half grey; other
+    formats OpenCV reads (BMP, TIFF, WebP, PPM) are refused when OpenCV cannot decode them.
+    ``max_pixels``: None (the default for files) accepts any size OpenCV reads.
+    """
+    if not raw:
+        raise ImageDecodeError("empty file (0 bytes)")
+    if raw[:3] == b"\xff\xd8\xff" or raw[:8] == PNG_MAGIC:
+        return _decode_jpeg_or_png(raw, max_pixels)[1]
+    with _quiet_opencv():
+        bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageDecodeError(
+            f"not a readable image (neither JPEG nor PNG, and OpenCV cannot decode it); "
+            f"accepted: {', '.join(FILE_FORMATS)}"
+        )
+    if max_pixels is not None:
+        _check_size(bgr.shape[0], bgr.shape[1], max_pixels, "image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def read_image_file(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """An image file → ``H×W×3`` RGB uint8; :class:`ImageDecodeError` naming the file otherwise.
+
+    The one reader of image files for the CLI, training and evaluation: see :func:`decode_file_bytes`.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return decode_file_bytes(raw, max_pixels)
+    except ImageDecodeError as exc:
+        raise ImageDecodeError(f"{path}: {exc}") from None
+
+
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0  # decodes in flight (nodes decode in several threads); the first saves the level
+_saved_level: int | None = None
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log lines while decoding: a refusal is reported once, by our message.
+
+    OpenCV's level is process-wide, so overlapping decodes share one silent period and the last
+    to finish restores the level the first one found.
+    """
+    global _quiet_depth, _saved_level
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            _saved_level = logging.getLogLevel()
+            logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _saved_level is not None:
+                logging.setLogLevel(_saved_level)
 
 
 # -- outputs -----------------------------------------------------------------------------------

@@ -79,3 +79,41 @@ def make_dir(folder: Path, what: str = "--out", given: Path | None = None) -> Pa
             "choose a folder you can write to"
         ) from None
     return folder
+
+
+def refuse_existing_outputs(outputs: Iterable[Path], overwrite: bool, what: str = "--out") -> None:
+    """Output files that already exist are earlier results: refused unless ``overwrite``.
+
+    A folder where an output file would go is refused even with ``overwrite`` (it cannot be replaced
+    by a file). The message names the first two and the count, so one line stays readable.
+    """
+    outputs = [Path(o) for o in outputs]
+    folders = [o for o in outputs if o.is_dir()]
+    if folders:
+        raise ValueError(f"{what}: {folders[0]} is a folder where an output file would go; move it away")
+    existing = [o for o in outputs if o.exists()]
+    if existing and not overwrite:
+        named = ", ".join(str(o) for o in existing[:2])
+        if len(existing) > 2:
+            named += f", … ({len(existing) - 2} more)"
+        raise ValueError(
+            f"{what}: {len(existing)} of the {len(outputs)} output file(s) already exist "
+            f"({named}); pass --overwrite to replace them, or choose another folder"
+        )
+
+
+def refuse_input_folder(out: Path, inputs: Iterable[Path], what: str = "--out") -> None:
+    """An output folder must not be the folder of an input file (a folder given as input included).
+
+    Results written next to the inputs would be read as inputs by the next run on that folder (or
+    by a ``*.png`` glob), and mixing them makes both hard to tell apart. A sub-folder is fine: the
+    verbs that read folders do not recurse.
+    """
+    target = Path(out).resolve()
+    for item in inputs:
+        folder = Path(item).parent
+        if folder.resolve() == target:
+            raise ValueError(
+                f"{what} {out}: is the folder of the input {item}; results there would be read as inputs "
+                f"by a later run; choose another folder, e.g. {Path(out) / 'out'}"
+            )

@@ -3,6 +3,8 @@ message is refused with an :class:`ImageDecodeError` that names the problem."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -336,3 +338,72 @@ def test_damaged_jpegs_decode_or_raise_image_decode_error(cut, flip, val):
     except ImageDecodeError:
         return
     assert out.ndim == 3 and out.shape[2] == 3 and out.dtype == np.uint8
+
+
+# -- image files: the checks of compressed messages, and what real files carry -------------------
+
+
+def _thumbnail_app1(jpeg: bytes) -> bytes:
+    """An EXIF-like APP1 segment holding a whole small JPEG (with its own end marker)."""
+    thumb = encode_compressed(_rgb(8, 8, seed=5), "jpeg")
+    return b"\xff\xe1" + (len(thumb) + 8).to_bytes(2, "big") + b"Exif\x00\x00" + thumb
+
+
+def test_bytes_after_the_end_of_image_marker_are_accepted():
+    for tail in (bytes(32), b"ftypmp42" + bytes(64), b"\xff\xd8 not another image"):
+        out = decode_compressed("jpeg", _JPEG + tail)
+        assert np.array_equal(out, decode_compressed("jpeg", _JPEG))
+    assert np.array_equal(decode_compressed("png", _PNG + b"trailer"), decode_compressed("png", _PNG))
+
+
+def test_a_thumbnail_end_marker_does_not_hide_a_truncated_image():
+    with_thumb = _JPEG[:2] + _thumbnail_app1(_JPEG) + _JPEG[2:]
+    assert decode_compressed("jpeg", with_thumb).shape == (24, 32, 3)
+    with pytest.raises(ImageDecodeError, match="truncated"):
+        decode_compressed("jpeg", with_thumb[: len(with_thumb) - 200])
+
+
+def test_read_image_file_names_the_file_and_the_problem(tmp_path):
+    from snn_perception.runtime.image_codec import read_image_file
+
+    cases = {
+        "cut.jpg": (_JPEG[: len(_JPEG) // 2], "truncated"),
+        "cut.png": (_PNG[:-20], "truncated"),
+        "empty.png": (b"", "empty file"),
+        "text.bmp": (b"hello", "not a readable image"),
+    }
+    for name, (data, words) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ImageDecodeError, match=rf"{re.escape(str(tmp_path / name))}: .*{words}"):
+            read_image_file(tmp_path / name)
+    with pytest.raises(ImageDecodeError, match=r"missing\.png: cannot be read"):
+        read_image_file(tmp_path / "missing.png")
+    (tmp_path / "big.jpg").write_bytes(_JPEG)
+    assert read_image_file(tmp_path / "big.jpg", max_pixels=None).shape == (24, 32, 3)
+
+
+def test_overlapping_quiet_decodes_restore_opencv_log_level() -> None:
+    import threading
+
+    import cv2
+
+    from snn_perception.runtime.image_codec import _quiet_opencv
+
+    logging = cv2.utils.logging
+    before = logging.getLogLevel()
+    entered, release = threading.Barrier(3), threading.Event()
+
+    def decode() -> None:
+        with _quiet_opencv():
+            entered.wait(5)
+            release.wait(5)
+
+    threads = [threading.Thread(target=decode) for _ in range(2)]
+    for t in threads:
+        t.start()
+    entered.wait(5)
+    assert logging.getLogLevel() == logging.LOG_LEVEL_SILENT
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert logging.getLogLevel() == before
