@@ -93,7 +93,6 @@ def _peak_rss_mib() -> float:
 
 def _bench_image(path: Path | None) -> tuple[np.ndarray, str]:
     """The image to run: given, else the first shared EUVP image, else a seeded synthetic scene."""
-    import cv2
 
     if path is None:
         from snn_perception.runtime.weights import external_dirs
@@ -106,10 +105,12 @@ def _bench_image(path: Path | None) -> tuple[np.ndarray, str]:
                     path = imgs[0]
                     break
     if path is not None:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"--image {path}: cannot be read as an image")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), str(path)
+        from snn_perception.runtime.image_codec import ImageDecodeError, read_image_file
+
+        try:
+            return read_image_file(path), str(path)
+        except ImageDecodeError as exc:
+            raise ValueError(f"--image {exc}") from None
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:256, 0:256] / 255.0
     img = np.stack([0.1 + 0.3 * xx, 0.4 + 0.3 * yy, 0.5 + 0.2 * xx * yy], -1)

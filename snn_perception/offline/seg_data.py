@@ -70,8 +70,15 @@ def _png_palette(path: Path) -> np.ndarray | None:
 
 def read_mask(path: str | Path) -> np.ndarray:
     """Class-id mask (H×W uint8) from a palette, grey or SUIM colour PNG."""
+    from snn_perception.runtime.image_codec import ImageDecodeError, check_complete
+
     path = Path(path)
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        data = path.read_bytes()
+        check_complete(data)  # a truncated mask would decode with its lower part as class 0
+    except (OSError, ImageDecodeError) as exc:
+        raise SegDataError(f"{path}: not a readable mask ({exc})") from None
+    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if raw is None:
         raise SegDataError(f"{path}: not a readable image (expected a palette, grey or colour PNG mask)")
     if raw.ndim == 2:
@@ -95,10 +102,13 @@ def read_mask(path: str | Path) -> np.ndarray:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise SegDataError(f"{path}: not a readable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """An image as RGB uint8; damaged or truncated files are a :class:`SegDataError` naming the file."""
+    from snn_perception.runtime.image_codec import ImageDecodeError, read_image_file
+
+    try:
+        return read_image_file(path)
+    except ImageDecodeError as exc:
+        raise SegDataError(str(exc)) from None
 
 
 def list_pairs(root: str | Path) -> list[tuple[Path, Path]]:

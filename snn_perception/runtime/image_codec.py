@@ -277,6 +277,15 @@ def _png_end(raw: bytes) -> int:
     return i
 
 
+def check_complete(raw: bytes) -> None:
+    """Refuse truncated JPEG or PNG data (other formats pass): for readers that decode themselves,
+    e.g. class-id masks read with ``IMREAD_UNCHANGED``."""
+    if raw[:3] == b"\xff\xd8\xff" and _jpeg_end(raw) is None:
+        raise ImageDecodeError("corrupt JPEG: truncated (no end-of-image marker after the image data)")
+    if raw[:8] == PNG_MAGIC:
+        _png_end(raw)
+
+
 def _decode_jpeg_or_png(raw: bytes, max_pixels: int | None) -> tuple[str, np.ndarray]:
     """JPEG or PNG bytes (by their magic) → (kind, RGB uint8); ``max_pixels`` None: no size limit.
 

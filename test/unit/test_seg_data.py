@@ -98,3 +98,20 @@ def test_shared_suim_masks_decode_to_the_eight_classes(shared):
     assert ids <= set(range(8)) and len(ids) >= 4
     train, val = split_pairs(pairs, 0.2, 0)
     assert (len(train), len(val)) == (1178, 294)
+
+
+def test_truncated_images_and_masks_are_refused_naming_the_file(tmp_path):
+    import cv2
+    import numpy as np
+
+    from snn_perception.offline.seg_data import SegDataError, read_mask, read_rgb
+
+    ok, png = cv2.imencode(".png", np.tile(np.arange(8, dtype=np.uint8), (16, 2)))
+    ok2, jpg = cv2.imencode(".jpg", np.full((16, 16, 3), 90, np.uint8))
+    assert ok and ok2
+    (tmp_path / "m.png").write_bytes(png.tobytes()[: len(png) - 20])
+    (tmp_path / "i.jpg").write_bytes(jpg.tobytes()[: len(jpg) // 2])
+    with pytest.raises(SegDataError, match=r"m\.png: not a readable mask \(corrupt PNG"):
+        read_mask(tmp_path / "m.png")
+    with pytest.raises(SegDataError, match=r"i\.jpg: corrupt JPEG"):
+        read_rgb(tmp_path / "i.jpg")
