@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from snn_perception.commands import check_threads
-from snn_perception.runtime.paths import check_output_dir
+from snn_perception.runtime.paths import check_output_dir, make_dir
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
@@ -104,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
 BAG_FILES = {".mcap", ".db3", ".db3-shm", ".db3-wal"}
 
 
-def _remove_earlier_bag(bag: Path) -> None:
-    """Remove the bag an earlier demo wrote here; refuse if the folder holds anything else."""
+def _check_earlier_bag(bag: Path) -> None:
+    """An earlier demo's bag may be replaced; refuse if ``bag`` is a file or holds anything else."""
     if not bag.exists():
         return
     if not bag.is_dir():
@@ -116,54 +116,57 @@ def _remove_earlier_bag(bag: Path) -> None:
             f"{bag} holds files a demo did not write ({', '.join(sorted(foreign)[:3])}); "
             "choose another --out or move them"
         )
-    shutil.rmtree(bag)
+
+
+def _remove_earlier_bag(bag: Path) -> None:
+    """Remove the bag an earlier demo wrote here; refuse if the folder holds anything else."""
+    _check_earlier_bag(bag)
+    if bag.exists():
+        shutil.rmtree(bag)
+
+
+def _resolve_mode(requested: str) -> tuple[str, str | None]:
+    """(mode, note to print): ``auto`` falls back to offline when ROS mode cannot run here."""
+    if requested == "offline":
+        return "offline", None
+    ok, why = ros_available()
+    if requested == "ros" and not ok:
+        raise ValueError(f"--mode ros: {why}; use --mode offline")
+    if ok:
+        return "ros", None
+    return "offline", f"==> ROS mode unavailable ({why}); replaying offline (same engine, no ROS)"
 
 
 def _run(args: argparse.Namespace) -> int:
     from snn_perception.commands.replay import execute, parse_timesteps
-    from snn_perception.replay.common import ReplayConfig
-    from snn_perception.replay.make_bag import make_bag
+    from snn_perception.replay.bag_io import BagError
+    from snn_perception.replay.common import ReplayConfig, ReplayError, check_weights, resolve_topics
+    from snn_perception.replay.make_bag import check_source, write_bag
+    from snn_perception.replay.report import check_report_dir
 
     t0 = time.perf_counter()
+    # every input is checked before anything is rendered, written or created
     check_threads(args.threads)
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
     if not 0 < args.seconds <= 600:
         raise ValueError(f"--seconds must be in (0, 600], got {args.seconds}")
     timesteps = parse_timesteps(args.timesteps)
     out: Path = args.out
     check_output_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
-
+    mode, note = _resolve_mode(args.mode)
+    check_weights("dehaze", args.weights)
+    plan = None
     if args.bag is not None:
         bag = args.bag
-        print(f"==> replaying your bag {bag}")
     elif args.data is not None:
         bag = out / "input_bag"
-        _remove_earlier_bag(bag)
-        res = make_bag(args.data, bag, storage="mcap")
-        print(f"==> wrote {bag}: {res.frames} frames, {res.references} references from {args.data}")
+        try:
+            plan = check_source(args.data, skip_hint=None)
+        except BagError as exc:
+            raise BagError(f"--data: {exc}") from None
+        _check_earlier_bag(bag)
     else:
         bag = out / "dive_bag"
-        _remove_earlier_bag(bag)
-        n = _write_dive_bag(bag, args.seconds)
-        print(
-            f"==> rendered a synthetic dive ({n} frames, 10 Hz, 240×320, clean frames as ground truth)"
-            f" → {bag}"
-        )
-
-    mode = args.mode
-    if mode == "auto":
-        ok, why = ros_available()
-        mode = "ros" if ok else "offline"
-        if not ok:
-            print(f"==> ROS mode unavailable ({why}); replaying offline (same engine, no ROS)")
-    elif mode == "ros":
-        ok, why = ros_available()
-        if not ok:
-            raise ValueError(f"--mode ros: {why}; use --mode offline")
+        _check_earlier_bag(bag)
     config = ReplayConfig(
         bag=bag,
         out=out / "report",
@@ -174,6 +177,32 @@ def _run(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         overwrite=True,  # the report of an earlier demo run in the same --out is ours to replace
     )
+    if args.bag is not None:
+        topics = resolve_topics(config)
+        if topics.frames == 0:
+            raise ReplayError(f"topic {topics.image!r} in {topics.info.path} holds no messages")
+    check_report_dir(config.out, bag, given=out)
+
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    make_dir(out)
+    if args.bag is not None:
+        print(f"==> replaying your bag {bag}")
+    elif plan is not None:
+        _remove_earlier_bag(bag)
+        res = write_bag(plan, bag, storage="mcap")
+        print(f"==> wrote {bag}: {res.frames} frames, {res.references} references from {args.data}")
+    else:
+        _remove_earlier_bag(bag)
+        n = _write_dive_bag(bag, args.seconds)
+        print(
+            f"==> rendered a synthetic dive ({n} frames, 10 Hz, 240×320, clean frames as ground truth)"
+            f" → {bag}"
+        )
+    if note:
+        print(note)
     print(
         f"==> replay ({mode} mode, real-time pacing, T ∈ {{{', '.join(map(str, timesteps)) or 'default'}}})"
     )

@@ -1,7 +1,9 @@
 """``snn-perception make-bag (DIR | VIDEO) --out BAG``: images or a video → rosbag2 (sqlite3 or MCAP).
 
 A folder with a sibling ``reference/`` folder (or a folder holding ``raw/`` + ``reference/``) also
-writes the same-named references on a second topic as ground truth. Bad input: message, exit 2.
+writes the same-named references on a second topic as ground truth. Every input is checked before
+anything is written; an unreadable image is refused (``--skip-unreadable`` leaves it out instead).
+Bad input: message, exit 2, no bag left behind.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"ground-truth topic (default {DEFAULT_REFERENCE_TOPIC}[/compressed])",
     )
+    parser.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="leave out images that cannot be read (listed; default: refuse them and write nothing)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             storage=args.format,
             topic=topic,
             reference_topic=ref_topic,
+            skip_unreadable=args.skip_unreadable,
         )
     except BagError as exc:
         print(f"snn-perception make-bag: error: {exc}", file=sys.stderr)
@@ -58,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
     for line in result.skipped:
         print(f"skipped {line}", file=sys.stderr)
     topics = ", ".join(f"{t} ({n})" for t, n in result.topics.items())
+    left_out = f" ({len(result.skipped)} unreadable images left out)" if result.skipped else ""
     print(
         f"wrote {result.path} ({args.format}): {result.frames} frames, "
-        f"{result.references} references; {topics}"
+        f"{result.references} references{left_out}; {topics}"
     )
     return 0

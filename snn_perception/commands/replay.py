@@ -93,15 +93,18 @@ def parse_timesteps(text: str | None) -> tuple[int, ...]:
 
     if not text:
         return ()
-    values = []
+    values: list[int] = []
     for part in text.split(","):
         try:
-            values.append(validate_timesteps(int(part.strip()), "--timesteps"))
+            t = validate_timesteps(int(part.strip()), "--timesteps")
         except ValueError:
             raise ValueError(
                 f"--timesteps must be integers in 1..64 separated by commas (e.g. 1,2,4,8), got {text!r}"
             ) from None
-    return tuple(dict.fromkeys(values))
+        if t in values:  # a sweep runs each T once: a repeat is a typo, not a request
+            raise ValueError(f"--timesteps {text}: T={t} is given twice; give each value once (e.g. 1,2,4,8)")
+        values.append(t)
+    return tuple(values)
 
 
 def build_config(args: argparse.Namespace):
@@ -140,12 +143,14 @@ def build_config(args: argparse.Namespace):
 def execute(config, out_stream=sys.stdout, external: dict[str, str] | None = None) -> int:
     """Run a replay and write its report; 0, or 130 after Ctrl-C (partial report written)."""
     from snn_perception.replay.report import (
+        check_report_dir,
         clear_previous_report,
         format_table,
         summary_table,
         write_report,
     )
 
+    check_report_dir(config.out, config.bag)
     clear_previous_report(config.out, config.overwrite)
     if config.mode == "ros":
         from snn_perception.replay.ros_mode import run_ros
@@ -168,11 +173,11 @@ def run(args: argparse.Namespace) -> int:
     from snn_perception.replay.bag_io import BagError
 
     try:
+        config = build_config(args)  # every argument checked first (--threads ≥ 1 among them)
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
-        config = build_config(args)
         external = {
             task: name
             for task, name in (("dehaze", args.dehaze_node), ("segment", args.segment_node))

@@ -13,7 +13,9 @@ stopping the replay.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,6 +32,9 @@ TELEMETRY_TYPE = "snn_perception/msg/EnergyTelemetry"
 STORAGE_FORMATS = ("sqlite3", "mcap")
 #: the ``format`` field image_transport's compressed publisher writes for colour JPEG/PNG
 COMPRESSED_FORMATS = {"jpeg": "rgb8; jpeg compressed bgr8", "png": "rgb8; png compressed bgr8"}
+#: the latest header stamp a ROS time holds (``builtin_interfaces/Time.sec`` is an int32)
+MAX_STAMP_NS = (2**31 - 1) * 1_000_000_000 + 999_999_999
+MAX_STAMP_TEXT = "2038-01-19T03:14:07Z: its seconds are an int32"
 
 
 class BagError(Exception):
@@ -89,10 +94,20 @@ class BagInfo:
     def duration_s(self) -> float:
         return max(0, self.end_ns - self.start_ns) / 1e9
 
-    def describe_topics(self) -> str:
-        if not self.topics:
+    def describe_topics(self, names: list[str] | None = None) -> str:
+        topics = [t for t in self.topics.values() if names is None or t.name in names]
+        if not topics:
             return "(none)"
-        return ", ".join(f"{t.name} [{t.msgtype}, {t.count} msgs]" for t in self.topics.values())
+        return ", ".join(f"{t.name} [{t.msgtype}, {t.count} msgs]" for t in topics)
+
+    def describe_image_topics(self) -> str:
+        """The image topics first (what an image argument accepts), then any others."""
+        images = self.image_topics()
+        others = [t for t in self.topics if t not in images]
+        text = f"image topics in the bag: {self.describe_topics(images)}" if images else "no image topic"
+        if others:
+            text += f"; other topics: {self.describe_topics(others)}"
+        return text
 
     def image_topics(self) -> list[str]:
         return [t.name for t in self.topics.values() if t.msgtype in IMAGE_TYPES]
@@ -155,25 +170,36 @@ def bag_info(path: str | Path) -> BagInfo:
     return info
 
 
-def check_image_topic(info: BagInfo, topic: str) -> TopicInfo:
-    """The topic's info, or a :class:`BagError` listing the topics that do exist / the types accepted."""
+def check_image_topic(info: BagInfo, topic: str, what: str = "topic") -> TopicInfo:
+    """The topic's info, or a :class:`BagError` listing the image topics that do exist / the types
+    accepted. ``what`` names the argument that gave the topic (``--reference-topic``…)."""
     if topic not in info.topics:
-        raise BagError(f"topic {topic!r} is not in {info.path}; topics in the bag: {info.describe_topics()}")
+        raise BagError(f"{what} {topic!r} is not in {info.path}; {info.describe_image_topics()}")
     t = info.topics[topic]
     if t.msgtype not in IMAGE_TYPES:
         raise BagError(
-            f"topic {topic!r} in {info.path} has type {t.msgtype}; expected {IMAGE_TYPE} or {COMPRESSED_TYPE}"
+            f"{what} {topic!r} in {info.path} has type {t.msgtype}; "
+            f"expected {IMAGE_TYPE} or {COMPRESSED_TYPE}"
         )
     return t
 
 
 def default_image_topic(info: BagInfo, exclude: tuple[str, ...] = ()) -> str:
-    """The one camera image topic: image topics named '*reference*' or '*mask*' are ground truth."""
-    cams = [t for t in info.image_topics() if "reference" not in t and "mask" not in t and t not in exclude]
+    """The one camera image topic: image topics named '*reference*' or '*mask*' are ground truth,
+    as are those in ``exclude`` (the topics given as ground truth)."""
+    images = info.image_topics()
+    cams = [t for t in images if "reference" not in t and "mask" not in t and t not in exclude]
     if len(cams) == 1:
         return cams[0]
-    if not cams:
+    if not cams and not images:
         raise BagError(f"{info.path} holds no image topic; topics in the bag: {info.describe_topics()}")
+    if not cams:
+        taken = [t for t in images if t in exclude]
+        why = f"{', '.join(taken)} given as ground truth, " if taken else ""
+        raise BagError(
+            f"{info.path} holds no camera image topic ({why}topics named '*reference*' or '*mask*' are "
+            f"ground truth); {info.describe_image_topics()}; choose the camera topic with --topic"
+        )
     raise BagError(f"{info.path} holds several image topics ({', '.join(cams)}); choose one with --topic")
 
 
@@ -212,7 +238,18 @@ def decode_image(msg: Any, msgtype: str) -> np.ndarray:
         raise DecodeError(str(exc)) from None
 
 
+def check_stamp(stamp_ns: int) -> int:
+    """A header stamp a ROS time can hold (0 … :data:`MAX_STAMP_NS`), else :class:`BagError`."""
+    if not 0 <= stamp_ns <= MAX_STAMP_NS:
+        raise BagError(
+            f"stamp {stamp_ns} ns is outside what a ROS time holds "
+            f"(0 … {MAX_STAMP_NS} ns, up to {MAX_STAMP_TEXT})"
+        )
+    return stamp_ns
+
+
 def _header(stamp_ns: int, frame_id: str):
+    check_stamp(int(stamp_ns))
     store = typestore()
     Header = store.types["std_msgs/msg/Header"]
     Time = store.types["builtin_interfaces/msg/Time"]
@@ -261,21 +298,29 @@ def image_message(
 # -- writing -----------------------------------------------------------------------------------
 
 
+def check_new_bag(path: str | Path, storage: str = "sqlite3") -> Path:
+    """Where a new bag can be written: a path that does not exist yet, in an existing folder."""
+    if storage not in STORAGE_FORMATS:
+        raise BagError(f"storage format {storage!r} is not supported; accepted: {', '.join(STORAGE_FORMATS)}")
+    p = Path(path).expanduser()
+    if p.exists():
+        raise BagError(f"output bag {p} already exists; choose a new path or remove it")
+    if not p.parent.is_dir():
+        raise BagError(f"cannot write bag {p}: folder {p.parent} does not exist")
+    return p
+
+
 class BagWriter:
-    """Write messages to a new rosbag2 folder (``storage`` 'sqlite3' or 'mcap'); a context manager."""
+    """Write messages to a new rosbag2 folder (``storage`` 'sqlite3' or 'mcap'); a context manager.
+
+    A write that fails (or is interrupted) inside the ``with`` block removes the bag: a partial
+    bag is never left behind looking complete.
+    """
 
     def __init__(self, path: str | Path, storage: str = "sqlite3") -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
-        if storage not in STORAGE_FORMATS:
-            raise BagError(
-                f"storage format {storage!r} is not supported; accepted: {', '.join(STORAGE_FORMATS)}"
-            )
-        self.path = Path(path).expanduser()
-        if self.path.exists():
-            raise BagError(f"output bag {self.path} already exists; choose a new path or remove it")
-        if not self.path.parent.is_dir():
-            raise BagError(f"cannot write bag {self.path}: folder {self.path.parent} does not exist")
+        self.path = check_new_bag(path, storage)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         self.storage = storage
         self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=plugin)
@@ -283,11 +328,30 @@ class BagWriter:
         self.counts: dict[str, int] = {}
 
     def __enter__(self) -> BagWriter:
-        self._writer.open()
+        existed = self.path.exists()  # created since __init__ by someone else: never ours to remove
+        try:
+            self._writer.open()
+        except Exception as exc:  # WriterError, OSError: the folder cannot be created or written
+            if not existed:
+                self._discard()
+            raise BagError(f"cannot write bag {self.path}: {exc}") from None
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._writer.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            try:
+                self._writer.close()
+            except BaseException:
+                self._discard()
+                raise
+            return
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        self._discard()
+
+    def _discard(self) -> None:
+        """Remove the (partial) bag this writer created."""
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def add_topic(self, topic: str, msgtype: str) -> None:
         if topic in self._connections:

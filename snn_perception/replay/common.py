@@ -74,21 +74,48 @@ class Topics:
 
 
 def resolve_topics(config: ReplayConfig) -> Topics:
-    """Open the bag and check every topic the replay will read (raises :class:`BagError`)."""
+    """Open the bag and check every topic the replay will read (raises :class:`BagError`).
+
+    The topics given as ground truth are checked first and are never taken as the camera topic.
+    """
     info = bag_io.bag_info(config.bag)
-    given = tuple(t for t in (config.reference_topic, config.mask_topic) if t)
-    image = config.topic or bag_io.default_image_topic(info, exclude=given)
-    bag_io.check_image_topic(info, image)
+    given = {"--reference-topic": config.reference_topic or None, "--mask-topic": config.mask_topic or None}
+    for what, topic in given.items():
+        if topic is not None:
+            bag_io.check_image_topic(info, topic, what)
+    if config.topic:
+        bag_io.check_image_topic(info, config.topic, "--topic")
+        for what, topic in given.items():
+            if topic == config.topic:
+                raise ReplayError(
+                    f"--topic and {what} are both {topic!r}: the camera frames cannot be their own "
+                    "ground truth; give two different topics"
+                )
+    image = config.topic or bag_io.default_image_topic(
+        info, exclude=tuple(t for t in given.values() if t is not None)
+    )
     if config.reference_topic is None:
         ref = bag_io.default_reference_topic(info)
+        ref = None if ref == image else ref
     else:
         ref = config.reference_topic or None
-        if ref is not None:
-            bag_io.check_image_topic(info, ref)
     mask = config.mask_topic or None
-    if mask is not None:
-        bag_io.check_image_topic(info, mask)
     return Topics(info=info, image=image, reference=ref, mask=mask, frames=info.topics[image].count)
+
+
+def check_weights(task: str, weights: str | None) -> Any:
+    """Load ``weights`` for ``task`` (None: the shipped default) on the CPU and return its
+    :class:`~snn_perception.runtime.engine.ModelInfo`, so a missing, broken or wrong-task file is
+    refused with the offline replay's message before any bag is read or node started."""
+    from snn_perception.runtime.checkpoint import WeightsError
+    from snn_perception.runtime.engine import Engine, EngineConfig
+
+    try:
+        cpu = EngineConfig(device="cpu", tune_allocator=False)
+        engine = Engine.load(weights, cpu, task, require_task=True)
+    except WeightsError as exc:
+        raise ReplayError(f"{task} weights: {exc}") from None
+    return engine.info
 
 
 def load_by_stamp(bag: Path, topic: str | None, gray: bool = False) -> dict[int, np.ndarray]:

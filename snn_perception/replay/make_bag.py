@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from snn_perception.replay.bag_io import BagError, BagWriter
+from snn_perception.replay.bag_io import MAX_STAMP_NS, MAX_STAMP_TEXT, BagError, BagWriter, check_new_bag
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -33,6 +34,10 @@ class MakeBagResult:
     references: int
     topics: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+
+
+#: the highest ``--rate``: stamps are whole nanoseconds, and two frames must never share one
+MAX_RATE_HZ = 1e9
 
 
 #: a ROS 2 topic name as a bag stores it: starts with / or a letter, then letters, digits, _ / ~ { }
@@ -73,10 +78,71 @@ def find_frames(source: Path) -> tuple[list[Path], dict[str, Path]]:
     return frames, refs
 
 
-def _read_rgb(path: Path) -> np.ndarray | None:
-    data = np.fromfile(str(path), dtype=np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def read_frame(path: Path) -> np.ndarray:
+    """An image file → ``H×W×3`` RGB uint8, else :class:`ImageDecodeError` saying why.
+
+    JPEG and PNG (recognised by their content) go through the nodes' own decoder, which refuses a
+    truncated file (no end marker) that OpenCV would return half grey.
+    """
+    from snn_perception.runtime.image_codec import ImageDecodeError, decode_compressed
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot be read ({exc.strerror or exc})") from None
+    if not raw:
+        raise ImageDecodeError("empty file (0 bytes)")
+    if raw[:3] == b"\xff\xd8\xff" or raw[:8] == b"\x89PNG\r\n\x1a\n":
+        return decode_compressed("", raw, max_pixels=sys.maxsize)
+    bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageDecodeError(f"not a readable image (accepted: {', '.join(IMAGE_SUFFIXES)})")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _unreadable(paths: list[Path]) -> dict[Path, str]:
+    """path → why, for every file that cannot be read as an image (each decoded once, then dropped)."""
+    from snn_perception.runtime.image_codec import ImageDecodeError
+
+    bad: dict[Path, str] = {}
+    for p in paths:
+        try:
+            read_frame(p)
+        except ImageDecodeError as exc:
+            bad[p] = str(exc)
+    return bad
+
+
+def _round_up(x: float, digits: int = 3) -> float:
+    """``x`` rounded up to ``digits`` significant digits (a floor the user can type and pass)."""
+    e = math.floor(math.log10(x)) - digits + 1
+    return float(f"{math.ceil(x / 10.0**e) * 10.0**e:.{digits}g}")
+
+
+def period_for(rate_hz: float | None, frames: int, start_ns: int, default_hz: float = 10.0) -> int:
+    """The stamp period in ns for ``frames`` frames from ``start_ns`` at ``rate_hz`` (None: default).
+
+    Refuses rates whose stamps would not fit a ROS time (the last one past 2038, int32 seconds) or
+    that would give two frames the same nanosecond stamp, with the range that is accepted.
+    """
+    rate = default_hz if rate_hz is None else float(rate_hz)
+    if not (math.isfinite(rate) and rate > 0):
+        raise BagError(f"--rate must be a finite number of Hz > 0 (e.g. 10), got {rate_hz}")
+    if rate > MAX_RATE_HZ:
+        raise BagError(
+            f"--rate {rate:g} Hz: stamps are whole nanoseconds, so two frames would share one; "
+            f"give --rate ≤ {MAX_RATE_HZ:g} Hz"
+        )
+    if not 0 <= start_ns <= MAX_STAMP_NS:
+        raise BagError(f"start stamp {start_ns} ns is outside what a ROS time holds (up to {MAX_STAMP_TEXT})")
+    period = 1e9 / rate
+    if frames > 1 and start_ns + (frames - 1) * period > MAX_STAMP_NS:
+        floor = _round_up((frames - 1) * 1e9 / max(MAX_STAMP_NS - start_ns, 1))
+        raise BagError(
+            f"--rate {rate:g} Hz: the stamps of {frames} frames would run past the latest ROS time "
+            f"({MAX_STAMP_TEXT}); give --rate ≥ {floor:g} Hz"
+        )
+    return round(period) if frames > 1 else 0
 
 
 def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float]:
@@ -98,6 +164,119 @@ def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float]:
     return gen(), fps
 
 
+@dataclass
+class BagSource:
+    """A checked ``make-bag`` input: everything :func:`write_bag` needs, nothing written yet."""
+
+    path: Path
+    frames: list[Path]  # image folder: the readable frames (video: empty)
+    refs: dict[str, Path]  # frame stem → its readable reference image
+    index: dict[Path, int]  # frame → its position in the folder (a skipped frame leaves a gap in time)
+    period_ns: int
+    start_ns: int
+    video: bool = False
+    skipped: list[str] = field(default_factory=list)
+
+
+def check_source(
+    source: str | Path,
+    rate_hz: float | None = None,
+    start_ns: int | None = None,
+    skip_unreadable: bool = False,
+    skip_hint: str | None = "or pass --skip-unreadable to leave them out",
+) -> BagSource:
+    """Check a folder of images or a video before anything is written (raises :class:`BagError`).
+
+    Every image (and every reference that has a frame) is decoded once: an unreadable one is
+    refused with its name, or with ``skip_unreadable`` left out and listed in ``skipped``;
+    ``skip_hint`` tells the user how to ask for that (None: the caller offers no way).
+    """
+    src = Path(source).expanduser()
+    if not src.exists():
+        raise BagError(f"input {src} does not exist (expected a folder of images or a video file)")
+    if rate_hz is not None and not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise BagError(f"--rate must be a finite number of Hz > 0 (e.g. 10), got {rate_hz}")
+    start = int(start_ns if start_ns is not None else time.time_ns() // 1_000_000 * 1_000_000)
+    if src.is_dir():
+        frames, refs = find_frames(src)
+        period = period_for(rate_hz, len(frames), start)
+        used_refs = [refs[p.stem] for p in frames if p.stem in refs]
+        bad = _unreadable(frames + used_refs)
+        skipped = [f"{p}: {why}" for p, why in bad.items()]
+        if bad and not skip_unreadable:
+            listed = "; ".join(skipped[:3]) + (f"; … ({len(bad) - 3} more)" if len(bad) > 3 else "")
+            hint = f", {skip_hint}" if skip_hint else ""
+            raise BagError(
+                f"{len(bad)} of the {len(frames) + len(used_refs)} images cannot be read: {listed}; "
+                f"fix or remove them{hint}"
+            )
+        good = [p for p in frames if p not in bad]
+        if not good:
+            folder = frames[0].parent
+            raise BagError(f"none of the {len(frames)} images in {folder} can be read: {skipped[0]}")
+        return BagSource(
+            path=src,
+            frames=good,
+            refs={stem: r for stem, r in refs.items() if r not in bad},
+            index={p: i for i, p in enumerate(frames)},
+            period_ns=period,
+            start_ns=start,
+            skipped=skipped,
+        )
+    if src.suffix.lower() not in VIDEO_SUFFIXES:
+        raise BagError(f"{src} is neither a folder of images nor a video ({', '.join(VIDEO_SUFFIXES)})")
+    cap = cv2.VideoCapture(str(src))
+    try:
+        if not cap.isOpened():
+            raise BagError(f"{src}: cannot be opened as a video (accepted: {', '.join(VIDEO_SUFFIXES)})")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # from the header: checked again per frame
+    finally:
+        cap.release()
+    period = period_for(rate_hz if rate_hz is not None else (fps if fps > 0 else None), max(count, 1), start)
+    return BagSource(path=src, frames=[], refs={}, index={}, period_ns=period, start_ns=start, video=True)
+
+
+def write_bag(
+    plan: BagSource,
+    out: str | Path,
+    compressed: bool = False,
+    storage: str = "sqlite3",
+    topic: str = DEFAULT_TOPIC,
+    reference_topic: str = DEFAULT_REFERENCE_TOPIC,
+    frame_id: str = "camera",
+) -> MakeBagResult:
+    """Write a checked source to a new bag; a failure part-way removes the partial bag."""
+    from snn_perception.runtime.image_codec import ImageDecodeError
+
+    codec = "jpeg" if compressed else None
+    ref_codec = "png" if compressed else None  # ground truth stays lossless
+    result = MakeBagResult(path=Path(out), frames=0, references=0, skipped=list(plan.skipped))
+    with BagWriter(out, storage) as bag:
+        if plan.video:
+            gen, _fps = _video_frames(plan.path)
+            for i, rgb in enumerate(gen):
+                bag.write_image(topic, rgb, plan.start_ns + i * plan.period_ns, frame_id, codec)
+                result.frames += 1
+            if result.frames == 0:
+                raise BagError(f"{plan.path}: no frames could be read from the video")
+        else:
+            for path in plan.frames:
+                stamp = plan.start_ns + plan.index[path] * plan.period_ns
+                try:
+                    rgb = read_frame(path)
+                    ref = read_frame(plan.refs[path.stem]) if path.stem in plan.refs else None
+                except ImageDecodeError as exc:  # changed since it was checked
+                    raise BagError(f"{path}: {exc}") from None
+                bag.write_image(topic, rgb, stamp, frame_id, codec)
+                result.frames += 1
+                if ref is not None:
+                    bag.write_image(reference_topic, ref, stamp, frame_id, ref_codec)
+                    result.references += 1
+        result.topics = dict(bag.counts)
+    return result
+
+
 def make_bag(
     source: str | Path,
     out: str | Path,
@@ -108,57 +287,20 @@ def make_bag(
     reference_topic: str = DEFAULT_REFERENCE_TOPIC,
     start_ns: int | None = None,
     frame_id: str = "camera",
+    skip_unreadable: bool = False,
 ) -> MakeBagResult:
     """Write ``source`` (image folder or video file) to a new bag at ``out``.
 
     Stamps start at ``start_ns`` (default: now) and increase by ``1/rate_hz`` (default 10 Hz, or
-    the video's frame rate). Unreadable images are skipped and listed in the result.
+    the video's frame rate). Every input is checked before anything is written: an unreadable
+    image is refused, or with ``skip_unreadable`` left out and listed in the result.
     """
-    src = Path(source).expanduser()
-    if not src.exists():
-        raise BagError(f"input {src} does not exist (expected a folder of images or a video file)")
-    if rate_hz is not None and not (math.isfinite(rate_hz) and rate_hz > 0):
-        raise BagError(f"--rate must be a finite number of Hz > 0 (e.g. 10), got {rate_hz}")
     check_topic(topic, "--topic")
     check_topic(reference_topic, "--reference-topic")
     if topic == reference_topic:
         raise BagError(
             f"--topic and --reference-topic are both {topic!r}: frames and ground truth need two topics"
         )
-    codec = "jpeg" if compressed else None
-    ref_codec = "png" if compressed else None  # ground truth stays lossless
-    start = int(start_ns if start_ns is not None else time.time_ns() // 1_000_000 * 1_000_000)
-    result = MakeBagResult(path=Path(out), frames=0, references=0)
-    if src.is_dir():
-        frames, refs = find_frames(src)
-        period = round(1e9 / (rate_hz or 10.0))
-        with BagWriter(out, storage) as bag:
-            for i, path in enumerate(frames):
-                rgb = _read_rgb(path)
-                if rgb is None:
-                    result.skipped.append(f"{path}: not a readable image")
-                    continue
-                stamp = start + i * period
-                bag.write_image(topic, rgb, stamp, frame_id, codec)
-                result.frames += 1
-                if path.stem in refs:
-                    ref = _read_rgb(refs[path.stem])
-                    if ref is None:
-                        result.skipped.append(f"{refs[path.stem]}: not a readable image")
-                        continue
-                    bag.write_image(reference_topic, ref, stamp, frame_id, ref_codec)
-                    result.references += 1
-            result.topics = dict(bag.counts)
-    elif src.suffix.lower() in VIDEO_SUFFIXES:
-        gen, fps = _video_frames(src)
-        period = round(1e9 / (rate_hz or (fps if fps > 0 else 10.0)))
-        with BagWriter(out, storage) as bag:
-            for i, rgb in enumerate(gen):
-                bag.write_image(topic, rgb, start + i * period, frame_id, codec)
-                result.frames += 1
-            result.topics = dict(bag.counts)
-        if result.frames == 0:
-            raise BagError(f"{src}: no frames could be read from the video")
-    else:
-        raise BagError(f"{src} is neither a folder of images nor a video ({', '.join(VIDEO_SUFFIXES)})")
-    return result
+    check_new_bag(out, storage)
+    plan = check_source(source, rate_hz, start_ns, skip_unreadable)
+    return write_bag(plan, out, compressed, storage, topic, reference_topic, frame_id)

@@ -210,11 +210,15 @@ def run_pass(
 
 
 def run_offline(config: ReplayConfig, engines: dict[str, Any] | None = None) -> ReplayResult:
-    """Every timestep setting in turn; stops after the pass that Ctrl-C interrupted."""
+    """Every timestep setting in turn; stops after the pass that Ctrl-C interrupted.
+
+    The weights are loaded before the bag is read, as in ROS mode: the same bad input gets the
+    same message in both modes.
+    """
+    engines = engines if engines is not None else load_engines(config)
     topics = resolve_topics(config)
     if topics.frames == 0:
         raise ReplayError(f"topic {topics.image!r} in {topics.info.path} holds no messages")
-    engines = engines if engines is not None else load_engines(config)
     refs = load_by_stamp(config.bag, topics.reference)
     masks = load_by_stamp(config.bag, topics.mask, gray=True)
     result = ReplayResult(config=config, topics=topics, runs=[], models=model_infos(engines))

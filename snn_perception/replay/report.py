@@ -158,6 +158,47 @@ REPORT_FILES = (
 RECORDED_DIR = "recorded"
 
 
+def check_report_dir(out: Path, bag: Path | None = None, given: Path | None = None) -> None:
+    """``--out`` must be a folder (new, or an earlier report's) that can be created, outside the bag.
+
+    Only checks, creates nothing: run before the weights are loaded or a frame is played.
+    ``given``: the ``--out`` the user gave when ``out`` is a folder inside it (the demo's report/).
+    """
+    import os
+
+    from snn_perception.replay.common import ReplayError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ReplayError(
+            f"--out {out} is a file; give a folder (new, or an earlier report's with --overwrite)"
+        )
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ReplayError(f"--out {out}: {parent} is a file, not a folder; give a folder")
+            if not out.exists() and not os.access(parent, os.W_OK | os.X_OK):
+                raise ReplayError(
+                    f"--out {out}: cannot create it in {parent} (permission denied); "
+                    "choose a folder you can write to"
+                )
+            break
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise ReplayError(f"--out {out}: the folder is not writable; choose a folder you can write to")
+    if bag is None or not Path(bag).exists():
+        return  # a missing bag is reported by the replay itself
+    folder = Path(bag).resolve()
+    folder = folder.parent if folder.is_file() else folder
+    target = out.resolve()
+    if target == folder or folder in target.parents:
+        where = "is the bag folder" if target == folder else f"is inside the bag folder {bag}"
+        if given is not None:
+            where = f"would put the report ({out}) inside the bag folder {bag}"
+        raise ReplayError(
+            f"--out {given or out} {where}; a bag folder holds only the bag: give a report folder outside it"
+        )
+
+
 def clear_previous_report(out: Path, overwrite: bool) -> None:
     """Refuse to mix with an earlier replay's report in ``out``, or with ``overwrite`` remove it.
 

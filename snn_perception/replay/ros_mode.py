@@ -37,6 +37,7 @@ from snn_perception.replay.common import (
     ReplayResult,
     RunResult,
     Sample,
+    check_weights,
     colorize,
     load_by_stamp,
     overlay,
@@ -316,18 +317,88 @@ def _warm_up(player, pubs, targets: dict[str, str], rgb, compressed: bool, frame
             player.destroy_subscription(sub)
 
 
-def _wait(pred, timeout: float, what: str) -> None:
+class _NodeWatch:
+    """Why a target node will never serve, so a wait ends at once with the reason, not a timeout.
+
+    In-process nodes say it themselves (``autostart_error``: the configure error); external nodes
+    through ``/diagnostics`` (their state and last error).
+    """
+
+    def __init__(self, player, targets: dict[str, str], started: list[Any]) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.player, self.targets, self.started = player, targets, started
+        self.lock = threading.Lock()
+        self.status: dict[str, tuple[str, str]] = {}  # node → (state, last error)
+        self.sub = player.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+
+    def _on_diagnostics(self, msg) -> None:
+        nodes = set(self.targets.values())
+        for st in msg.status:
+            node = str(st.name).split(": ")[0]
+            if node in nodes:
+                values = {kv.key: kv.value for kv in st.values}
+                with self.lock:
+                    self.status[node] = (values.get("state", ""), values.get("last error", ""))
+
+    def failure(self) -> str | None:
+        """'<node>: <configure error>' for every node that failed to configure, or None."""
+        errors = [f"{n.get_name()}: {n.autostart_error}" for n in self.started if n.autostart_error]
+        with self.lock:
+            errors += [
+                f"{node}: {error}"
+                for node, (state, error) in self.status.items()
+                if state in ("unconfigured", "finalized") and error.startswith("configure failed")
+            ]
+        return "; ".join(errors) or None
+
+    def hint(self) -> str:
+        """What the nodes report, for a timeout message."""
+        if self.started:
+            return ""
+        parts = []
+        with self.lock:
+            for node in self.targets.values():
+                if node not in self.status:
+                    parts.append(f"no /diagnostics from {node} (is it running?)")
+                else:
+                    state, error = self.status[node]
+                    parts.append(f"{node} is {state}" + (f" (last error: {error})" if error else ""))
+        return "; ".join(parts)
+
+    def close(self) -> None:
+        self.player.destroy_subscription(self.sub)
+
+
+def _wait(pred, timeout: float, what: str, watch: _NodeWatch | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
+        failure = watch.failure() if watch is not None else None
+        if failure:
+            raise ReplayError(failure)
         if time.monotonic() > deadline:
-            raise ReplayError(f"timed out after {timeout:.0f} s waiting for {what}")
+            hint = watch.hint() if watch is not None else ""
+            hint = f"; {hint}" if hint else ""
+            raise ReplayError(f"timed out after {timeout:.0f} s waiting for {what}{hint}")
         time.sleep(0.05)
 
 
 def run_ros(
     config: ReplayConfig, nodes: str = "inprocess", external: dict[str, str] | None = None
 ) -> ReplayResult:
-    """Replay through the ROS nodes; rows and report as in offline mode."""
+    """Replay through the ROS nodes; rows and report as in offline mode.
+
+    Every weights argument is loaded and checked first, then the bag's topics, and only then are
+    nodes started: bad input is refused with its reason, never by a timeout.
+    """
+    checked = {
+        task: check_weights(task, weights)
+        for task, enabled, weights in (
+            ("dehaze", config.run_dehaze, config.dehaze_weights),
+            ("segment", config.run_segment, config.segment_weights),
+        )
+        if enabled and weights is not None
+    }
     ok, why = ros_mode_ready()
     if not ok:
         raise ReplayError(f"--mode ros is unavailable: {why}; use --mode offline")
@@ -338,13 +409,14 @@ def run_ros(
 
     from snn_perception.ros.executor import PerceptionExecutor
 
+    tasks = _tasks(config, external)
+    models = {task: checked.get(task) or _default_model_info(config, task) for task in tasks}
     topics = resolve_topics(config)
     if topics.frames == 0:
         raise ReplayError(f"topic {topics.image!r} in {topics.info.path} holds no messages")
     compressed = topics.info.topics[topics.image].msgtype == bag_io.COMPRESSED_TYPE
     refs = load_by_stamp(config.bag, topics.reference)
     masks = load_by_stamp(config.bag, topics.mask, gray=True)
-    tasks = _tasks(config, external)
     result = ReplayResult(config=config, topics=topics, runs=[])
     if "segment" not in tasks:
         result.notes.append("no segmentation model available: dehaze only")
@@ -368,6 +440,7 @@ def run_ros(
             executor.add_node(n)
         player = rclpy.create_node(f"snn_replay_player_{os.getpid()}", context=context)
         executor.add_node(player)
+        watch = _NodeWatch(player, targets, started)
         spin = threading.Thread(target=executor.spin, daemon=True)
         spin.start()
 
@@ -381,7 +454,9 @@ def run_ros(
             lambda: all(p.get_subscription_count() > 0 for p in pubs.values()),
             READY_TIMEOUT_S,
             f"the nodes to subscribe to {', '.join(p.topic_name for p in pubs.values())} (are they active?)",
+            watch,
         )
+        watch.close()
 
         def qos_for(topic: str):
             _wait(lambda: player.count_publishers(topic) > 0, READY_TIMEOUT_S, f"a publisher on {topic}")
@@ -391,7 +466,7 @@ def run_ros(
                 return qos_profile_sensor_data
             return QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
-        result.models = _model_infos(config, targets)
+        result.models = {task: _model_entry(models[task], fq) for task, fq in targets.items()}
         (config.out / RECORDED_DIR).mkdir(parents=True, exist_ok=True)
         images = bag_io.iter_images(config.bag, topics.image)
         first = next((item.rgb for item in images if item.rgb is not None), None)
@@ -442,33 +517,24 @@ def _tasks(config: ReplayConfig, external: dict[str, str] | None) -> list[str]:
     return tasks
 
 
-def _model_infos(config: ReplayConfig, targets: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """What each node runs, read from the same weights file the node loads (metadata only)."""
-    from snn_perception.runtime import weights as weights_registry
-    from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint
-    from snn_perception.runtime.engine import _model_info
+def _default_model_info(config: ReplayConfig, task: str) -> Any:
+    """The model a node runs when no weights were given: the task's default (checked like the rest)."""
+    return check_weights(task, config.dehaze_weights if task == "dehaze" else config.segment_weights)
 
-    infos: dict[str, dict[str, Any]] = {}
-    for task, fq in targets.items():
-        weights = config.dehaze_weights if task == "dehaze" else config.segment_weights
-        entry: dict[str, Any] = {"node": fq}
-        try:
-            name = weights if weights is not None else weights_registry.default_weights(task)
-            info = _model_info(load_checkpoint(weights_registry.resolve(name)))
-            entry.update(
-                arch=info.arch,
-                variant=info.variant,
-                weights_id=info.weights_id,
-                weights_path=info.weights_path,
-                default_timesteps=info.default_timesteps,
-                class_names=list(info.class_names),
-                class_colors=[list(c) for c in info.class_colors],
-                num_classes=info.num_classes,
-            )
-        except WeightsError as exc:
-            raise ReplayError(f"{task} weights: {exc}") from None
-        infos[task] = entry
-    return infos
+
+def _model_entry(info: Any, node: str) -> dict[str, Any]:
+    """What a node runs, as the report lists it (read from the weights file the node loads)."""
+    return {
+        "node": node,
+        "arch": info.arch,
+        "variant": info.variant,
+        "weights_id": info.weights_id,
+        "weights_path": info.weights_path,
+        "default_timesteps": info.default_timesteps,
+        "class_names": list(info.class_names),
+        "class_colors": [list(c) for c in info.class_colors],
+        "num_classes": info.num_classes,
+    }
 
 
 def _play(

@@ -34,9 +34,18 @@ def load_params_file(path: Path) -> dict[str, dict[str, Any]]:
     Keys may be plain node names, namespaced names (``/rov/dehaze_node``) or wildcards (``/**``);
     namespaced names are reduced to the node name, as the nodes here share one namespace.
     """
+    expected = "expected a ROS 2 parameter YAML (node name: {ros__parameters: {...}})"
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        text = Path(path).read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ValueError(f"parameter file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"parameter file {path} is not a text file (not UTF-8, e.g. an image or other binary); {expected}"
+        ) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
         raise ValueError(f"parameter file {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(

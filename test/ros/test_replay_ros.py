@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,81 @@ def test_clock_carries_bag_time_and_frames_keep_their_bag_stamps(
     assert len(ok) >= 5  # paced at half speed (5 Hz); on a loaded machine some frames may drop
     assert all(f["sent_stamp_ns"] == f["stamp_ns"] for f in frames)
     assert all(0 < f["end_to_end_ms"] < 10_000 for f in ok)
+
+
+# -- a node that cannot configure is reported with its reason, at once -----------------------------
+
+
+@pytest.fixture()
+def tiny_bag(tmp_path) -> Path:
+    """Three 16×20 frames: enough for the nodes to be started, never enough to wait on."""
+    import cv2
+    import numpy as np
+
+    from snn_perception.replay.make_bag import make_bag
+
+    (tmp_path / "frames").mkdir()
+    for i in range(3):
+        img = np.random.default_rng(i).integers(0, 256, (16, 20, 3), np.uint8)
+        assert cv2.imwrite(str(tmp_path / "frames" / f"{i}.png"), img)
+    return make_bag(tmp_path / "frames", tmp_path / "bag", rate_hz=10.0, start_ns=10**9).path
+
+
+_LET_WEIGHTS_THROUGH = (
+    "import sys\n"
+    "from snn_perception.replay import ros_mode\n"
+    "real = ros_mode.check_weights\n"
+    "ros_mode.check_weights = lambda task, weights: real(task, None)  # bad weights reach the node\n"
+    "from snn_perception.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_an_in_process_node_that_fails_to_configure_ends_the_replay_with_its_error(
+    ros_ready, ros_environment, tiny_bag, tmp_path
+) -> None:
+    t0 = time.monotonic()
+    argv = ["replay", str(tiny_bag), "--out", str(tmp_path / "out"), "--weights", "spiking_unet"]
+    res = subprocess.run(
+        [sys.executable, "-c", _LET_WEIGHTS_THROUGH, *argv, "--no-segment", "--no-progress"],
+        cwd=REPO,
+        env=ros_environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert time.monotonic() - t0 < 30, "no 120 s wait for a node that has already failed"
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert (
+        "snn-perception replay: error: dehaze_node: configure failed: cannot load weights 'spiking_unet'"
+        in res.stderr
+    ), res.stderr[-3000:]
+    assert "not a dehaze model" in res.stderr and "timed out" not in res.stderr
+
+
+def test_an_external_node_that_failed_to_configure_is_reported_from_its_diagnostics(
+    ros_ready, ros_environment, tiny_bag, tmp_path
+) -> None:
+    from nodeproc import NodeProcess
+
+    module, params = "snn_perception.ros.dehaze_node", {"weights": "spiking_unet"}
+    node = NodeProcess(module, "dehaze_node", "/ext", params, ros_environment, tmp_path)
+    try:
+        t0 = time.monotonic()
+        argv = ["replay", str(tiny_bag), "--out", str(tmp_path / "out"), "--dehaze-node", "/ext/dehaze_node"]
+        res = subprocess.run(
+            [sys.executable, "-m", "snn_perception.cli", *argv, "--no-progress"],
+            cwd=REPO,
+            env=ros_environment,
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+        elapsed = time.monotonic() - t0
+    finally:
+        node.stop()
+    assert res.returncode == 2, (res.stderr[-3000:], node.log())
+    assert "error: /ext/dehaze_node: configure failed: cannot load weights 'spiking_unet'" in res.stderr, (
+        res.stderr[-3000:]
+    )
+    assert elapsed < 60, "reported from /diagnostics, not after the 120 s subscribe timeout"
