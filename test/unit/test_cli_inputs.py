@@ -7,38 +7,19 @@ file still holds the same bytes. Only the weights shipped in the package are use
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_run import cli as _cli
+from cli_run import refused as _refused
+from cli_run import snapshot as _snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snn_perception.cli", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
-
-def _snapshot(root: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _refused(proc: subprocess.CompletedProcess, *words: str) -> None:
-    """Exit code 2 and one error line holding ``words``, without a traceback."""
-    err = proc.stderr
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, err)
-    assert "Traceback" not in err, err
-    for word in words:
-        assert word in err, (word, err)
 
 
 def _image(path: Path, hw: tuple[int, int] = (24, 32), value: int = 90) -> Path:

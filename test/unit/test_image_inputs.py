@@ -10,42 +10,27 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_run import cli as _cli
+from cli_run import refused
+from cli_run import snapshot as _snapshot
 
 from snn_perception.offline.pairs import PairsError, read_rgb
+
+
+def _refused(proc: subprocess.CompletedProcess, *words: str) -> None:
+    refused(proc, *words, one_line=True)
+
 
 SMALL = ["--size", "16x16", "--timesteps", "1", "--threads", "1"]
 VERBS = ["enhance", "segment"]
 
 
-def _cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snn_perception.cli", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
-
-def _snapshot(root: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _refused(proc: subprocess.CompletedProcess, *words: str) -> None:
-    """Exit code 2 and one error line holding ``words``, without a traceback."""
-    err = proc.stderr
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, err)
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    for word in words:
-        assert word in err, (word, err)
 
 
 def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

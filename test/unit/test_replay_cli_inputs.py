@@ -8,27 +8,17 @@ Every case runs the real CLI in a subprocess on tiny images and bags written her
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_run import cli as _cli
 
 from snn_perception.replay import bag_io
 from snn_perception.replay.bag_io import BagError, BagWriter, bag_info, iter_images
 from snn_perception.replay.make_bag import make_bag
-
-
-def _cli(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snn_perception.cli", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def _refused(proc: subprocess.CompletedProcess, *words: str) -> None:

@@ -10,13 +10,14 @@ Everything runs on tiny images made here (no shared data needed).
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_run import cli as _cli
+from cli_run import refused as _refused
+from cli_run import snapshot as _snapshot
 
 from snn_perception.cli import main
 from snn_perception.runtime.checkpoint import load_checkpoint
@@ -28,24 +29,7 @@ DHZ = ["--crop", "32", "--resize", "32", "--timesteps", "1", "--batch", "2", "--
 UNET = ["--width", "4", "--classes", "3", "--size", "32", "--crop", "32", "--batch", "2", "--threads", "1"]
 
 
-def _cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snn_perception.cli", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
-    )
 
-
-def _snapshot(root: Path) -> dict[Path, bytes]:
-    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _refused(proc: subprocess.CompletedProcess, *words: str) -> None:
-    """Exit code 2 and an error line holding ``words``, without a traceback."""
-    err = proc.stderr
-    assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], err)
-    assert "Traceback" not in err, err
-    for word in words:
-        assert word in err, (word, err)
 
 
 def _image(path: Path, value: int) -> None:
