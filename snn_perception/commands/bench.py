@@ -146,12 +146,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import cv2
     import torch
 
     from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
     from snn_perception.runtime.paths import check_json_output
-    from snn_perception.runtime.preprocess import parse_hw
+    from snn_perception.runtime.preprocess import image_to_tensor, parse_hw, resize
 
     if args.model not in MODELS:
         raise ValueError(f"--model {args.model!r}: known models are {', '.join(MODELS)}")
@@ -189,7 +188,9 @@ def _run(args: argparse.Namespace) -> int:
     print(header)
     rows = []
     for hw in sizes:
-        frame = cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
+        # the model-size input made exactly as `enhance --size` / `replay --size` make it (the
+        # engine's antialiased bilinear resize), so their SOPs and energy per frame match bench's
+        frame = resize(image_to_tensor(image), hw)[0].permute(1, 2, 0).contiguous().numpy()
         for t in steps:
             for count in (False,) if args.no_counting else (False, True):
                 times, stats = _time_runs(engine, frame, t, count, args.runs, args.warmup)

@@ -2,8 +2,13 @@
 
 Every method (the raw input itself, the classical baseline, any number of weights at
 any timestep budgets) is scored on the same resized images with the same metric code
-as the replay reports (:mod:`snn_perception.offline.metrics`), so a table in a model
-card, a replay report and this tool agree.
+as the replay reports (:mod:`snn_perception.offline.metrics`).
+
+``--size N`` resizes raw *and reference* to N and scores there (the issues' protocol);
+``replay --size N`` instead runs the model at N, scales the output back and scores at the
+frame's size, so the two differ. ``evaluate --native`` and a replay without ``--size`` score the
+same images; they still differ by at most about 0.001 dB because the replay scores the uint8 image
+a node publishes and this tool the float output.
 """
 
 from __future__ import annotations

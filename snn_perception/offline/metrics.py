@@ -8,7 +8,8 @@ enhancement baseline every report compares against, :func:`classical_enhance`.
 Every function takes ``H×W×3`` RGB arrays, uint8 (0..255) or float (nominally [0, 1]; float
 inputs are clipped to [0, 1] first, because a dehazer's raw output is unclamped and the user
 sees the clipped image). One implementation everywhere means the replay report, ``evaluate``
-and the model cards quote the same numbers.
+and the model cards compute their numbers the same way (on the same images they agree; see
+:mod:`snn_perception.offline.evaluate_dehaze` for how their ``--size`` options differ).
 """
 
 from __future__ import annotations

@@ -223,7 +223,8 @@ def run_offline(config: ReplayConfig, engines: dict[str, Any] | None = None) -> 
     masks = load_by_stamp(config.bag, topics.mask, gray=True)
     result = ReplayResult(config=config, topics=topics, runs=[], models=model_infos(engines))
     if "segment" not in engines:
-        result.notes.append("no segmentation model available: dehaze only")
+        why = "segmentation turned off" if not config.run_segment else "no segmentation model available"
+        result.notes.append(f"{why}: dehaze only")
     if topics.reference is None:
         result.notes.append("no reference topic: quality is no-reference only (UIQM, UCIQE)")
     elif not refs:
