@@ -44,7 +44,7 @@ def main() -> int:
         return scorer(model)["val_loss"]
 
     soup, best = greedy_soup(weights, score, log=lambda row: print(json.dumps(row), flush=True))
-    print(json.dumps({"soup": soup, "val_loss": best}))
+    print(json.dumps({"soup": [str(p) for p in soup], "val_loss": best}))
     if len(soup) == 1:
         print("the best single checkpoint beat every average; nothing written", file=sys.stderr)
         return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +36,41 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, argv: list[str
     for word in words:
         assert word in proc.stderr, (word, proc.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_greedy_soup_runs_end_to_end_on_tiny_data(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+    import torch
+
+    from snn_perception.models import registry
+    from snn_perception.runtime.checkpoint import load_checkpoint, save_checkpoint
+
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        for sub, scale in (("raw", 0.6), ("reference", 1.0)):
+            (tmp_path / "pairs" / sub).mkdir(parents=True, exist_ok=True)
+            img = (rng.integers(60, 200, (32, 32, 3)) * scale).astype(np.uint8)
+            cv2.imwrite(str(tmp_path / "pairs" / sub / f"{i}.png"), img)
+    meta = {"arch": "snntrans_dhz", "task": "dehaze", "variant": "official", "default_timesteps": 1}
+    base = registry.build("snntrans_dhz", meta).state_dict()
+    for name, seed in (("a", 0), ("b", 1)):  # two small moves from one start, like two fine-tunes
+        g = torch.Generator().manual_seed(seed)
+        state = {k: v + 0.01 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+                 for k, v in base.items()}
+        save_checkpoint(tmp_path / f"{name}.safetensors", state, meta)
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "dhz_greedy_soup.py"), "a.safetensors", "b.safetensors",
+         "--data", "pairs", "--val-size", "32", "--timesteps", "1", "--threads", "1",
+         "--out", "s/soup.safetensors"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    chosen = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"soup"')]
+    assert len(chosen) == 1 and chosen[0]["soup"], proc.stdout
+    if len(chosen[0]["soup"]) > 1:
+        meta = load_checkpoint(tmp_path / "s" / "soup.safetensors").metadata
+        assert meta["average"]["method"].startswith("greedy")
+    else:
+        assert not (tmp_path / "s").exists()
