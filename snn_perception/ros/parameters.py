@@ -218,8 +218,12 @@ def declare(node, task: str) -> NodeParams:
     for spec in specs_for(task):
         default = getattr(defaults, spec.name)
         if isinstance(default, list) and not default:
-            # rclpy reads an empty list as a byte array: declare the type, leave it unset until given
-            node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor(spec))
+            # rclpy reads an empty list as a byte array: declare the type, then give it an empty
+            # string array unless an override set it (an unset parameter breaks GetParameters for
+            # every name asked with it: rqt and `ros2 param dump` would see nothing)
+            declared = node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor(spec))
+            if declared.type_ == Parameter.Type.NOT_SET:
+                node.set_parameters([Parameter(spec.name, Parameter.Type.STRING_ARRAY, [])])
         else:
             node.declare_parameter(spec.name, default, descriptor(spec))
     return read(node, task)

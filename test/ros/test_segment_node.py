@@ -143,6 +143,17 @@ def test_compressed_frames_give_the_same_outputs(peer, node, outputs, frames, we
     _check(sent, outputs, weights)
 
 
+def test_every_parameter_can_be_read_at_once(peer, node):
+    # what rqt_reconfigure and `ros2 param dump` do: list, then get every name in one request
+    from rcl_interfaces.srv import GetParameters, ListParameters
+
+    names = peer.call(ListParameters, f"{FQN}/list_parameters", ListParameters.Request()).result.names
+    assert "class_colors" in names and len(names) > 10
+    values = peer.call(GetParameters, f"{FQN}/get_parameters", GetParameters.Request(names=names)).values
+    assert len(values) == len(names), "a parameter without a value empties the whole reply"
+    assert peer.get_params(FQN, "class_colors") == [[]], "empty: the weights' colours"
+
+
 def test_class_colors_and_overlay_alpha_are_hot(peer, node, outputs, frames, weights):
     from snn_perception.runtime.checkpoint import load_checkpoint
 
