@@ -131,8 +131,9 @@ def load_by_stamp(bag: Path, topic: str | None, gray: bool = False) -> dict[int,
             and np.array_equal(item.rgb[..., 0], item.rgb[..., 2])
         ):
             raise ReplayError(
-                f"mask topic {topic} holds colour images; it must hold mono8 class-id masks "
-                "(as written by `snn-perception segment` or make-bag from a masks/ folder)"
+                f"mask topic {topic} holds colour images; it must hold mono8 class-id masks, as "
+                "`snn-perception make-bag DIR` writes from a DIR holding images/ + masks/ "
+                "(topic /camera/mask, set with its --mask-topic)"
             )
         out[item.stamp_ns] = item.rgb[..., 0].copy() if gray else item.rgb
     return out

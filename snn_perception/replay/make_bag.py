@@ -4,6 +4,13 @@ Folder layout: ``DIR/*.png|jpg…`` are the camera frames. Ground truth is taken
 ``DIR/../reference/`` (or, when ``DIR`` itself holds ``raw/`` and ``reference/``, from those) with
 the same file stems; it goes on a second topic with the same header stamps, so the replay can
 match each frame to its reference by stamp.
+
+Segmentation ground truth (the SUIM layout): when ``DIR`` holds ``images/`` and ``masks/`` (or is
+an ``images/`` folder with a sibling ``masks/``), or masks are given explicitly (``--masks``),
+every frame needs a mask of the same stem and size. Masks are decoded with
+:func:`snn_perception.offline.seg_data.read_mask` (palette, grey or SUIM colour PNGs) and written
+lossless as ``mono8`` class ids on a mask topic, with their frame's stamp (never JPEG, even with
+``--compressed``), for the replay's mIoU (``replay --mask-topic``).
 """
 
 from __future__ import annotations
@@ -19,12 +26,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from snn_perception.replay.bag_io import MAX_STAMP_NS, MAX_STAMP_TEXT, BagError, BagWriter, check_new_bag
+from snn_perception.replay.bag_io import (
+    IMAGE_TYPE,
+    MAX_STAMP_NS,
+    MAX_STAMP_TEXT,
+    BagError,
+    BagWriter,
+    check_new_bag,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 DEFAULT_TOPIC = "/camera/image"
 DEFAULT_REFERENCE_TOPIC = "/camera/reference"
+DEFAULT_MASK_TOPIC = "/camera/mask"
 
 
 @dataclass
@@ -32,6 +47,7 @@ class MakeBagResult:
     path: Path
     frames: int
     references: int
+    masks: int = 0
     topics: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
@@ -66,8 +82,17 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 def find_frames(source: Path) -> tuple[list[Path], dict[str, Path]]:
-    """(camera frames, stem → reference image) for a folder."""
-    raw_dir = source / "raw" if (source / "raw").is_dir() and (source / "reference").is_dir() else source
+    """(camera frames, stem → reference image) for a folder.
+
+    The frames are ``source/raw`` when ``source`` holds ``raw/`` + ``reference/``, ``source/images``
+    when it holds ``images/`` + ``masks/`` (the SUIM layout), else ``source`` itself.
+    """
+    if (source / "raw").is_dir() and (source / "reference").is_dir():
+        raw_dir = source / "raw"
+    elif (source / "images").is_dir() and (source / "masks").is_dir():
+        raw_dir = source / "images"
+    else:
+        raw_dir = source
     frames = _images_in(raw_dir)
     if not frames:
         raise BagError(f"folder {raw_dir} holds no images (accepted: {', '.join(IMAGE_SUFFIXES)})")
@@ -76,6 +101,39 @@ def find_frames(source: Path) -> tuple[list[Path], dict[str, Path]]:
     if ref_dir is not None and ref_dir.is_dir() and ref_dir.resolve() != raw_dir.resolve():
         refs = {p.stem: p for p in _images_in(ref_dir)}
     return frames, refs
+
+
+def find_masks(frames: list[Path], masks: str | Path | None = None) -> tuple[Path | None, dict[str, Path]]:
+    """(mask folder, frame stem → mask) for the frames of one folder; (None, {}) without masks.
+
+    ``masks`` is the folder given with ``--masks``; without it, a frame folder named ``images``
+    with a sibling ``masks/`` (the SUIM layout) has its masks there. Every frame needs a mask of
+    the same stem, else :class:`BagError` listing the frames without one.
+    """
+    frames_dir = frames[0].parent
+    if masks is not None:
+        mask_dir = Path(masks).expanduser()
+        if not mask_dir.is_dir():
+            what = "does not exist" if not mask_dir.exists() else "is not a folder"
+            raise BagError(f"--masks {mask_dir} {what} (expected a folder of class-id mask images)")
+        if mask_dir.resolve() == frames_dir.resolve():
+            raise BagError(f"--masks {mask_dir} is the image folder itself; give the folder of masks")
+    elif frames_dir.name == "images" and (frames_dir.parent / "masks").is_dir():
+        mask_dir = frames_dir.parent / "masks"
+    else:
+        return None, {}
+    by_stem = {p.stem: p for p in _images_in(mask_dir)}
+    missing = [p for p in frames if p.stem not in by_stem]
+    if missing:
+        listed = ", ".join(p.name for p in missing[:3]) + (
+            f", … ({len(missing) - 3} more)" if len(missing) > 3 else ""
+        )
+        raise BagError(
+            f"{len(missing)} of the {len(frames)} images in {frames_dir} "
+            f"{'has' if len(missing) == 1 else 'have'} no mask of the same name "
+            f"in {mask_dir}: {listed}; every image needs its mask (add them, or remove those images)"
+        )
+    return mask_dir, {p.stem: by_stem[p.stem] for p in frames}
 
 
 def read_frame(path: Path) -> np.ndarray:
@@ -100,17 +158,79 @@ def read_frame(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _unreadable(paths: list[Path]) -> dict[Path, str]:
-    """path → why, for every file that cannot be read as an image (each decoded once, then dropped)."""
+def _unreadable(paths: list[Path], sizes: dict[Path, tuple[int, int]] | None = None) -> dict[Path, str]:
+    """path → why, for every file that cannot be read as an image (each decoded once, then dropped;
+    ``sizes`` collects the (height, width) of the readable ones)."""
     from snn_perception.runtime.image_codec import ImageDecodeError
 
     bad: dict[Path, str] = {}
     for p in paths:
         try:
-            read_frame(p)
+            hw = read_frame(p).shape[:2]
         except ImageDecodeError as exc:
             bad[p] = str(exc)
+        else:
+            if sizes is not None:
+                sizes[p] = (int(hw[0]), int(hw[1]))
     return bad
+
+
+def read_class_mask(path: Path) -> np.ndarray:
+    """A mask file → ``H×W`` uint8 class ids via :func:`~snn_perception.offline.seg_data.read_mask`,
+    else :class:`~snn_perception.runtime.image_codec.ImageDecodeError` saying why."""
+    from snn_perception.offline.seg_data import SegDataError, read_mask
+    from snn_perception.runtime.image_codec import ImageDecodeError
+
+    try:
+        return read_mask(path)
+    except SegDataError as exc:
+        raise ImageDecodeError(str(exc).removeprefix(f"{path}: ")) from None
+
+
+def _unreadable_masks(paths: list[Path], sizes: dict[Path, tuple[int, int]]) -> dict[Path, str]:
+    """path → why, for every mask that cannot be read; ``sizes`` collects the readable ones'."""
+    from snn_perception.runtime.image_codec import ImageDecodeError
+
+    bad: dict[Path, str] = {}
+    for p in paths:
+        try:
+            hw = read_class_mask(p).shape[:2]
+        except ImageDecodeError as exc:
+            bad[p] = str(exc)
+        else:
+            sizes[p] = (int(hw[0]), int(hw[1]))
+    return bad
+
+
+def _check_mask_sizes(pairs: list[tuple[Path, Path]], sizes: dict[Path, tuple[int, int]]) -> None:
+    """Every (frame, mask) pair has one size, else :class:`BagError` naming the first two files."""
+    wrong = [(f, m) for f, m in pairs if sizes[f] != sizes[m]]
+    if wrong:
+        (f, m), more = wrong[0], len(wrong) - 1
+        (fh, fw), (mh, mw) = sizes[f], sizes[m]
+        also = f" (and {more} more pair{'s' if more > 1 else ''})" if more else ""
+        raise BagError(
+            f"mask {m} is {mw}×{mh} but its image {f} is {fw}×{fh}{also}: "
+            "a mask must have its image's size"
+        )
+
+
+def mask_message(ids: np.ndarray, stamp_ns: int, frame_id: str = "camera"):
+    """``H×W`` uint8 class ids → a lossless ``sensor_msgs/msg/Image`` (``mono8``)."""
+    from snn_perception.replay.bag_io import _header, typestore
+
+    if ids.ndim != 2 or ids.dtype != np.uint8:
+        raise ValueError(f"mask must be H×W uint8 class ids, got {ids.shape} {ids.dtype}")
+    h, w = ids.shape
+    return typestore().types[IMAGE_TYPE](
+        header=_header(int(stamp_ns), frame_id),
+        height=h,
+        width=w,
+        encoding="mono8",
+        is_bigendian=0,
+        step=w,
+        data=np.ascontiguousarray(ids).reshape(-1),
+    )
 
 
 def _round_up(x: float, digits: int = 3) -> float:
@@ -176,6 +296,7 @@ class BagSource:
     start_ns: int
     video: bool = False
     skipped: list[str] = field(default_factory=list)
+    masks: dict[str, Path] = field(default_factory=dict)  # frame stem → its class-id mask
 
 
 def check_source(
@@ -184,12 +305,15 @@ def check_source(
     start_ns: int | None = None,
     skip_unreadable: bool = False,
     skip_hint: str | None = "or pass --skip-unreadable to leave them out",
+    masks: str | Path | None = None,
 ) -> BagSource:
     """Check a folder of images or a video before anything is written (raises :class:`BagError`).
 
-    Every image (and every reference that has a frame) is decoded once: an unreadable one is
-    refused with its name, or with ``skip_unreadable`` left out and listed in ``skipped``;
-    ``skip_hint`` tells the user how to ask for that (None: the caller offers no way).
+    Every image (and every reference and mask that has a frame) is decoded once: an unreadable
+    one is refused with its name, or with ``skip_unreadable`` left out and listed in ``skipped``
+    (a frame whose mask is unreadable is left out with it); ``skip_hint`` tells the user how to
+    ask for that (None: the caller offers no way). ``masks``: the ``--masks`` folder (default: a
+    SUIM layout's ``masks/``, see :func:`find_masks`); a missing or wrong-size mask is refused.
     """
     src = Path(source).expanduser()
     if not src.exists():
@@ -199,18 +323,26 @@ def check_source(
     start = int(start_ns if start_ns is not None else time.time_ns() // 1_000_000 * 1_000_000)
     if src.is_dir():
         frames, refs = find_frames(src)
+        _mask_dir, frame_masks = find_masks(frames, masks)
         period = period_for(rate_hz, len(frames), start)
         used_refs = [refs[p.stem] for p in frames if p.stem in refs]
-        bad = _unreadable(frames + used_refs)
+        used_masks = [frame_masks[p.stem] for p in frames if p.stem in frame_masks]
+        sizes: dict[Path, tuple[int, int]] = {}
+        bad = _unreadable(frames + used_refs, sizes)
+        bad.update(_unreadable_masks(used_masks, sizes))
         skipped = [f"{p}: {why}" for p, why in bad.items()]
         if bad and not skip_unreadable:
             listed = "; ".join(skipped[:3]) + (f"; … ({len(bad) - 3} more)" if len(bad) > 3 else "")
             hint = f", {skip_hint}" if skip_hint else ""
+            total = len(frames) + len(used_refs) + len(used_masks)
             raise BagError(
-                f"{len(bad)} of the {len(frames) + len(used_refs)} images cannot be read: {listed}; "
-                f"fix or remove them{hint}"
+                f"{len(bad)} of the {total} images cannot be read: {listed}; fix or remove them{hint}"
             )
-        good = [p for p in frames if p not in bad]
+        for p in frames:  # a frame without its (readable) mask is left out with it
+            if p not in bad and p.stem in frame_masks and frame_masks[p.stem] in bad:
+                skipped.append(f"{p}: left out with its unreadable mask")
+        good = [p for p in frames if p not in bad and frame_masks.get(p.stem) not in bad]
+        _check_mask_sizes([(p, frame_masks[p.stem]) for p in good if p.stem in frame_masks], sizes)
         if not good:
             folder = frames[0].parent
             raise BagError(f"none of the {len(frames)} images in {folder} can be read: {skipped[0]}")
@@ -222,7 +354,10 @@ def check_source(
             period_ns=period,
             start_ns=start,
             skipped=skipped,
+            masks={p.stem: frame_masks[p.stem] for p in good if p.stem in frame_masks},
         )
+    if masks is not None:
+        raise BagError(f"--masks needs a folder of images as input, not {src} (masks go with image files)")
     if src.suffix.lower() not in VIDEO_SUFFIXES:
         raise BagError(f"{src} is neither a folder of images nor a video ({', '.join(VIDEO_SUFFIXES)})")
     cap = cv2.VideoCapture(str(src))
@@ -245,8 +380,13 @@ def write_bag(
     topic: str = DEFAULT_TOPIC,
     reference_topic: str = DEFAULT_REFERENCE_TOPIC,
     frame_id: str = "camera",
+    mask_topic: str = DEFAULT_MASK_TOPIC,
 ) -> MakeBagResult:
-    """Write a checked source to a new bag; a failure part-way removes the partial bag."""
+    """Write a checked source to a new bag; a failure part-way removes the partial bag.
+
+    Masks go on ``mask_topic`` as lossless ``mono8`` class ids with their frame's stamp, also
+    with ``compressed`` (which JPEG-compresses only the camera frames).
+    """
     from snn_perception.runtime.image_codec import ImageDecodeError
 
     codec = "jpeg" if compressed else None
@@ -263,16 +403,27 @@ def write_bag(
         else:
             for path in plan.frames:
                 stamp = plan.start_ns + plan.index[path] * plan.period_ns
+                mask_path = plan.masks.get(path.stem)
                 try:
                     rgb = read_frame(path)
                     ref = read_frame(plan.refs[path.stem]) if path.stem in plan.refs else None
                 except ImageDecodeError as exc:  # changed since it was checked
                     raise BagError(f"{path}: {exc}") from None
+                try:
+                    ids = read_class_mask(mask_path) if mask_path is not None else None
+                except ImageDecodeError as exc:
+                    raise BagError(f"{mask_path}: {exc}") from None
+                if ids is not None and ids.shape != rgb.shape[:2]:
+                    _check_mask_sizes([(path, mask_path)], {path: rgb.shape[:2], mask_path: ids.shape})
                 bag.write_image(topic, rgb, stamp, frame_id, codec)
                 result.frames += 1
                 if ref is not None:
                     bag.write_image(reference_topic, ref, stamp, frame_id, ref_codec)
                     result.references += 1
+                if ids is not None:
+                    bag.add_topic(mask_topic, IMAGE_TYPE)
+                    bag.write(mask_topic, mask_message(ids, stamp, frame_id), stamp)
+                    result.masks += 1
         result.topics = dict(bag.counts)
     return result
 
@@ -288,19 +439,28 @@ def make_bag(
     start_ns: int | None = None,
     frame_id: str = "camera",
     skip_unreadable: bool = False,
+    masks: str | Path | None = None,
+    mask_topic: str = DEFAULT_MASK_TOPIC,
 ) -> MakeBagResult:
     """Write ``source`` (image folder or video file) to a new bag at ``out``.
 
     Stamps start at ``start_ns`` (default: now) and increase by ``1/rate_hz`` (default 10 Hz, or
     the video's frame rate). Every input is checked before anything is written: an unreadable
-    image is refused, or with ``skip_unreadable`` left out and listed in the result.
+    image is refused, or with ``skip_unreadable`` left out and listed in the result. Class-id
+    masks (``masks``, or a SUIM layout's ``masks/``) go on ``mask_topic`` as ``mono8``.
     """
-    check_topic(topic, "--topic")
-    check_topic(reference_topic, "--reference-topic")
+    names = {"--topic": topic, "--reference-topic": reference_topic, "--mask-topic": mask_topic}
+    for what, name in names.items():
+        check_topic(name, what)
     if topic == reference_topic:
         raise BagError(
             f"--topic and --reference-topic are both {topic!r}: frames and ground truth need two topics"
         )
+    for what in ("--topic", "--reference-topic"):
+        if names[what] == mask_topic:
+            raise BagError(
+                f"{what} and --mask-topic are both {mask_topic!r}: masks need a topic of their own"
+            )
     check_new_bag(out, storage)
-    plan = check_source(source, rate_hz, start_ns, skip_unreadable)
-    return write_bag(plan, out, compressed, storage, topic, reference_topic, frame_id)
+    plan = check_source(source, rate_hz, start_ns, skip_unreadable, masks=masks)
+    return write_bag(plan, out, compressed, storage, topic, reference_topic, frame_id, mask_topic)
