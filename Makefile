@@ -27,10 +27,13 @@ step = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
 .PHONY: help setup test test-all lint demo bench clean distclean
 
 help:
-	@echo "make demo   - set up everything, then run the synthetic-dive demo (report in demo_out/)"
-	@echo "make test   - set up everything, then run the test suite (SNN_RUN_SLOW=1 for slow tests)"
-	@echo "make lint   - ruff check"
-	@echo "make clean  - remove colcon build/install/log (keeps .venv)"
+	@echo "make demo       - set up everything, then run the synthetic-dive demo (report in demo_out/)"
+	@echo "make test       - set up everything, then run the test suite (SNN_RUN_SLOW=1 for slow tests)"
+	@echo "make test-all   - set up everything, then run the test suite with SNN_RUN_SLOW=1 (training runs, DDP)"
+	@echo "make bench      - set up, then benchmark dhz on the CPU (snn-perception bench: 256 and 512 px, T=4, 2 threads)"
+	@echo "make lint       - ruff check"
+	@echo "make clean      - remove colcon build/install/log (keeps .venv)"
+	@echo "make distclean  - clean, and also remove .venv and demo_out"
 
 $(PY):
 	$(call step,create virtual environment $(VENV) with $(PYTHON))
