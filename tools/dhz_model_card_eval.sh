@@ -11,6 +11,9 @@ cli=(.venv/bin/python -m snn_perception.cli)
 # LSUI: the 16 validation images the shipped model never trained on (split seed 0, fraction 0.2), 512x512
 "${cli[@]}" evaluate --task dehaze --data "$shared/data/lsui_pairs" --split val --size 512x512 \
   --weights "$shared/weights/snntrans_dhz_official_T4.pth" "$weights" --json "$out/lsui_val_512.json"
+# LSUI: the 65 training images, 512x512 (how well it fits what it saw, next to the published model)
+"${cli[@]}" evaluate --task dehaze --data "$shared/data/lsui_pairs" --split train --size 512x512 \
+  --weights "$shared/weights/snntrans_dhz_official_T4.pth" "$weights" --json "$out/lsui_train_512.json"
 # EUVP test (23 pairs, never trained on), 256x256
 "${cli[@]}" evaluate --task dehaze --data "$shared/data/euvp_test23" --size 256x256 \
   --weights "$shared/weights/snntrans_dhz_official_T4.pth" "$weights" --json "$out/euvp23_256.json"
