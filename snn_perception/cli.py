@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -63,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args.verb is None and not argv else 2
     verb, rest = argv[0], argv[1:]
     module = importlib.import_module(f"snn_perception.commands.{COMMANDS[verb][0]}")
-    sub = argparse.ArgumentParser(prog=f"snn-perception {verb}", description=COMMANDS[verb][1])
+    sub = argparse.ArgumentParser(
+        prog=f"snn-perception {verb}", description=COMMANDS[verb][1], formatter_class=_HelpWithDefaults
+    )
     module.add_arguments(sub)
     args = sub.parse_args(rest)
     try:
@@ -78,6 +81,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"snn-perception {verb}: error: {_describe(exc)}", file=sys.stderr)
         return 2
+
+
+class _HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
+    """Adds '(default: X)' to an option's help unless the text already says its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            re.search(r"\(default|default:|default \d", text.lower())
+            or not action.option_strings
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or default == []
+        ):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else "%(default)s"
+        return f"{text} (default: {shown})"
 
 
 def _describe(exc: BaseException) -> str:

@@ -68,7 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--size", nargs="+", default=["256", "512"], help="square sizes or HxW (default 256 512)"
     )
     parser.add_argument(
-        "--timesteps", nargs="+", type=int, default=[4], help="timesteps to measure (default 4)"
+        "--timesteps",
+        nargs="+",
+        default=["4"],
+        help="timesteps to measure, e.g. 1 2 4 8 or 1,2,4,8 (default 4)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per configuration (default 7)")
@@ -145,6 +148,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
+def _ints(items: list[str], flag: str) -> list[int]:
+    """``["1,2", "4"]`` → ``[1, 2, 4]``: lists may be given with spaces, commas or both."""
+    try:
+        return [int(v) for item in items for v in item.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{flag} {' '.join(items)}: expected integers, e.g. 1 2 4 8 or 1,2,4,8") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     import torch
 
@@ -158,7 +169,8 @@ def _run(args: argparse.Namespace) -> int:
     small = [f"{h}x{w}" for h, w in sizes if min(h, w) < 8]
     if small:
         raise ValueError(f"--size {', '.join(small)}: each side must be at least 8 pixels, e.g. 256")
-    steps = list(dict.fromkeys(validate_timesteps(t, "--timesteps") for t in args.timesteps))
+    wanted = _ints(args.timesteps, "--timesteps")
+    steps = list(dict.fromkeys(validate_timesteps(t, "--timesteps") for t in wanted))
     check_threads(args.threads)
     if args.runs < 1 or args.warmup < 0:
         raise ValueError(f"--runs {args.runs}, --warmup {args.warmup}: need --runs ≥ 1 and --warmup ≥ 0")

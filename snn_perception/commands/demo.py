@@ -45,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timesteps",
-        default=",".join(map(str, DEMO_TIMESTEPS)),
-        help="timestep sweep (default 1,2,4,8); a single value for one run",
+        nargs="+",
+        default=[",".join(map(str, DEMO_TIMESTEPS))],
+        help="timestep sweep, e.g. 1,2,4,8 or 1 2 4 8 (default 1,2,4,8); a single value for one run",
     )
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="length of the synthetic dive (default 10)"
@@ -149,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
     check_threads(args.threads)
     if not 0 < args.seconds <= 600:
         raise ValueError(f"--seconds must be in (0, 600], got {args.seconds}")
-    timesteps = parse_timesteps(args.timesteps)
+    timesteps = parse_timesteps(",".join(args.timesteps))
     out: Path = args.out
     check_output_dir(out)
     mode, note = _resolve_mode(args.mode)

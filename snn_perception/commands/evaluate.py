@@ -46,15 +46,19 @@ def _timesteps(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", choices=["dehaze", "segment"], required=True)
+    parser.add_argument("--task", choices=["dehaze", "segment"], required=True,
+                        help="dehaze: PSNR/SSIM/UIQM/UCIQE of raw/ vs reference/; segment: mIoU on masks/")
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
                         help="dehaze: folders with raw/ + reference/; segment: images/ + masks/")
     parser.add_argument("--weights", nargs="*", default=None, metavar="NAME|PATH",
                         help="models to evaluate (default: the shipped default for the task)")
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--size", type=_size, help="resize inputs and references to N×N or HxW (default 512)")
-    size.add_argument("--native", action="store_true", help="evaluate at each image's own size")
-    parser.add_argument("--timesteps", type=_timesteps, help="T values to sweep, e.g. 1,2,4,8")
+    size.add_argument("--size", type=_size,
+                      help="resize inputs and references to N×N or HxW (default: 512 for dehaze; for "
+                      "segment the weights' size, a multiple of 16)")
+    size.add_argument("--native", action="store_true", help="dehaze only: evaluate at each image's own size")
+    parser.add_argument("--timesteps", type=_timesteps, nargs="+",
+                        help="T values to sweep, e.g. 1,2,4,8 or 1 2 4 8 (default: the weights' T)")
     parser.add_argument("--method", nargs="*", default=None, choices=list(METHODS),
                         help="dehaze only: non-learned methods to score beside the weights (default: both)")
     parser.add_argument("--split", choices=["all", "train", "val"], default="all",
@@ -64,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="split seed: the training run's --split-seed, or its --seed if it had none")
     parser.add_argument("--no-uiqm", action="store_true", help="skip the no-reference metrics (faster)")
-    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                        help="where dehaze models run (segment evaluation runs on the CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images (N ≥ 1)")
     parser.add_argument("--json", type=Path, help="write every per-image number here")
@@ -110,6 +115,8 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.timesteps:  # "1,2 4" → [[1, 2], [4]] → [1, 2, 4]
+        args.timesteps = [t for group in args.timesteps for t in group]
     try:
         check_arguments(args)
     except ValueError as exc:

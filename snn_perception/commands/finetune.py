@@ -17,9 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
                         help="training folders (their training split is used)")
     parser.add_argument("--timesteps", type=int, default=4, help="T to fine-tune for (becomes the default)")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=3, help="passes over the training split")
+    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    parser.add_argument("--batch", type=int, default=8, help="images per step")
     parser.add_argument("--size", type=parse_hw, help="resize S or HxW (default: the checkpoint's)")
     parser.add_argument("--crop", type=parse_hw,
                         help="random training crop S or HxW, at most the size (default: 224, or the whole "

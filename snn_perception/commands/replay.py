@@ -44,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timesteps",
+        nargs="+",
         default=None,
-        help="T, or a comma-separated sweep such as 1,2,4,8 (default: the weights')",
+        help="T, or a sweep such as 1,2,4,8 or 1 2 4 8 (default: the weights')",
     )
     parser.add_argument(
         "--mode",
@@ -126,7 +127,7 @@ def build_config(args: argparse.Namespace):
         mask_topic=args.mask_topic,
         rate=None if args.as_fast_as_possible else args.rate,
         clock=args.clock,
-        timesteps=parse_timesteps(args.timesteps),
+        timesteps=parse_timesteps(",".join(args.timesteps) if args.timesteps else None),
         dehaze_weights=args.weights,
         segment_weights=args.segment_weights,
         run_dehaze=not args.no_dehaze,

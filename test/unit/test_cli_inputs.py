@@ -259,3 +259,21 @@ def test_threads_below_one_is_refused_with_one_wording(work: Path, argv: list[st
     before = _snapshot(work)
     _refused(_cli(*argv, "--threads", "0", cwd=work), "--threads 0", "at least 1", "torch's choice")
     assert _snapshot(work) == before and not (work / "o").exists()
+
+
+@pytest.mark.parametrize("verb", ["bench", "evaluate", "replay", "demo"])
+def test_timestep_lists_take_commas_spaces_or_both(verb: str) -> None:
+    import argparse
+    import importlib
+
+    module = importlib.import_module(f"snn_perception.commands.{verb}")
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    required = {"evaluate": ["--task", "dehaze", "--data", "d"], "replay": ["bag"]}.get(verb, [])
+    forms = [["1,2,4"], ["1", "2", "4"], ["1,2", "4"]]
+    parsed = [parser.parse_args([*required, "--timesteps", *form]).timesteps for form in forms]
+    if verb == "evaluate":
+        parsed = [[t for group in p for t in group] for p in parsed]
+        assert parsed == [[1, 2, 4]] * 3
+    else:  # joined with commas before the verb's own parsing
+        assert {",".join(p) for p in parsed} == {"1,2,4"}
