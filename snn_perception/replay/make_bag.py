@@ -19,7 +19,7 @@ import math
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,15 +158,17 @@ def read_frame(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def _unreadable(paths: list[Path], sizes: dict[Path, tuple[int, int]] | None = None) -> dict[Path, str]:
-    """path → why, for every file that cannot be read as an image (each decoded once, then dropped;
-    ``sizes`` collects the (height, width) of the readable ones)."""
+def _unreadable(
+    paths: list[Path], sizes: dict[Path, tuple[int, int]] | None = None, read: Callable | None = None
+) -> dict[Path, str]:
+    """path → why, for every file ``read`` (default: :func:`read_frame`) cannot read (each decoded
+    once, then dropped; ``sizes`` collects the (height, width) of the readable ones)."""
     from snn_perception.runtime.image_codec import ImageDecodeError
 
     bad: dict[Path, str] = {}
     for p in paths:
         try:
-            hw = read_frame(p).shape[:2]
+            hw = (read or read_frame)(p).shape[:2]
         except ImageDecodeError as exc:
             bad[p] = str(exc)
         else:
@@ -185,21 +187,6 @@ def read_class_mask(path: Path) -> np.ndarray:
         return read_mask(path)
     except SegDataError as exc:
         raise ImageDecodeError(str(exc).removeprefix(f"{path}: ")) from None
-
-
-def _unreadable_masks(paths: list[Path], sizes: dict[Path, tuple[int, int]]) -> dict[Path, str]:
-    """path → why, for every mask that cannot be read; ``sizes`` collects the readable ones'."""
-    from snn_perception.runtime.image_codec import ImageDecodeError
-
-    bad: dict[Path, str] = {}
-    for p in paths:
-        try:
-            hw = read_class_mask(p).shape[:2]
-        except ImageDecodeError as exc:
-            bad[p] = str(exc)
-        else:
-            sizes[p] = (int(hw[0]), int(hw[1]))
-    return bad
 
 
 def _check_mask_sizes(pairs: list[tuple[Path, Path]], sizes: dict[Path, tuple[int, int]]) -> None:
@@ -329,7 +316,7 @@ def check_source(
         used_masks = [frame_masks[p.stem] for p in frames if p.stem in frame_masks]
         sizes: dict[Path, tuple[int, int]] = {}
         bad = _unreadable(frames + used_refs, sizes)
-        bad.update(_unreadable_masks(used_masks, sizes))
+        bad.update(_unreadable(used_masks, sizes, read=read_class_mask))
         skipped = [f"{p}: {why}" for p, why in bad.items()]
         if bad and not skip_unreadable:
             listed = "; ".join(skipped[:3]) + (f"; … ({len(bad) - 3} more)" if len(bad) > 3 else "")

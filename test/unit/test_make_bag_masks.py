@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from cli_run import cli, refused, snapshot
+from test_seg_data import write_palette_png
 
 from snn_perception.offline.seg_data import read_mask
 from snn_perception.replay import bag_io
@@ -21,19 +20,6 @@ from snn_perception.replay.make_bag import make_bag
 
 HW = (24, 32)
 PALETTE = [(0, 0, 0), (0, 0, 255), (0, 255, 0), (0, 255, 255), (255, 0, 0), (255, 0, 255), (255, 255, 0)]
-
-
-def write_palette_png(path: Path, ids: np.ndarray, palette: list[tuple[int, int, int]]) -> None:
-    """A real indexed PNG (colour type 3), written by hand: OpenCV cannot write palettes."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    h, w = ids.shape
-    raw = b"".join(b"\x00" + ids[y].astype(np.uint8).tobytes() for y in range(h))
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0))
-    png += chunk(b"PLTE", bytes(c for rgb in palette for c in rgb)) + chunk(b"IDAT", zlib.compress(raw))
-    path.write_bytes(png + chunk(b"IEND", b""))
 
 
 def _ids(seed: int, hw: tuple[int, int] = HW) -> np.ndarray:
