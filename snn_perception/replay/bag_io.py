@@ -265,9 +265,13 @@ def image_message(
     compressed: str | None = None,
     jpeg_quality: int = 95,
 ):
-    """``H×W×3`` uint8 RGB → a ``sensor_msgs/msg/Image`` (rgb8) or ``CompressedImage`` (jpeg/png)."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"image must be H×W×3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
+    """``H×W×3`` uint8 RGB → a ``sensor_msgs/msg/Image`` (rgb8) or ``CompressedImage`` (jpeg/png);
+    ``H×W`` uint8 (e.g. class ids) → a ``mono8`` Image, always uncompressed so every value stays exact."""
+    gray = rgb.ndim == 2
+    if rgb.dtype != np.uint8 or not (gray or (rgb.ndim == 3 and rgb.shape[2] == 3)):
+        raise ValueError(f"image must be H×W×3 uint8 RGB or H×W uint8 (mono8), got {rgb.shape} {rgb.dtype}")
+    if gray and compressed is not None:
+        raise ValueError("a mono8 (H×W) image is written uncompressed: its values must stay exact")
     store = typestore()
     header = _header(stamp_ns, frame_id)
     if compressed is None:
@@ -276,9 +280,9 @@ def image_message(
             header=header,
             height=h,
             width=w,
-            encoding="rgb8",
+            encoding="mono8" if gray else "rgb8",
             is_bigendian=0,
-            step=w * 3,
+            step=w if gray else w * 3,
             data=np.ascontiguousarray(rgb).reshape(-1),
         )
     if compressed not in COMPRESSED_FORMATS:

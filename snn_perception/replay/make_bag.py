@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ import cv2
 import numpy as np
 
 from snn_perception.replay.bag_io import (
-    IMAGE_TYPE,
     MAX_STAMP_NS,
     MAX_STAMP_TEXT,
     BagError,
@@ -137,25 +135,16 @@ def find_masks(frames: list[Path], masks: str | Path | None = None) -> tuple[Pat
 
 
 def read_frame(path: Path) -> np.ndarray:
-    """An image file → ``H×W×3`` RGB uint8, else :class:`ImageDecodeError` saying why.
-
-    JPEG and PNG (recognised by their content) go through the nodes' own decoder, which refuses a
-    truncated file (no end marker) that OpenCV would return half grey.
-    """
-    from snn_perception.runtime.image_codec import ImageDecodeError, decode_compressed
+    """An image file → ``H×W×3`` RGB uint8, else :class:`ImageDecodeError` saying why (without the
+    path, which the callers add): the project's one file decoder, which refuses a truncated JPEG or
+    PNG that OpenCV would return half grey."""
+    from snn_perception.runtime.image_codec import ImageDecodeError, decode_file_bytes
 
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ImageDecodeError(f"cannot be read ({exc.strerror or exc})") from None
-    if not raw:
-        raise ImageDecodeError("empty file (0 bytes)")
-    if raw[:3] == b"\xff\xd8\xff" or raw[:8] == b"\x89PNG\r\n\x1a\n":
-        return decode_compressed("", raw, max_pixels=sys.maxsize)
-    bgr = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageDecodeError(f"not a readable image (accepted: {', '.join(IMAGE_SUFFIXES)})")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return decode_file_bytes(raw)
 
 
 def _unreadable(
@@ -202,28 +191,15 @@ def _check_mask_sizes(pairs: list[tuple[Path, Path]], sizes: dict[Path, tuple[in
         )
 
 
-def mask_message(ids: np.ndarray, stamp_ns: int, frame_id: str = "camera"):
-    """``H×W`` uint8 class ids → a lossless ``sensor_msgs/msg/Image`` (``mono8``)."""
-    from snn_perception.replay.bag_io import _header, typestore
-
-    if ids.ndim != 2 or ids.dtype != np.uint8:
-        raise ValueError(f"mask must be H×W uint8 class ids, got {ids.shape} {ids.dtype}")
-    h, w = ids.shape
-    return typestore().types[IMAGE_TYPE](
-        header=_header(int(stamp_ns), frame_id),
-        height=h,
-        width=w,
-        encoding="mono8",
-        is_bigendian=0,
-        step=w,
-        data=np.ascontiguousarray(ids).reshape(-1),
-    )
-
-
 def _round_up(x: float, digits: int = 3) -> float:
     """``x`` rounded up to ``digits`` significant digits (a floor the user can type and pass)."""
     e = math.floor(math.log10(x)) - digits + 1
     return float(f"{math.ceil(x / 10.0**e) * 10.0**e:.{digits}g}")
+
+
+def _check_rate(rate_hz: float | None) -> None:
+    if rate_hz is not None and not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise BagError(f"--rate must be a finite number of Hz > 0 (e.g. 10), got {rate_hz}")
 
 
 def period_for(rate_hz: float | None, frames: int, start_ns: int, default_hz: float = 10.0) -> int:
@@ -232,9 +208,8 @@ def period_for(rate_hz: float | None, frames: int, start_ns: int, default_hz: fl
     Refuses rates whose stamps would not fit a ROS time (the last one past 2038, int32 seconds) or
     that would give two frames the same nanosecond stamp, with the range that is accepted.
     """
+    _check_rate(rate_hz)
     rate = default_hz if rate_hz is None else float(rate_hz)
-    if not (math.isfinite(rate) and rate > 0):
-        raise BagError(f"--rate must be a finite number of Hz > 0 (e.g. 10), got {rate_hz}")
     if rate > MAX_RATE_HZ:
         raise BagError(
             f"--rate {rate:g} Hz: stamps are whole nanoseconds, so two frames would share one; "
@@ -305,8 +280,7 @@ def check_source(
     src = Path(source).expanduser()
     if not src.exists():
         raise BagError(f"input {src} does not exist (expected a folder of images or a video file)")
-    if rate_hz is not None and not (math.isfinite(rate_hz) and rate_hz > 0):
-        raise BagError(f"--rate must be a finite number of Hz > 0 (e.g. 10), got {rate_hz}")
+    _check_rate(rate_hz)  # before the folder is read
     start = int(start_ns if start_ns is not None else time.time_ns() // 1_000_000 * 1_000_000)
     if src.is_dir():
         frames, refs = find_frames(src)
@@ -408,8 +382,7 @@ def write_bag(
                     bag.write_image(reference_topic, ref, stamp, frame_id, ref_codec)
                     result.references += 1
                 if ids is not None:
-                    bag.add_topic(mask_topic, IMAGE_TYPE)
-                    bag.write(mask_topic, mask_message(ids, stamp, frame_id), stamp)
+                    bag.write_image(mask_topic, ids, stamp, frame_id)  # mono8, never compressed
                     result.masks += 1
         result.topics = dict(bag.counts)
     return result
