@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
+
 
 def check_threads(threads: int | None) -> None:
     """``--threads`` is at least 1 (0 or less would be ignored or crash torch); None: torch's choice."""
     if threads is not None and threads < 1:
         raise ValueError(f"--threads {threads}: must be at least 1 (omit it for torch's choice)")
+
+
+def timestep_list(text: str) -> list[int]:
+    """argparse type: ``"1,2,4"`` or ``"1 2 4"`` → ``[1, 2, 4]``, each in 1..64 (with ``nargs="+"``
+    every word is one list: :func:`joined` makes them one)."""
+    items = [item.split() for item in text.split(",")]
+    if any(not item for item in items):
+        raise argparse.ArgumentTypeError(
+            f"--timesteps {text!r}: empty item; expected integers separated by commas, e.g. 1,2,4,8"
+        )
+    try:
+        values = [int(v) for item in items for v in item]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--timesteps {text!r}: expected integers, e.g. 1,2,4,8") from None
+    bad = [v for v in values if not 1 <= v <= 64]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"--timesteps {text!r}: each value must be between 1 and 64")
+    return values
+
+
+def joined(groups: list[list[int]]) -> list[int]:
+    """``[[1, 2], [4]]`` (``--timesteps 1,2 4``) → ``[1, 2, 4]``."""
+    return [t for group in groups for t in group]

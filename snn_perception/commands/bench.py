@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snn_perception.commands import check_threads
+from snn_perception.commands import check_threads, joined, timestep_list
 
 # Idle OpenMP workers sleep instead of spinning: with the default spin-wait, two torch threads on
 # a 2-core machine shared with another busy process ran a 512×512 frame in ~4 s instead of 0.2 s.
@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timesteps",
         nargs="+",
-        default=["4"],
+        type=timestep_list,
+        default=[[4]],
         help="timesteps to measure, e.g. 1 2 4 8 or 1,2,4,8 (default 4)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
@@ -148,18 +149,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _ints(items: list[str], flag: str) -> list[int]:
-    """``["1,2", "4"]`` → ``[1, 2, 4]``: lists may be given with spaces, commas or both."""
-    try:
-        return [int(v) for item in items for v in item.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{flag} {' '.join(items)}: expected integers, e.g. 1 2 4 8 or 1,2,4,8") from None
-
-
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
+    from snn_perception.runtime.engine import Engine, EngineConfig
     from snn_perception.runtime.paths import check_json_output
     from snn_perception.runtime.preprocess import image_to_tensor, parse_hw, resize
 
@@ -169,8 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     small = [f"{h}x{w}" for h, w in sizes if min(h, w) < 8]
     if small:
         raise ValueError(f"--size {', '.join(small)}: each side must be at least 8 pixels, e.g. 256")
-    wanted = _ints(args.timesteps, "--timesteps")
-    steps = list(dict.fromkeys(validate_timesteps(t, "--timesteps") for t in wanted))
+    steps = list(dict.fromkeys(joined(args.timesteps)))  # each measured once, in the given order
     check_threads(args.threads)
     if args.runs < 1 or args.warmup < 0:
         raise ValueError(f"--runs {args.runs}, --warmup {args.warmup}: need --runs ≥ 1 and --warmup ≥ 0")

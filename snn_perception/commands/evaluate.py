@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from snn_perception.commands import joined, timestep_list
+
 SEGMENT_MODULE = "snn_perception.commands.evaluate_segment"
 #: the non-learned dehaze baselines ``--method`` can score
 METHODS = ("raw", "classical")
@@ -29,22 +31,6 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def _timesteps(text: str) -> list[int]:
-    items = [item.split() for item in text.split(",")]  # "1,2,4" or "1 2 4"
-    if any(not item for item in items):
-        raise argparse.ArgumentTypeError(
-            f"--timesteps {text!r}: empty item; expected integers separated by commas, e.g. 1,2,4,8"
-        )
-    try:
-        values = [int(v) for item in items for v in item]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--timesteps {text!r}: expected integers, e.g. 1,2,4,8") from None
-    bad = [v for v in values if not 1 <= v <= 64]
-    if not values or bad:
-        raise argparse.ArgumentTypeError(f"--timesteps {text!r}: each value must be between 1 and 64")
-    return values
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=["dehaze", "segment"], required=True,
                         help="dehaze: PSNR/SSIM/UIQM/UCIQE of raw/ vs reference/; segment: mIoU on masks/")
@@ -57,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="resize inputs and references to N×N or HxW (default: 512 for dehaze; for "
                       "segment the weights' size, a multiple of 16)")
     size.add_argument("--native", action="store_true", help="dehaze only: evaluate at each image's own size")
-    parser.add_argument("--timesteps", type=_timesteps, nargs="+",
+    parser.add_argument("--timesteps", type=timestep_list, nargs="+",
                         help="T values to sweep, e.g. 1,2,4,8 or 1 2 4 8 (default: the weights' T)")
     parser.add_argument("--method", nargs="*", default=None, choices=list(METHODS),
                         help="dehaze only: non-learned methods to score beside the weights (default: both)")
@@ -115,8 +101,8 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.timesteps:  # "1,2 4" → [[1, 2], [4]] → [1, 2, 4]
-        args.timesteps = [t for group in args.timesteps for t in group]
+    if args.timesteps:
+        args.timesteps = joined(args.timesteps)
     try:
         check_arguments(args)
     except ValueError as exc:
