@@ -296,14 +296,12 @@ def _decode_jpeg_or_png(raw: bytes, max_pixels: int | None) -> tuple[str, np.nda
     if raw[:3] == b"\xff\xd8\xff":
         kind = "jpeg"
         height, width = _jpeg_size(raw)
-        if _jpeg_end(raw) is None:
-            raise ImageDecodeError("corrupt JPEG: truncated (no end-of-image marker after the image data)")
     elif raw[:8] == PNG_MAGIC:
         kind = "png"
         height, width = _png_size(raw)
-        _png_end(raw)
     else:
         raise ImageDecodeError(f"data is neither JPEG nor PNG (starts with {raw[:8].hex()})")
+    check_complete(raw)
     limit = height * width if max_pixels is None else max_pixels  # None: no limit (image files)
     _check_size(height, width, limit, f"compressed {kind}")
     with _quiet_opencv():
