@@ -25,9 +25,8 @@ from torch import nn
 from snn_perception.models import registry
 from snn_perception.models.checkpointing import stage
 from snn_perception.models.colour import rgb_to_lab_scaled
+from snn_perception.models.counting import OpCounter, OpCounts, conv_ops, count_active, transposed_conv_ops
 from snn_perception.models.neurons import ALIF, Reset, _needs_grad, charge_, first_charge, leaky_readout
-from snn_perception.runtime.counting import OpCounter, conv_ops, count_active, transposed_conv_ops
-from snn_perception.runtime.energy import OpCounts
 
 Variant = Literal["official", "paper"]
 MAX_TIMESTEPS = 64

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from snn_perception.runtime.energy import OpCounts
+from snn_perception.models.counting import OpCounts
 
 Builder = Callable[[dict[str, Any]], nn.Module]
 

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from snn_perception.models import registry
+from snn_perception.models.counting import OpCounter, OpCounts, conv_ops
 from snn_perception.models.multithreshold import (
     DEFAULT_THRESHOLDS,
     mt_constant,
@@ -33,8 +34,6 @@ from snn_perception.models.multithreshold import (
     validate_thresholds,
 )
 from snn_perception.models.unet import DEPTH, UNet, UNetConfig, site_names
-from snn_perception.runtime.counting import OpCounter, conv_ops
-from snn_perception.runtime.energy import OpCounts
 
 ARCH = "spiking_unet"
 ANN_ARCH = "unet"

@@ -332,7 +332,7 @@ class Engine:
             stats.ops_counted = True
             stats.synaptic_ops = counts.synaptic_ops
             stats.analog_macs = counts.analog_macs
-            stats.energy_j = counts.energy_j(self.config.energy)
+            stats.energy_j = self.config.energy.joules(counts.synaptic_ops, counts.analog_macs)
             stats.mean_spike_rate = counts.mean_spike_rate
             stats.layer_names = list(counts.layer_names)
             stats.layer_spike_rates = list(counts.layer_spike_rates)

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from snn_perception.models import registry
+from snn_perception.models.counting import conv_ops, transposed_conv_ops
 from snn_perception.models.dhz import DHZConfig, SnnTransDHZ, num_parameters
-from snn_perception.runtime.counting import conv_ops, transposed_conv_ops
 
 
 def _model(variant: str = "official", reset: str = "none", seed: int = 0) -> SnnTransDHZ:

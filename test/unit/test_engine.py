@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from snn_perception.models import registry
+from snn_perception.models.counting import OpCounts
 from snn_perception.models.dhz import SnnTransDHZ
 from snn_perception.runtime import weights as weights_registry
 from snn_perception.runtime.checkpoint import WeightsError, save_checkpoint
-from snn_perception.runtime.energy import OpCounts
 from snn_perception.runtime.engine import Engine, EngineConfig
 from snn_perception.runtime.stats import EnergyModel
 

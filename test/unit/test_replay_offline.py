@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from snn_perception.models import registry
+from snn_perception.models.counting import OpCounts
 from snn_perception.offline import metrics
 from snn_perception.replay import bag_io
 from snn_perception.replay.bag_io import BagWriter
@@ -20,7 +21,6 @@ from snn_perception.replay.make_bag import make_bag
 from snn_perception.replay.offline import _Queue, load_engines, run_offline
 from snn_perception.replay.report import summarize, write_report
 from snn_perception.runtime.checkpoint import save_checkpoint
-from snn_perception.runtime.energy import OpCounts
 
 REPO = Path(__file__).resolve().parents[2]
 

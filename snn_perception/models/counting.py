@@ -1,5 +1,8 @@
 """Synaptic-operation, MAC and spike-rate counters that models fill in during a forward pass.
 
+Pure counting (no energy constants: the runtime turns counts into joules), so it lives beside
+the models that fill it in.
+
 Conventions (the ones the SNN energy literature uses, made exact at image borders):
 
 * a layer fed by **binary spikes** costs one accumulate (SOP) per non-zero input per synapse it
@@ -15,9 +18,33 @@ reduction per spiking layer and per spike-fed convolution (measured by ``snn-per
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
-from snn_perception.runtime.energy import OpCounts
+
+@dataclass
+class OpCounts:
+    """Counters read from a model after a forward pass (summed over the batch and T).
+
+    ``synaptic_ops``: for layers fed by binary spikes, non-zero inputs × fan-out.
+    ``analog_macs``: for layers fed by analog values, the dense multiply-accumulates.
+    ``layer_spike_rates``: spikes per neuron per timestep for each spiking layer.
+    """
+
+    synaptic_ops: float = 0.0
+    analog_macs: float = 0.0
+    layer_names: list[str] = field(default_factory=list)
+    layer_spike_rates: list[float] = field(default_factory=list)
+    layer_neurons: list[float] = field(default_factory=list)
+
+    @property
+    def mean_spike_rate(self) -> float:
+        """Neuron-weighted mean over layers (each neuron-timestep counts once)."""
+        total = sum(self.layer_neurons)
+        if total <= 0:
+            return 0.0
+        return sum(r * n for r, n in zip(self.layer_spike_rates, self.layer_neurons, strict=True)) / total
 
 
 def _fan_out_1d(length: int, kernel: int, stride: int, padding: int, device: torch.device) -> torch.Tensor:
