@@ -19,7 +19,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", help="run tests marked slow (training, floods)")
 
 
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if any("cuda" in item.keywords for item in items) and not _cuda_available():
+        no_gpu = pytest.mark.skip(reason="needs a CUDA GPU (none here; CI has none)")
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(no_gpu)
     if config.getoption("--runslow") or os.environ.get("SNN_RUN_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow test: run with --runslow or SNN_RUN_SLOW=1")

@@ -83,9 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument(
         "--precision",
-        choices=["fp32", "bf16"],
+        choices=["fp32", "tf32", "bf16"],
         default="fp32",
-        help="fp32 (exact, default) or bf16 (opt-in, inexact: also reports PSNR against fp32)",
+        help="fp32 (exact on every device, default), tf32 (CUDA) or bf16: opt-in, inexact, "
+        "each also reports its PSNR against fp32",
     )
     parser.add_argument("--no-counting", action="store_true", help="skip the stats-on measurement")
     parser.add_argument("--json", type=Path, default=None, help="write the results table as JSON")

@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=parse_hw, help="calibration size S or HxW (default: the ANN's)")
     parser.add_argument("--timesteps", type=int, default=4, help="default T stored in the checkpoint")
     parser.add_argument("--threads", type=int, help="CPU threads")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                        help="where calibration runs (cuda falls back to the CPU with a warning)")
     parser.add_argument("--out", required=True, type=Path,
                         help="output .safetensors (never the --weights file)")
     parser.add_argument("--overwrite", action="store_true",
@@ -87,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
         make_dir(args.out.parent, "--out", args.out)
         if args.threads:
             torch.set_num_threads(args.threads)
-        snn, meta = convert_checkpoint(weights, args.data, cfg, args.calib, args.size)
+        from snn_perception.runtime.engine import resolve_device
+
+        snn, meta = convert_checkpoint(weights, args.data, cfg, args.calib, args.size,
+                                       device=resolve_device(args.device))
     except (WeightsError, SegDataError, ValueError) as exc:
         print(f"snn-perception convert: error: {exc}", file=sys.stderr)
         return 2

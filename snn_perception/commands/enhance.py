@@ -66,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument(
-        "--precision", choices=["fp32", "bf16"], default="fp32", help="bf16 is faster but inexact (opt-in)"
+        "--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
+        help="tf32 (CUDA) and bf16 are faster but inexact (opt-in)"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument(

@@ -50,7 +50,7 @@ def load_segmenter(name: str):
         )
 
     try:
-        model, ckpt = load_unet(name)
+        model, ckpt = load_unet(name, expect=("unet", "spiking_unet", "lite_unet", "spiking_lite_unet"))
     except WeightsError:
         err = wrong_task(load_checkpoint(resolve(str(name))).metadata)
         if err is not None:
@@ -64,19 +64,21 @@ def load_segmenter(name: str):
 
 def evaluate_models(weights: list[str], data: list[str], split: str, val_fraction: float, seed: int,
                     size: tuple[int, int] | None, timesteps: list[int] | None, batch: int = 4,
-                    limit: int | None = None, progress: bool = True) -> list[dict]:
+                    limit: int | None = None, progress: bool = True, device: str = "cpu") -> list[dict]:
     import torch
     from tqdm import tqdm
 
     from snn_perception.offline.finetune import evaluate_snn_segment
     from snn_perception.offline.seg_data import SegDataset, select_split
     from snn_perception.offline.seg_metrics import ConfusionMatrix
+    from snn_perception.runtime.engine import ANN_ARCHS, resolve_device
 
     if batch < 1:
         raise ValueError(f"--batch {batch}: must be ≥ 1 (images per forward pass)")
     if limit is not None and limit < 1:
         raise ValueError(f"--limit {limit}: must be ≥ 1 (omit it to evaluate every image)")
     models = [load_segmenter(name) for name in weights]  # every model's task is checked before any scoring
+    dev = resolve_device(device)
     pairs = select_split(data, split, val_fraction, seed)
     if limit:
         pairs = pairs[:limit]
@@ -85,6 +87,10 @@ def evaluate_models(weights: list[str], data: list[str], split: str, val_fractio
     for name, (model, ckpt) in zip(weights, models, strict=True):
         meta = ckpt.metadata
         hw = tuple(size or meta.get("input_hw") or (256, 256))
+        m = int(getattr(model, "size_multiple", 16))
+        if hw[0] % m or hw[1] % m:
+            raise ValueError(f"--size {hw[0]}x{hw[1]}: {name} needs sides that are multiples of {m}")
+        model.to(dev)
         key = (hw, model.config.num_classes)
         if key not in cache:
             cache[key] = SegDataset(pairs, hw, None, model.config.num_classes)
@@ -92,16 +98,16 @@ def evaluate_models(weights: list[str], data: list[str], split: str, val_fractio
         names = meta.get("class_names")
         base = {"model": str(name), "weights": str(ckpt.path), "sha256": ckpt.sha256, "arch": meta["arch"],
                 "images": len(ds), "size": list(hw), "split": split}
-        if meta["arch"] == "spiking_unet":
+        if meta["arch"] not in ANN_ARCHS:
             ts = timesteps or [int(meta.get("default_timesteps", 4))]
-            for t, sc in evaluate_snn_segment(model, ds, ts, batch, names, progress).items():
+            for t, sc in evaluate_snn_segment(model, ds, ts, batch, names, progress, device=dev).items():
                 rows.append({**base, "timesteps": t, **sc})
         else:
             cm = ConfusionMatrix(model.config.num_classes)
             with torch.no_grad():
                 for i in tqdm(range(0, len(ds), batch), desc="ANN", disable=not progress, leave=False):
                     xs, ys = zip(*(ds[j] for j in range(i, min(i + batch, len(ds)))), strict=True)
-                    cm.update(model(torch.stack(xs)).argmax(1), torch.stack(ys))
+                    cm.update(model(torch.stack(xs).to(dev)).argmax(1).cpu(), torch.stack(ys))
             rows.append({**base, "timesteps": None, **cm.scores(names)})
     return rows
 
@@ -122,7 +128,7 @@ def run_segment(args: argparse.Namespace) -> int:
     try:
         weights = args.weights if args.weights else [default_weights("segment")]
         rows = evaluate_models(weights, args.data, args.split, args.val_fraction, args.seed, args.size,
-                               args.timesteps, args.batch, args.limit)
+                               args.timesteps, args.batch, args.limit, device=args.device)
     except (WeightsError, SegDataError, ValueError) as exc:
         return fail(str(exc))
     print(format_rows(rows))

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "image on a side shorter than 224)")
     parser.add_argument("--max-batches", type=int, help="batches per epoch, at least 1 (default: all)")
     parser.add_argument("--threads", type=int, help="CPU threads")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                        help="cuda falls back to the CPU with a warning where no GPU exists")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--resume", metavar="LAST_PT", help="continue from WORKDIR/last.pt")
     parser.add_argument("--workdir", type=Path,
                         help="folder for last.pt and the log (default: OUT's folder / OUT-name_finetune)")
@@ -97,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         tune_allocator()  # keep big activation buffers in the heap: no page faults per batch
         if args.threads:
             torch.set_num_threads(args.threads)
-        model, ckpt = load_unet(weights, expect=("spiking_unet",))
+        model, ckpt = load_unet(weights, expect=("spiking_unet", "spiking_lite_unet"))
         meta = dict(ckpt.metadata)
         training = meta.get("training", {})
         vf, seed = float(training.get("val_fraction", 0.2)), int(training.get("seed", 0))
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             resume = load_resume(args.resume, model, kind="finetune", required=RESUME_KEYS,
                                  hint="WORKDIR/last.pt")
-        if model.config.head == "segment":
+        if getattr(model.config, "head", "segment") == "segment":
             ds = SegDataset(select_split(args.data, "train", vf, seed), size, crop,
                             model.config.num_classes, seed=seed)
             mode = training.get("class_weights", "sqrt_inv")
@@ -130,7 +133,10 @@ def run(args: argparse.Namespace) -> int:
             f.write(line + "\n")
 
     log(f"fine-tuning {ckpt.path} at T={args.timesteps} on {len(ds)} images, {args.epochs} epochs")
-    history = finetune(model, ds, cfg, workdir, log, resume)
+    from snn_perception.runtime.engine import resolve_device
+
+    history = finetune(model, ds, cfg, workdir, log, resume, device=resolve_device(args.device),
+                       workers=max(0, args.workers))
     meta.update({
         "default_timesteps": args.timesteps,
         "finetune": {"timesteps": args.timesteps, "epochs": args.epochs, "lr": args.lr, "batch": args.batch,

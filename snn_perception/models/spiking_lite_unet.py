@@ -1,0 +1,313 @@
+"""Spiking LiteUNet: the converted LiteUNet run with multi-threshold IF neurons over T steps.
+
+The network is :class:`~snn_perception.models.lite_unet.LiteUNet` without batch-norm (folded at
+conversion) and with normalised weights; only the activation sites change:
+
+* the stem convolution runs **once** on the analog image; its output is the constant input current
+  of the first neurons for all T steps (static coding);
+* every ReLU6 site is a multi-threshold neuron. Its thresholds are in units of the site's scale λ,
+  chosen at conversion so that the neuron saturates where ReLU6 clips (or above the 99.9th
+  percentile where that comes first): a clipped ReLU is a saturating neuron;
+* MBConv projections, the residual stream and the encoder features the decoder reads have no
+  neuron: they are **currents**, recomputed each step from the spikes that feed them. A layer
+  fed by currents is counted as MACs, a layer fed by spikes as synaptic operations (SOPs);
+* the head has no neuron: the prediction is its accumulated current divided by T, so a prediction
+  exists after every step (:meth:`SpikingLiteUNet.forward_anytime`).
+
+Also registers ``lite_unet`` (the ANN, for speed and accuracy comparisons through the same engine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from snn_perception.models import registry
+from snn_perception.models.counting import OpCounter, OpCounts, conv_ops
+from snn_perception.models.lite_unet import (
+    LiteUNet,
+    LiteUNetConfig,
+    block_specs,
+    normalise,
+    skip_blocks,
+    upsample_nearest,
+    upsample_scores,
+)
+from snn_perception.models.multithreshold import (
+    DEFAULT_THRESHOLDS,
+    mt_constant,
+    mt_multistep,
+    spiking_flow,
+    validate_thresholds,
+)
+
+ARCH = "spiking_lite_unet"
+ANN_ARCH = "lite_unet"
+
+
+@dataclass
+class SpikingLiteUNetConfig:
+    net: LiteUNetConfig = field(default_factory=lambda: LiteUNetConfig(batch_norm=False))
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    default_timesteps: int = 4
+    #: initial membrane in units of the lowest threshold; 0.5 turns the flow's truncation into
+    #: rounding (Bu et al., ICLR 2022), which matters most at short T
+    membrane_init: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.net.batch_norm:
+            raise ValueError("SpikingLiteUNetConfig.net.batch_norm must be False (folded at conversion)")
+        self.thresholds = validate_thresholds(self.thresholds, "SpikingLiteUNetConfig.thresholds")
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> SpikingLiteUNetConfig:
+        if not isinstance(meta.get("lite_unet"), dict):
+            raise ValueError("metadata lacks the 'lite_unet' dict (num_classes, decoder, stages)")
+        net = LiteUNetConfig.from_dict({**meta["lite_unet"], "batch_norm": False})
+        return cls(
+            net=net,
+            thresholds=tuple(meta.get("thresholds", DEFAULT_THRESHOLDS)),
+            default_timesteps=int(meta.get("default_timesteps", 4)),
+            membrane_init=float(meta.get("membrane_init", 0.5)),
+        )
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A layer reading a site's spikes: name, kernel, stride, groups, out channels, and whether a
+    nearest ×2 upsampling sits between them (each spike then reaches four input pixels)."""
+
+    layer: str
+    kernel: int
+    stride: int
+    groups: int
+    out_channels: int
+    upsampled: bool = False
+    channels: tuple[int, int] | None = None  # input channel range it occupies in a concatenation
+
+
+def site_consumers(cfg: LiteUNetConfig) -> dict[str, Consumer]:
+    """Every site's spikes feed exactly one layer in this topology."""
+    specs = block_specs(cfg.stages)
+    table: dict[str, Consumer] = {}
+    prev = "stem"
+    for i, s in enumerate(specs):
+        if s.expand != 1:
+            table[f"b{i}.expand"] = Consumer(f"blocks.{i}.dw", s.kernel, s.stride, s.hidden, s.hidden)
+        else:  # block 0 reads the stem's spikes directly
+            table[prev] = Consumer(f"blocks.{i}.dw", s.kernel, s.stride, s.hidden, s.hidden)
+        table[f"b{i}.dw"] = Consumer(f"blocks.{i}.project", 1, 1, 1, s.c_out)
+    dec = cfg.decoder
+    for j, c in enumerate(dec):
+        if j + 1 < len(dec):
+            table[f"dec{j}"] = Consumer(f"dec.{j + 1}", 3, 1, 1, dec[j + 1], upsampled=True, channels=(0, c))
+        else:
+            table[f"dec{j}"] = Consumer("head", 1, 1, 1, cfg.num_classes)
+    if "stem" not in table:
+        raise ValueError("the first block must have expansion 1 (it reads the stem's spikes)")
+    return table
+
+
+class SpikingLiteUNet(LiteUNet):
+    """Converted LiteUNet; ``forward(x, timesteps)`` follows the registry's SpikingModel protocol."""
+
+    def __init__(self, config: SpikingLiteUNetConfig) -> None:
+        super().__init__(config.net)
+        self.snn_config = config
+        self.thresholds = tuple(config.thresholds)
+        self.membrane_init = float(config.membrane_init)
+        self._counting = False
+        self._counter = OpCounter()
+        self._consumers = site_consumers(config.net)
+        self._mac_cache: dict[tuple[int, int, int], list[tuple[str, float]]] = {}
+
+    # -- SpikingModel protocol
+
+    def set_counting(self, enabled: bool) -> None:
+        self._counting = bool(enabled)
+
+    def read_counters(self) -> OpCounts:
+        return self._counter.result()
+
+    def set_thresholds(self, thresholds: Sequence[float]) -> None:
+        """Hot change of the neuron thresholds (normalised units), applied at the next frame."""
+        self.thresholds = validate_thresholds(thresholds)
+
+    def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:  # type: ignore[override]
+        t = int(timesteps or self.snn_config.default_timesteps)
+        return self.forward_anytime(x, t, [t])[t]
+
+    def forward_anytime(
+        self, x: torch.Tensor, timesteps: int, report: Sequence[int]
+    ) -> dict[int, torch.Tensor]:
+        """One run of ``timesteps`` steps; the class scores as they stood after each step in ``report``."""
+        if timesteps < 1:
+            raise ValueError(f"timesteps={timesteps}: must be at least 1")
+        bad = [r for r in report if not 1 <= r <= timesteps]
+        if bad:
+            raise ValueError(f"report steps {bad} outside 1..{timesteps}")
+        y = self.multistep_output(x, timesteps)  # [T, B, C, H/2, W/2]
+        if list(report) == [timesteps]:
+            return {timesteps: upsample_scores(y.mean(0))}
+        cum = torch.cumsum(y, dim=0)
+        return {r: upsample_scores(cum[r - 1] / r) for r in report}
+
+    # -- multi-step simulation
+
+    def multistep_output(self, x: torch.Tensor, timesteps: int, flows: dict | None = None) -> torch.Tensor:
+        """Head current of every step, ``[T, B, C, H/2, W/2]`` (``flows`` receives each site's mean
+        output over the T steps: its spiking flow)."""
+        b = x.shape[0]
+        counting = self._counting
+        if counting:
+            self._counter.reset()
+            self._count_currents(x, timesteps)
+        v0 = self.membrane_init * self.thresholds[-1] if self.membrane_init else None
+
+        def act(name: str, z: torch.Tensor) -> torch.Tensor:
+            if name == "stem":  # the static first layer: computed once, a constant current
+                s = mt_constant(z, timesteps, self.thresholds, v0)
+            else:
+                s, _ = mt_multistep(z.reshape(timesteps, b, *z.shape[1:]), self.thresholds, v0, inplace=True)
+            if flows is not None:
+                flows[name] = s.mean(0)
+            s = s.reshape(timesteps * b, *s.shape[2:])
+            if counting:
+                self._count_spikes(name, s)
+            return s
+
+        y = self.graph(normalise(x), act)
+        return y.reshape(timesteps, b, *y.shape[1:])
+
+    def _count_spikes(self, name: str, s: torch.Tensor) -> None:
+        """A graded spike is one event: one accumulate per synapse it reaches."""
+        mask = (s != 0).to(torch.float32)
+        self._counter.spikes(name, mask)
+        c = self._consumers[name]
+        if c.upsampled:
+            mask = upsample_nearest(mask)
+        self._counter.add_sops(
+            conv_ops(mask, c.out_channels, c.kernel, c.stride, c.kernel // 2, c.groups), c.layer
+        )
+
+    def _count_currents(self, x: torch.Tensor, timesteps: int) -> None:
+        """MACs of the layers fed by analog values: the stem once, current-fed layers every step."""
+        key = (x.shape[-2], x.shape[-1], timesteps)
+        if key not in self._mac_cache:
+            self._mac_cache[key] = current_macs(self.config, x.shape[-2], x.shape[-1], timesteps)
+        for layer, macs in self._mac_cache[key]:
+            self._counter.add_macs(macs * x.shape[0], layer)
+
+    # -- fine-tuning by accumulated spiking flow
+
+    def flow_forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
+        """Differentiable class scores whose value is the SNN's after ``timesteps`` steps.
+
+        The T steps run without autograd, recording each site's mean output; one ANN-like pass
+        then rebuilds the graph where every site returns its recorded flow and passes gradient
+        where its mean input current is positive. Every layer between sites is linear, so that
+        pass's pre-activations are the SNN's mean input currents. Autograd memory: one ANN pass.
+        """
+        flows: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            self.multistep_output(x, timesteps, flows)
+        return upsample_scores(self.graph(normalise(x), lambda name, z: spiking_flow(z, flows[name])))
+
+
+def current_macs(cfg: LiteUNetConfig, h: int, w: int, timesteps: int) -> list[tuple[str, float]]:
+    """(layer, MACs for one image) of every layer fed by analog values, zero-padding taps excluded.
+
+    The stem reads the image once; the expansions read the residual stream, and the decoder reads
+    the encoder features (and, in its first stage, the upsampled bottleneck) every step.
+    """
+    specs = block_specs(cfg.stages)
+    out: list[tuple[str, float]] = []
+    hh, ww = h, w
+    out.append(("stem", conv_ops(torch.ones(1, cfg.in_channels, hh, ww), 32, 3, 2, 1)))
+    hh, ww = (hh + 1) // 2, (ww + 1) // 2
+    sizes = {}
+    for i, s in enumerate(specs):
+        if s.expand != 1:
+            out.append(
+                (f"blocks.{i}.expand", conv_ops(torch.ones(1, s.c_in, hh, ww), s.hidden, 1) * timesteps)
+            )
+        if s.stride == 2:
+            hh, ww = (hh + 1) // 2, (ww + 1) // 2
+        sizes[i] = (s.c_out, hh, ww)
+    skips = skip_blocks(cfg)
+    for j, idx in enumerate(skips):
+        c_skip, sh, sw = sizes[idx]
+        segs = [c_skip]
+        if j == 0:
+            segs.append(specs[-1].c_out)  # the bottleneck is a current too
+        c_out = cfg.decoder[j]
+        macs = sum(conv_ops(torch.ones(1, c, sh, sw), c_out, 3, 1, 1) for c in segs)
+        out.append((f"dec.{j}", macs * timesteps))
+    return out
+
+
+def _build(meta: dict[str, Any]) -> SpikingLiteUNet:
+    if meta.get("task") not in (None, "segment"):
+        raise ValueError(f"task {meta.get('task')!r}: expected 'segment'")
+    return SpikingLiteUNet(SpikingLiteUNetConfig.from_metadata(meta))
+
+
+class AnnLiteUNet(LiteUNet):
+    """The ANN behind the SpikingModel protocol (``timesteps`` ignored): a baseline for bench."""
+
+    def __init__(self, config: LiteUNetConfig) -> None:
+        super().__init__(config)
+        self._counting = False
+        self._macs = 0.0
+        self._cache: dict[tuple[int, int], float] = {}
+
+    def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:  # type: ignore[override]
+        if self._counting:
+            hw = (int(x.shape[-2]), int(x.shape[-1]))
+            if hw not in self._cache:
+                self._cache[hw] = ann_macs(self.config, *hw)
+            self._macs = self._cache[hw] * x.shape[0]
+        return super().forward(x)
+
+    def set_counting(self, enabled: bool) -> None:
+        self._counting = bool(enabled)
+
+    def read_counters(self) -> OpCounts:
+        return OpCounts(analog_macs=self._macs)
+
+    def prepare_inference(self) -> None:
+        self.to(memory_format=torch.channels_last)
+
+
+def ann_macs(cfg: LiteUNetConfig, h: int, w: int) -> float:
+    """Dense multiply-accumulates of one ANN pass (zero-padding taps excluded), counted by hooks."""
+    model = LiteUNet(LiteUNetConfig.from_dict({**cfg.to_dict(), "batch_norm": False}))
+    total = [0.0]
+
+    def hook(mod: torch.nn.Conv2d, inp: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+        ones = torch.ones_like(inp[0][:1])
+        total[0] += conv_ops(
+            ones, mod.out_channels, mod.kernel_size[0], mod.stride[0], mod.padding[0], mod.groups
+        )
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model(torch.zeros(1, cfg.in_channels, h, w))
+    for hd in handles:
+        hd.remove()
+    return total[0]
+
+
+def _build_ann(meta: dict[str, Any]) -> AnnLiteUNet:
+    if not isinstance(meta.get("lite_unet"), dict):
+        raise ValueError("metadata lacks the 'lite_unet' dict (num_classes, decoder, stages)")
+    return AnnLiteUNet(LiteUNetConfig.from_dict(meta["lite_unet"]))
+
+
+registry.register(ARCH, _build)
+registry.register(ANN_ARCH, _build_ann)
+
+__all__ = ["ANN_ARCH", "ARCH", "AnnLiteUNet", "SpikingLiteUNet", "SpikingLiteUNetConfig", "site_consumers"]
