@@ -33,31 +33,32 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 @dataclass(frozen=True)
 class BenchModel:
     task: str
-    #: the checkpoint architecture this model name stands for (``--weights`` must hold it)
-    arch: str
+    #: the checkpoint architectures this model name stands for (``--weights`` must hold one)
+    archs: tuple[str, ...]
     #: weights name or path; None = the best available default for the task
     default_weights: str | None = None
 
 
 #: model name → how to load it. Other models add their entry here.
 MODELS: dict[str, BenchModel] = {
-    "dhz": BenchModel(task="dehaze", arch="snntrans_dhz"),
-    # Spiking-UNet segmenter (issue 4) and the same network as an ANN, for the T-pass comparison
-    "spiking_unet": BenchModel(task="segment", arch="spiking_unet"),
-    "unet_ann": BenchModel(task="segment", arch="unet", default_weights="unet_suim_ann"),
+    "dhz": BenchModel(task="dehaze", archs=("snntrans_dhz",)),
+    # the spiking segmenter (v2 LiteUNet, or the width-W Spiking-UNet) and the same network as an
+    # ANN, for the T-pass comparison
+    "spiking_unet": BenchModel(task="segment", archs=("spiking_lite_unet", "spiking_unet")),
+    "unet_ann": BenchModel(task="segment", archs=("lite_unet", "unet"), default_weights="unet_suim_ann"),
 }
 
 
 def check_model_matches(model: str, arch: str, task: str, weights: str | None) -> None:
     """The table and JSON are labelled with ``--model``, so weights of another network are refused."""
     spec = MODELS[model]
-    if (arch, task) == (spec.arch, spec.task):
+    if arch in spec.archs and task == spec.task:
         return
-    fits = [name for name, m in MODELS.items() if (m.arch, m.task) == (arch, task)]
+    fits = [name for name, m in MODELS.items() if arch in m.archs and m.task == task]
     hint = f"; use --model {fits[0]}" if fits else ""
     raise ValueError(
         f"--weights {weights} holds a {task} model ({arch}) but --model {model} is a {spec.task} "
-        f"model ({spec.arch}){hint}, or pass {model} weights"
+        f"model ({' or '.join(spec.archs)}){hint}, or pass {model} weights"
     )
 
 

@@ -86,7 +86,7 @@ def mt_multistep(
         return out, v
     low, k_max = grid
     # state in units of θ_min, offset by −1 so that k = clamp(ceil(w), 0, K) is one ceil + one clamp
-    inplace = inplace and currents.is_contiguous()
+    inplace = inplace and _dense(currents)
     scaled = currents.mul_(1.0 / low) if inplace else currents * (1.0 / low)  # exact: power of two
     w = torch.full_like(scaled[0], -1.0)
     if v0 is not None:
@@ -100,6 +100,12 @@ def mt_multistep(
         w.sub_(k)
     out.mul_(low)
     return out, (w + 1.0).mul_(low)
+
+
+def _dense(x: torch.Tensor) -> bool:
+    """Every element stored once, without gaps (row-major, or channels-last ``[T, B, C, H, W]``
+    from a channels-last ``[T·B, C, H, W]``), so outputs may overwrite the inputs step by step."""
+    return x.is_contiguous() or (x.dim() == 5 and x.permute(0, 1, 3, 4, 2).is_contiguous())
 
 
 def mt_constant(

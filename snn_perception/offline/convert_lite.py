@@ -62,7 +62,7 @@ class LiteConvertConfig:
 def _fold(seq: nn.Sequential) -> tuple[torch.Tensor, torch.Tensor]:
     conv, bn = seq[0], seq[1]
     w = conv.weight.detach().clone()
-    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0])
+    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0], device=w.device)
     if isinstance(bn, nn.BatchNorm2d):
         gamma = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
         w = w * gamma.reshape(-1, 1, 1, 1)
@@ -80,7 +80,7 @@ def fold_batchnorm(ann: LiteUNet) -> LiteUNet:
             sd[f"{name}.0.weight"], sd[f"{name}.0.bias"] = _fold(mod)
     sd["head.weight"], sd["head.bias"] = ann.head.weight.detach().clone(), ann.head.bias.detach().clone()
     folded.load_state_dict(sd, strict=True)
-    return folded.eval()
+    return folded.to(ann.head.weight.device).eval()
 
 
 @torch.no_grad()

@@ -27,6 +27,7 @@ import torch
 
 from snn_perception.models import registry
 from snn_perception.runtime import weights as weights_registry
+from snn_perception.runtime.budget import Budget, BudgetPlanner
 from snn_perception.runtime.checkpoint import Checkpoint, WeightsError, load_checkpoint, load_into
 from snn_perception.runtime.preprocess import crop, image_to_tensor, pad_to_multiple, resize
 from snn_perception.runtime.stats import EnergyModel, FrameStats
@@ -267,6 +268,8 @@ class Engine:
         self.device = device
         self._lock = threading.Lock()
         self._counting: bool | None = None
+        #: learns what a frame costs per T at each size, for :class:`Budget` runs
+        self.planner = BudgetPlanner()
 
     @classmethod
     def load(
@@ -329,15 +332,29 @@ class Engine:
             self.run(image, count_ops=False)
 
     def run(
-        self, image: np.ndarray, timesteps: int | None = None, count_ops: bool | None = None
+        self,
+        image: np.ndarray,
+        timesteps: int | None = None,
+        count_ops: bool | None = None,
+        budget: Budget | None = None,
     ) -> EngineResult:
-        """Run one ``H×W×3`` RGB frame (uint8, or float in [0, 1])."""
+        """Run one ``H×W×3`` RGB frame (uint8, or float in [0, 1]).
+
+        ``budget``: the frame's latency and/or energy budget. A spiking model then runs the most
+        timesteps (up to ``timesteps`` or the default) that the engine's cost model predicts will
+        fit, at least one; the batched multi-step path is used either way. ``stats.timesteps``
+        says how many ran and ``stats.budget_missed`` whether the frame overran.
+        """
         t_start = time.perf_counter()
         cpu_start = time.process_time()
         steps = validate_timesteps(
             timesteps if timesteps is not None else (self.config.timesteps or self.info.default_timesteps)
         )
+        max_steps = steps
+        budget = budget if budget is not None and budget.active and self.info.spiking else None
         counting = self.config.count_ops if count_ops is None else bool(count_ops)
+        if budget is not None and budget.energy_mj > 0:
+            counting = True  # the energy budget learns from the counted energy
         with self._lock:
             t_locked = time.perf_counter()
             x = image_to_tensor(image, self.device)
@@ -346,6 +363,9 @@ class Engine:
                 x = resize(x, self.config.input_hw)
             x, model_hw = pad_to_multiple(x, self.size_multiple)
             t_pre = time.perf_counter()
+            key = (int(x.shape[-2]), int(x.shape[-1]))
+            if budget is not None:
+                steps = self.planner.plan(key, budget, (t_pre - t_start) * 1e3, max_steps)
             if counting != self._counting:
                 self.model.set_counting(counting)
                 self._counting = counting
@@ -359,6 +379,9 @@ class Engine:
                 output, scores = TASKS[self.info.task](y, in_hw)
             counts = self.model.read_counters() if counting else None
         t_end = time.perf_counter()
+        energy_mj = (self.config.energy.joules(counts.synaptic_ops, counts.analog_macs) * 1e3
+                     if counts is not None else None)
+        self.planner.observe(key, steps, (t_end - t_inf) * 1e3, (t_inf - t_pre) * 1e3, energy_mj)
         stats = FrameStats(
             timesteps=steps,
             input_hw=in_hw,
@@ -371,7 +394,14 @@ class Engine:
             cpu_time_ms=(time.process_time() - cpu_start) * 1e3,
             e_ac_pj=self.config.energy.e_ac_pj,
             e_mac_pj=self.config.energy.e_mac_pj,
+            max_timesteps=max_steps,
         )
+        if budget is not None:
+            stats.latency_budget_ms = budget.latency_ms
+            stats.energy_budget_mj = budget.energy_mj
+            late = budget.latency_ms > 0 and budget.spent_ms + stats.end_to_end_ms > budget.latency_ms
+            over = budget.energy_mj > 0 and energy_mj is not None and energy_mj > budget.energy_mj
+            stats.budget_missed = bool(late or over)
         if counts is not None:
             stats.ops_counted = True
             stats.synaptic_ops = counts.synaptic_ops

@@ -46,6 +46,11 @@ class FrameStats:
     mean_spike_rate: float = 0.0
     layer_names: list[str] = field(default_factory=list)
     layer_spike_rates: list[float] = field(default_factory=list)
+    #: the T asked for (``timesteps`` is what ran: fewer when a budget cut it)
+    max_timesteps: int = 0
+    latency_budget_ms: float = 0.0  # 0: none
+    energy_budget_mj: float = 0.0  # 0: none
+    budget_missed: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
