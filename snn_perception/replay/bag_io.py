@@ -367,7 +367,11 @@ class BagWriter:
 
     def write(self, topic: str, msg: Any, log_time_ns: int) -> None:
         conn = self._connections[topic]
-        self._writer.write(conn, int(log_time_ns), typestore().serialize_cdr(msg, conn.msgtype))
+        self.write_serialized(topic, typestore().serialize_cdr(msg, conn.msgtype), log_time_ns)
+
+    def write_serialized(self, topic: str, data: bytes, log_time_ns: int) -> None:
+        """Write a message already in CDR bytes (e.g. as rclpy received it) on an added ``topic``."""
+        self._writer.write(self._connections[topic], int(log_time_ns), data)
         self.counts[topic] += 1
 
     def write_image(
