@@ -2,7 +2,9 @@
 
 Each verb lives in its own module under :mod:`snn_perception.commands` exposing
 ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported only when
-their verb runs, so ``--help`` stays fast and the ROS-free verbs never load rclpy.
+their verb runs, so ``--help`` stays fast and the ROS-free verbs never load rclpy. For every
+verb, warnings are one line ``snn-perception VERB: warning: ...`` (:mod:`snn_perception.runtime.notices`)
+and progress bars are drawn only on a terminal (:mod:`snn_perception.runtime.progress`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.verb is None and not argv else 2
     verb, rest = argv[0], argv[1:]
+    from snn_perception.runtime.notices import cli_messages
+    from snn_perception.runtime.progress import cli_scope
+
+    # decided before the verb's module loads: tqdm (imported by torch) reads its switch on import,
+    # which reaches the bars of code that takes no --no-progress of its own
+    with cli_scope("--no-progress" in rest), cli_messages(f"snn-perception {verb}"):
+        return _run_verb(verb, rest)
+
+
+def _run_verb(verb: str, rest: list[str]) -> int:
+    """Parse and run one verb; bad input its code did not catch becomes one line and exit code 2."""
     module = importlib.import_module(f"snn_perception.commands.{COMMANDS[verb][0]}")
     sub = argparse.ArgumentParser(
         prog=f"snn-perception {verb}", description=COMMANDS[verb][1], formatter_class=_HelpWithDefaults

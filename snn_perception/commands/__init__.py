@@ -32,3 +32,25 @@ def timestep_list(text: str) -> list[int]:
 def joined(groups: list[list[int]]) -> list[int]:
     """``[[1, 2], [4]]`` (``--timesteps 1,2 4``) → ``[1, 2, 4]``."""
     return [t for group in groups for t in group]
+
+
+#: the one ``--device`` choice list of every verb
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def add_device_argument(parser: argparse.ArgumentParser, default: str | None = "cpu", what: str = "") -> None:
+    """``--device cpu|cuda|auto``, the same choices and fallback wording on every verb."""
+    where = f"{what}: " if what else ""
+    parser.add_argument(
+        "--device", choices=DEVICES, default=default,
+        help=f"{where}cpu, cuda or auto (auto: cuda when a GPU is present); cuda without a GPU "
+        "warns once and runs on the CPU",
+    )
+
+
+def add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-progress``: the bars are drawn only on a terminal anyway; this hides them there too."""
+    parser.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress bars (they are shown only when stderr is a terminal, never in logs)",
+    )

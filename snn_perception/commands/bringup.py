@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from snn_perception.commands import add_device_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -42,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="override input_transport of both nodes (and the transport of the --source node)",
     )
-    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None, help="override device")
+    add_device_argument(parser, default=None, what="override the nodes' device (default: their parameters')")
     parser.add_argument("--dehaze-weights", default=None, help="override the dehaze weights (name or path)")
     parser.add_argument("--segment-weights", default=None, help="override the segment weights (name or path)")
     parser.add_argument("--timesteps", type=int, default=None, help="override timesteps (1..64)")

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from snn_perception.commands import check_threads
+from snn_perception.commands import add_device_argument, check_threads
 
 THRESHOLDS_FORMAT = "comma-separated positive numbers, high to low, e.g. 2,1,0.5,0.25"
 
@@ -51,8 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=parse_hw, help="calibration size S or HxW (default: the ANN's)")
     parser.add_argument("--timesteps", type=int, default=4, help="default T stored in the checkpoint")
     parser.add_argument("--threads", type=int, help="CPU threads")
-    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
-                        help="where calibration runs (cuda falls back to the CPU with a warning)")
+    add_device_argument(parser, what="where calibration runs")
     parser.add_argument("--out", required=True, type=Path,
                         help="output .safetensors (never the --weights file)")
     parser.add_argument("--overwrite", action="store_true",

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from snn_perception.commands import check_threads
+from snn_perception.commands import add_progress_argument, check_threads
 from snn_perception.runtime.paths import check_output_dir, make_dir
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
@@ -54,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weights", default=None, help="dehaze weights (default: the shipped default)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    add_progress_argument(parser)
 
 
 def ros_available() -> tuple[bool, str]:
@@ -144,6 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     from snn_perception.replay.common import ReplayConfig, ReplayError, check_weights, resolve_topics
     from snn_perception.replay.make_bag import check_source, write_bag
     from snn_perception.replay.report import check_report_dir
+    from snn_perception.runtime.progress import enabled as progress_enabled
 
     t0 = time.perf_counter()
     # every input is checked before anything is rendered, written or created
@@ -175,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         rate=1.0,
         timesteps=timesteps,
         dehaze_weights=args.weights,
-        progress=sys.stderr.isatty(),
+        progress=not args.no_progress and progress_enabled(),
         overwrite=True,  # the report of an earlier demo run in the same --out is ours to replace
     )
     if args.bag is not None:

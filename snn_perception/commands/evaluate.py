@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from snn_perception.commands import joined, timestep_list
+from snn_perception.commands import add_device_argument, add_progress_argument, joined, timestep_list
 
 SEGMENT_MODULE = "snn_perception.commands.evaluate_segment"
 #: the non-learned dehaze baselines ``--method`` can score
@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="split seed: the training run's --split-seed, or its --seed if it had none")
     parser.add_argument("--no-uiqm", action="store_true", help="skip the no-reference metrics (faster)")
-    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
-                        help="where dehaze models run (segment evaluation runs on the CPU)")
+    add_device_argument(parser, what="where the models run")
+    add_progress_argument(parser)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N images (N ≥ 1)")
     parser.add_argument("--json", type=Path, help="write every per-image number here")
@@ -124,6 +124,7 @@ def _run_dehaze(args: argparse.Namespace) -> int:
     from snn_perception.offline.evaluate_dehaze import DehazeEvalConfig, evaluate_dehaze, format_table
     from snn_perception.offline.pairs import PairsError
     from snn_perception.runtime.checkpoint import WeightsError
+    from snn_perception.runtime.progress import enabled as progress_enabled
     from snn_perception.runtime.weights import default_weights
 
     methods = list(METHODS) if args.method is None else args.method
@@ -140,7 +141,7 @@ def _run_dehaze(args: argparse.Namespace) -> int:
         no_reference_metrics=not args.no_uiqm, device=args.device, limit=args.limit,
     )
     try:
-        result = evaluate_dehaze(cfg)
+        result = evaluate_dehaze(cfg, progress=progress_enabled())
     except (PairsError, WeightsError, FileNotFoundError) as exc:
         return fail(str(exc))
     print(format_table(result))

@@ -66,12 +66,12 @@ def evaluate_models(weights: list[str], data: list[str], split: str, val_fractio
                     size: tuple[int, int] | None, timesteps: list[int] | None, batch: int = 4,
                     limit: int | None = None, progress: bool = True, device: str = "cpu") -> list[dict]:
     import torch
-    from tqdm import tqdm
 
     from snn_perception.offline.finetune import evaluate_snn_segment
     from snn_perception.offline.seg_data import SegDataset, select_split
     from snn_perception.offline.seg_metrics import ConfusionMatrix
     from snn_perception.runtime.engine import ANN_ARCHS, resolve_device
+    from snn_perception.runtime.progress import bar
 
     if batch < 1:
         raise ValueError(f"--batch {batch}: must be ≥ 1 (images per forward pass)")
@@ -105,7 +105,7 @@ def evaluate_models(weights: list[str], data: list[str], split: str, val_fractio
         else:
             cm = ConfusionMatrix(model.config.num_classes)
             with torch.no_grad():
-                for i in tqdm(range(0, len(ds), batch), desc="ANN", disable=not progress, leave=False):
+                for i in bar(range(0, len(ds), batch), desc="ANN", disable=not progress, leave=False):
                     xs, ys = zip(*(ds[j] for j in range(i, min(i + batch, len(ds)))), strict=True)
                     cm.update(model(torch.stack(xs).to(dev)).argmax(1).cpu(), torch.stack(ys))
             rows.append({**base, "timesteps": None, **cm.scores(names)})
@@ -117,6 +117,7 @@ def run_segment(args: argparse.Namespace) -> int:
     from snn_perception.offline.seg_data import SegDataError
     from snn_perception.runtime.checkpoint import WeightsError
     from snn_perception.runtime.engine import tune_allocator
+    from snn_perception.runtime.progress import enabled as progress_enabled
     from snn_perception.runtime.weights import default_weights
 
     tune_allocator()  # keep big activation buffers in the heap: no page faults per batch
@@ -128,7 +129,8 @@ def run_segment(args: argparse.Namespace) -> int:
     try:
         weights = args.weights if args.weights else [default_weights("segment")]
         rows = evaluate_models(weights, args.data, args.split, args.val_fraction, args.seed, args.size,
-                               args.timesteps, args.batch, args.limit, device=args.device)
+                               args.timesteps, args.batch, args.limit, progress=progress_enabled(),
+                               device=args.device)
     except (WeightsError, SegDataError, ValueError) as exc:
         return fail(str(exc))
     print(format_rows(rows))

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from snn_perception.commands import check_threads
+from snn_perception.commands import add_device_argument, add_progress_argument, check_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "image on a side shorter than 224)")
     parser.add_argument("--max-batches", type=int, help="batches per epoch, at least 1 (default: all)")
     parser.add_argument("--threads", type=int, help="CPU threads")
-    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
-                        help="cuda falls back to the CPU with a warning where no GPU exists")
+    add_device_argument(parser)
+    add_progress_argument(parser)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--resume", metavar="LAST_PT", help="continue from WORKDIR/last.pt")
     parser.add_argument("--workdir", type=Path,

@@ -13,7 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from snn_perception.commands import check_threads
+from snn_perception.commands import add_device_argument, add_progress_argument, check_threads
+from snn_perception.runtime.progress import enabled as progress_enabled
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
@@ -72,9 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-count-ops", action="store_true", help="skip SOP/energy counting (slightly faster)"
     )
     parser.add_argument("--samples", type=int, default=4, help="frames in the contact sheet (default 4)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    add_device_argument(parser)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -136,7 +137,7 @@ def build_config(args: argparse.Namespace):
         device=args.device,
         input_hw=parse_hw(args.size) if args.size else None,
         samples=args.samples,
-        progress=not args.no_progress and sys.stderr.isatty(),
+        progress=not args.no_progress and progress_enabled(),
         overwrite=args.overwrite,
     )
 

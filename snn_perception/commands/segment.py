@@ -2,11 +2,14 @@
 
 For every input ``NAME`` writes into ``--out``: ``NAME_mask.png`` (mono8 class ids, the same
 image the segment node publishes on ``~/mask``), ``NAME_color.png`` (class colours) and
-``NAME_overlay.png`` (colours blended over the input). Runs through the runtime engine, so the
-numbers match what the robot sees. Bad input gives a one-line message and exit code 2, before
-anything is written (every input is decoded and every output path checked first); earlier results
-in ``--out`` are replaced only with ``--overwrite``. ANN weights (``unet_suim_ann``) have no
-timesteps: ``--timesteps`` is refused for them and the statistics say ``timesteps: null``.
+``NAME_overlay.png`` (colours blended over the input); once per run ``legend.png`` (each class's
+colour, name and share of the pixels over all segmented images), whose table is also printed.
+Runs through the runtime engine, so the numbers match what the robot sees. Bad input gives a
+one-line message and exit code 2, before anything is written (every input is decoded and every
+output path checked first; ``--skip-unreadable`` leaves damaged images out and lists them at the
+end); earlier results in ``--out`` are replaced only with ``--overwrite``. ANN weights
+(``unet_suim_ann``) have no timesteps: ``--timesteps`` is refused for them and the statistics say
+``timesteps: null``.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from snn_perception.commands import check_threads
+from snn_perception.commands import add_device_argument, add_progress_argument, check_threads
+from snn_perception.commands.image_batch import UsageError, add_batch_arguments
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
 #: the files written per input NAME, as NAME_<kind>.png, in this order
 KINDS = ("mask", "color", "overlay")
+#: the class legend written once per run into --out
+LEGEND = "legend.png"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,21 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the class colours, 0..1")
     parser.add_argument("--json", type=Path, default=None, help="per-image statistics (timings, energy)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
-                        help="cuda falls back to the CPU with a warning where no GPU exists")
+    add_device_argument(parser)
+    add_batch_arguments(parser)
+    add_progress_argument(parser)
     parser.add_argument(
         "--overwrite", action="store_true", help="replace earlier results in --out (default: refuse)"
     )
-
-
-def colorize(ids: np.ndarray, colors: list[tuple[int, int, int]] | tuple) -> np.ndarray:
-    """H×W ids → H×W×3 uint8 RGB; ids without a colour get a fixed pseudo-random one."""
-    n = max(int(ids.max()) + 1 if ids.size else 0, len(colors))
-    rng = np.random.default_rng(0)
-    lut = rng.integers(0, 256, (max(n, 256), 3), dtype=np.uint8)
-    for i, c in enumerate(colors):
-        lut[i] = c
-    return lut[ids]
 
 
 def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float) -> np.ndarray:
@@ -62,8 +59,6 @@ def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from snn_perception.commands.enhance import UsageError
-
     try:
         return _run(args)
     except UsageError as exc:
@@ -72,19 +67,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from snn_perception.commands.image_batch import check_out_folder, collect_images
+
+    # the inputs first: a wrong --out or a video is refused before torch loads (seconds)
+    check_out_folder(args.out, f"NAME_mask.png, NAME_color.png, NAME_overlay.png per input and {LEGEND}")
+    batch = collect_images(args.inputs)
+    images = batch.images
+
     import cv2
     import torch
-    from tqdm import tqdm
 
-    from snn_perception.commands.enhance import (
-        UsageError,
+    from snn_perception.commands.enhance import summary_energy
+    from snn_perception.commands.image_batch import (
         check_images,
-        collect_images,
+        note_alpha,
         plan_outputs,
+        print_left_out,
         read_rgb,
     )
+    from snn_perception.runtime import progress
     from snn_perception.runtime.checkpoint import WeightsError
     from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
+    from snn_perception.runtime.legend import (
+        class_shares,
+        colorize,
+        legend_entries,
+        legend_image,
+        legend_table,
+    )
     from snn_perception.runtime.paths import check_json_output, check_output_dir, make_dir
     from snn_perception.runtime.preprocess import parse_hw
 
@@ -97,11 +107,11 @@ def _run(args: argparse.Namespace) -> int:
         size = parse_hw(args.size) if args.size else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    images = collect_images(args.inputs)
     try:  # every output path is checked before the weights load and any image is read
         check_output_dir(args.out)
         plan = plan_outputs(
-            images, args.out, lambda stem: [f"{stem}_{kind}.png" for kind in KINDS], args.overwrite
+            images, args.out, lambda stem: [f"{stem}_{kind}.png" for kind in KINDS], args.overwrite,
+            extra=[args.out / LEGEND],
         )
         check_json_output(args.json, images, created=args.out)
     except ValueError as exc:
@@ -123,14 +133,20 @@ def _run(args: argparse.Namespace) -> int:
             probe.device)
     except (WeightsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    check_images(images)  # before the folder is made: a damaged input leaves nothing behind
+    # before the folder is made: a damaged input leaves nothing behind (or is left out)
+    batch = check_images(batch, args.skip_unreadable)
+    readable = set(batch.images)
+    work = [(path, outs) for path, outs in zip(images, plan, strict=True) if path in readable]
+    note_alpha("segment", batch)
     try:
         make_dir(args.out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    colors = engine.info.class_colors
+    info = engine.info
+    names, colors = legend_entries(info.class_names, info.class_colors, info.num_classes)
+    counts = np.zeros(len(names), np.int64)
     records = []
-    for path, outs in tqdm(list(zip(images, plan, strict=True)), desc="segment", disable=len(images) < 4):
+    for path, outs in progress.bar(work, desc="segment", disable=len(work) < 4):
         rgb = read_rgb(path)
         res = engine.run(rgb)
         ids = res.output
@@ -139,12 +155,25 @@ def _run(args: argparse.Namespace) -> int:
             ok = cv2.imwrite(str(out), img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             if not ok:
                 raise UsageError(f"cannot write {out}")
+        per_image = np.bincount(ids.ravel(), minlength=len(names))
+        if len(per_image) > len(counts):  # an id beyond the weights' classes (not expected)
+            counts = np.pad(counts, (0, len(per_image) - len(counts)))
+            names, colors = legend_entries(info.class_names, info.class_colors, len(per_image))
+        counts += per_image
         stats = dict(res.stats.__dict__)
         if ann:
             stats["timesteps"] = None  # the engine reports its default T, which an ANN ignores
-        records.append({"input": str(path), "stats": stats})
+        records.append({"input": str(path), "stats": stats,
+                        "class_shares": dict(zip(names, class_shares(per_image), strict=True))})
+    shares = class_shares(counts)
+    legend_rgb = legend_image(names, colors, shares)
+    if not cv2.imwrite(str(args.out / LEGEND), cv2.cvtColor(legend_rgb, cv2.COLOR_RGB2BGR)):
+        raise UsageError(f"cannot write {args.out / LEGEND}")
     if args.json:
         args.json.write_text(json.dumps(records, indent=2, default=str))
     steps = "– (ANN)" if ann else engine.config.timesteps or engine.info.default_timesteps
-    print(f"segmented {len(images)} image(s) into {args.out} (T={steps})")
+    print(f"segmented {len(work)} image(s) into {args.out} (T={steps}){summary_energy(records)}")
+    print(f"class legend ({args.out / LEGEND}), share of the pixels of the {len(work)} image(s):")
+    print(legend_table(names, colors, shares))
+    print_left_out(batch)
     return 0

@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from snn_perception.commands import add_device_argument, add_progress_argument
 from snn_perception.offline.losses import LossWeights
 
 
@@ -94,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--w-tv", type=float, default=0.25)
     parser.add_argument("--init", help="start from these weights (name or path) instead of random")
     parser.add_argument("--resume", metavar="CKPT", help="continue from a last.pt of an earlier run")
-    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    add_device_argument(parser, default="auto")
+    add_progress_argument(parser)
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     parser.add_argument("--out", default="runs/dhz", help="output folder (checkpoints, logs)")
     parser.add_argument("--overwrite", action="store_true",

@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from snn_perception.commands import add_device_argument, add_progress_argument
+
 #: the U-Net widths the CLI offers (models.unet.WIDTHS, plus 4 for tests; not imported: --help stays fast)
 WIDTHS = (4, 8, 16, 32, 64)
 
@@ -37,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="crop: random crops + flips; "
                              "full: random-resized crops, flips, colour jitter")
     parser.add_argument("--dice", type=float, default=0.0, help="weight of a Dice loss added to the CE loss")
-    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
-                        help="cuda falls back to the CPU with a warning where no GPU exists")
+    add_device_argument(parser)
+    add_progress_argument(parser)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (GPU, or CPUs with AVX-512 BF16)")
     parser.add_argument("--max-minutes", type=float, metavar="M",

@@ -149,12 +149,10 @@ class TrainDhzConfig:
 
 
 def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        print("warning: CUDA requested but not available; training on the CPU", file=sys.stderr)
-        return torch.device("cpu")
-    return torch.device(name)
+    """The engine's rule: a missing GPU for 'cuda' is one warning line, then the CPU."""
+    from snn_perception.runtime.engine import resolve_device
+
+    return resolve_device(name)
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -226,10 +224,10 @@ def synthetic_pairs(
     and (``photos``) scikit-image's bundled public-domain photos; each pair gets random water,
     distance, depth gradient and noise from :func:`underwater_render.synthetic_pair`.
     """
-    from snn_perception.offline.underwater_render import DIVE_PHOTOS, _photo, synthetic_pair
+    from snn_perception.offline.underwater_render import SKIMAGE_PHOTOS, _photo, synthetic_pair
 
     rng = np.random.default_rng(seed)
-    sources = list(references) + ([_photo(name) for name in DIVE_PHOTOS] if photos else [])
+    sources = list(references) + ([_photo(name) for name in SKIMAGE_PHOTOS] if photos else [])
     pairs = []
     for i in range(n):
         clean = sources[i % len(sources)]
@@ -345,7 +343,7 @@ def train(cfg: TrainDhzConfig) -> dict:
 
     csv_path = out / "metrics.csv"
     writer = _tensorboard(out) if main else None
-    from tqdm import tqdm
+    from snn_perception.runtime import progress
 
     started = time.monotonic()
     for epoch in range(start_epoch, cfg.epochs):
@@ -355,7 +353,7 @@ def train(cfg: TrainDhzConfig) -> dict:
         if sampler is not None:
             sampler.set_epoch(epoch)
         sums: dict[str, float] = {}
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main, leave=False)
+        bar = progress.bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main, leave=False)
         for raw, ref in bar:
             raw, ref = raw.to(device), ref.to(device)
             pred = net(raw, cfg.timesteps)

@@ -1,8 +1,9 @@
 """Synthetic underwater footage from clean photographs, with the clean frames as ground truth.
 
-The repository cannot carry third-party underwater photos, so the demo (and ``train --synthetic``)
-render their own through the simplified underwater image-formation model (Jaffe-McGlamery, as
-used by e.g. Akkaynak & Treibitz, CVPR 2018, without forward scatter)::
+The demo's clean frames are real underwater photographs (already blue and hazy: the rendered water
+comes on top of theirs), and ``train --synthetic`` renders pairs from clean references, through
+the simplified underwater image-formation model (Jaffe-McGlamery, as used by e.g. Akkaynak &
+Treibitz, CVPR 2018, without forward scatter)::
 
     I_c = J_c · t_c + B_c · (1 − t_c),   t_c = exp(−β_c · d)
 
@@ -11,9 +12,9 @@ metres, ``β_c`` the attenuation coefficient and ``B_c`` the veiling (background
 absorbs red far faster than green and blue (β_R ≫ β_G > β_B), so red fades first as the distance
 grows and far scenes tend to the blue-green veiling light.
 
-:func:`render_dive` turns scikit-image's bundled public-domain photographs into a slow pan along a
-"reef wall" whose distance changes over the dive (approach, then retreat) and whose upper part is
-farther away than its lower part, with a little sensor noise.
+:func:`render_dive` turns six real underwater photographs shipped with the package (SUIM, MIT)
+into a slow pan along a "reef wall" whose distance changes over the dive (approach, then retreat)
+and whose upper part is farther away than its lower part, with a little sensor noise.
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-#: skimage.data photographs bundled with the wheel (no download), all public domain or CC0.
-DIVE_PHOTOS: tuple[str, ...] = ("coffee", "chelsea", "rocket", "astronaut")
+#: the demo dive's wall: six real underwater photographs shipped in ``snn_perception/data/dive``
+#: (SUIM, MIT licence; see the ATTRIBUTION.md there)
+DIVE_PHOTOS: tuple[str, ...] = ("d_r_195_", "f_r_1584_", "w_r_170_", "f_r_502_", "f_r_536_", "f_r_1594_")
+#: skimage.data photographs bundled with the wheel (no download), all public domain or CC0:
+#: extra sources of synthetic training pairs (``train dhz --synthetic``)
+SKIMAGE_PHOTOS: tuple[str, ...] = ("coffee", "chelsea", "rocket", "astronaut")
+DIVE_DIR = Path(__file__).resolve().parents[1] / "data" / "dive"
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,12 @@ class DiveFrame:
 
 
 def _photo(name: str) -> np.ndarray:
+    """A shipped dive photograph by stem, else a scikit-image sample photograph by name."""
+    shipped = DIVE_DIR / f"{name}.jpg"
+    if shipped.is_file():
+        from snn_perception.runtime.image_codec import read_image_file
+
+        return read_image_file(shipped)
     from skimage import data
 
     img = getattr(data, name)()

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -131,15 +130,19 @@ def validate_timesteps(t: Any, where: str = "timesteps") -> int:
 
 
 def resolve_device(requested: str) -> torch.device:
-    """'auto' picks CUDA when present; an unavailable CUDA falls back to CPU with a warning."""
+    """'auto' picks CUDA when present; an unavailable CUDA falls back to the CPU with a warning.
+
+    The warning is one logged line, said once per command (the CLI prints it as
+    ``snn-perception VERB: warning: ...``), not a Python warning with a file and line number.
+    """
+    from snn_perception.runtime.notices import warn_once
+
     if requested == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
         return torch.device("cuda" if requested == "auto" else requested)
     if requested != "auto":
-        warnings.warn(
-            f"device {requested!r} requested but CUDA is not available; using the CPU", stacklevel=3
-        )
+        warn_once(log, "cuda-missing", "CUDA is not available; running on the CPU")
     return torch.device("cpu")
 
 

@@ -388,6 +388,39 @@ def read_image_file(path: str | os.PathLike, max_pixels: int | None = None) -> n
         raise ImageDecodeError(f"{path}: {exc}") from None
 
 
+def has_alpha(raw: bytes) -> bool:
+    """Whether image file bytes carry transparency, which the RGB reader drops (callers say so).
+
+    PNG: read from the header (grey+alpha or RGBA colour type, or a ``tRNS`` chunk before the
+    image data); JPEG never has any; other formats: the channels OpenCV decodes unchanged.
+    """
+    if raw[:3] == b"\xff\xd8\xff":
+        return False
+    if raw[:8] == PNG_MAGIC:
+        if len(raw) >= 26 and raw[25] in (4, 6):
+            return True
+        i = 8
+        while i + 8 <= len(raw):
+            length, kind = struct.unpack_from(">I4s", raw, i)
+            if kind == b"tRNS":
+                return True
+            if kind in (b"IDAT", b"IEND"):
+                return False
+            i += 12 + length
+        return False
+    with _quiet_opencv():
+        img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
+    return img is not None and img.ndim == 3 and img.shape[2] in (2, 4)
+
+
+def file_has_alpha(path: str | os.PathLike) -> bool:
+    """:func:`has_alpha` of a file; False when it cannot be read (the reader reports that)."""
+    try:
+        return has_alpha(Path(path).read_bytes())
+    except OSError:
+        return False
+
+
 _QUIET_LOCK = threading.Lock()
 _quiet_depth = 0  # decodes in flight (nodes decode in several threads); the first saves the level
 _saved_level: int | None = None

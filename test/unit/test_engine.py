@@ -128,12 +128,19 @@ def test_counting_fills_stats_with_energy(official_path: Path) -> None:
     assert not e.run(np.zeros((32, 32, 3), np.uint8), count_ops=False).stats.ops_counted
 
 
-def test_unavailable_cuda_falls_back_to_cpu_with_a_warning(official_path: Path) -> None:
+def test_unavailable_cuda_falls_back_to_cpu_with_a_warning(
+    official_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    with pytest.warns(UserWarning, match="CUDA is not available"):
+    from snn_perception.runtime.notices import cli_messages
+
+    with cli_messages("test"), caplog.at_level("WARNING", logger="snn_perception"):  # "once" restarts here
         e = Engine.load(official_path, EngineConfig(device="cuda"))
+        Engine.load(official_path, EngineConfig(device="cuda"))  # said once, not per load
     assert e.device.type == "cpu"
+    said = [r.getMessage() for r in caplog.records if "CUDA" in r.getMessage()]
+    assert said == ["CUDA is not available; running on the CPU"]  # a log line, not a UserWarning
 
 
 def test_run_in_one_thread_while_another_loads(engine: Engine, official_path: Path) -> None:

@@ -169,7 +169,8 @@ def test_out_in_the_input_folder_is_refused(tmp_path: Path, verb: str, given: st
 def test_a_sub_folder_of_the_inputs_is_a_fine_out(tmp_path: Path) -> None:
     _image(tmp_path / "imgs" / "a.jpg")
     _ok(_cli("segment", "imgs", "--out", "imgs/masks", *SMALL, cwd=tmp_path))
-    assert sorted(p.name for p in (tmp_path / "imgs" / "masks").iterdir()) == sorted(_outputs("segment", "a"))
+    written = sorted(p.name for p in (tmp_path / "imgs" / "masks").iterdir())
+    assert written == sorted([*_outputs("segment", "a"), "legend.png"])  # legend.png: once per run
 
 
 # --- 5. earlier results are replaced only with --overwrite
@@ -181,7 +182,8 @@ def test_earlier_results_are_refused_unless_overwrite(tmp_path: Path, verb: str)
         _image(tmp_path / "imgs" / f"{name}.png", seed=ord(name))
     _ok(_cli(verb, "imgs", "--out", "o", *SMALL, cwd=tmp_path))
     written = sorted(p.name for p in (tmp_path / "o").iterdir())
-    assert written == sorted(_outputs(verb, "a") + _outputs(verb, "b"))
+    legend = ["legend.png"] if verb == "segment" else []  # the class legend, once per run
+    assert written == sorted(_outputs(verb, "a") + _outputs(verb, "b") + legend)
 
     (tmp_path / "o" / written[0]).write_bytes(b"an earlier result")
     before = _snapshot(tmp_path)
