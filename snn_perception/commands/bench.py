@@ -182,8 +182,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     image, image_name = _bench_image(args.image)
     info = engine.info
+    label = f"{info.arch}/{info.variant}" if info.variant else info.arch
     print(
-        f"model {args.model} ({info.arch}/{info.variant}, weights {info.weights_id}), "
+        f"model {args.model} ({label}, weights {info.weights_id}), "
         f"device {engine.device}, threads {torch.get_num_threads()}, image {image_name}, "
         f"median of {args.runs} runs, precision {args.precision}"
     )

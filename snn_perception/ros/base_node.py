@@ -13,7 +13,6 @@ lifecycle, parameter and load-model services answer while a frame is being proce
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 import time
 import warnings
@@ -31,7 +30,9 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from snn_perception.msg import EnergyTelemetry
 from snn_perception.ros import parameters
-from snn_perception.ros.diagnostics import FrameCounters, diagnostic_values
+from snn_perception.ros.diagnostics import BudgetStats, FrameCounters, diagnostic_values
+from snn_perception.ros.telemetry import describe, model_label, telemetry_msg, timesteps_in_use
+from snn_perception.runtime.budget import Budget
 from snn_perception.runtime.engine import Engine, EngineConfig, EngineResult
 from snn_perception.runtime.image_codec import (
     ImageDecodeError,
@@ -66,6 +67,7 @@ class PerceptionNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self.counters = FrameCounters()
+        self.budget_stats = BudgetStats()
         self._engine: Engine | None = None
         self._state = "unconfigured"
         self._slot: Frame | None = None
@@ -112,7 +114,11 @@ class PerceptionNode(LifecycleNode):
 
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for p in params:
-            reason = parameters.validate(p.name, p.value) or self.validate_for_model(p.name, p.value)
+            reason = (
+                parameters.validate(p.name, p.value)
+                or parameters.check_change(p.name, getattr(self.params, p.name, p.value), p.value)
+                or self.validate_for_model(p.name, p.value)
+            )
             if reason is not None:
                 return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
@@ -167,10 +173,9 @@ class PerceptionNode(LifecycleNode):
         self.create_outputs(outputs_qos)
         self._telemetry_pub = self.create_lifecycle_publisher(EnergyTelemetry, "~/telemetry", 10)
         info = engine.info
-        model = f"{info.arch}/{info.variant}" if info.variant else info.arch
         self.get_logger().info(
-            f"configured: {model} weights {info.weights_id} on {engine.device}, "
-            f"T={self.params.timesteps or info.default_timesteps}"
+            f"configured: {describe(info, self.params.timesteps)} weights {info.weights_id} "
+            f"on {engine.device}"
         )
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
@@ -178,6 +183,7 @@ class PerceptionNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         ret = super().on_activate(state)  # enables the lifecycle publishers
         self.counters.reset()
+        self.budget_stats.reset()
         self._last_seq.clear()
         self._stop.clear()
         p = self.params
@@ -304,7 +310,7 @@ class PerceptionNode(LifecycleNode):
                 ]
             )
             resp.success = True
-            resp.message = f"now serving {new.info.arch}/{new.info.variant} {new.info.weights_id}"
+            resp.message = f"now serving {describe(new.info, req.timesteps)} weights {new.info.weights_id}"
             self.get_logger().info(resp.message)
             return self._describe(resp, new)
         finally:
@@ -313,7 +319,7 @@ class PerceptionNode(LifecycleNode):
     def _describe(self, resp: LoadModel.Response, engine: Engine) -> LoadModel.Response:
         resp.model_name, resp.model_variant = engine.info.arch, engine.info.variant
         resp.weights_id = engine.info.weights_id
-        resp.timesteps = int(self.params.timesteps or engine.info.default_timesteps)
+        resp.timesteps = timesteps_in_use(engine.info, self.params.timesteps)
         return resp
 
     # -- frames ------------------------------------------------------------------------------
@@ -378,26 +384,36 @@ class PerceptionNode(LifecycleNode):
         t_decoded = time.perf_counter()
         self._last_input_hw = (int(rgb.shape[0]), int(rgb.shape[1]))
         p = self.params
-        result = engine.run(rgb, timesteps=p.timesteps or None, count_ops=p.count_ops)
+        budget = None
+        if p.latency_budget_ms > 0 or p.energy_budget_mj > 0:  # measured from arrival: queueing counts
+            spent = (time.perf_counter() - frame.t_recv) * 1e3
+            budget = Budget(latency_ms=p.latency_budget_ms, energy_mj=p.energy_budget_mj, spent_ms=spent)
+        result = engine.run(rgb, timesteps=p.timesteps or None, count_ops=p.count_ops, budget=budget)
         if self._stop.is_set():
             return  # deactivated while this frame ran: publish nothing
         t_out = time.perf_counter()
         self.publish_outputs(frame.msg.header, rgb, result, out_encoding)
         t_pub = time.perf_counter()
+        arrival_ms = (t_pub - frame.t_recv) * 1e3
+        if budget is not None:  # the deadline counts from arrival to published outputs
+            late = budget.latency_ms > 0 and arrival_ms > budget.latency_ms
+            result.stats.budget_missed = bool(result.stats.budget_missed or late)
+            self.budget_stats.add(result.stats)
         e2e_ms = self._since_stamp_ms(frame.msg.header, fallback_start=frame.t_recv)
         processed = self.counters.done(e2e_ms)
         if p.publish_stats and self._telemetry_pub is not None:
-            self._publish_telemetry(
-                frame.msg.header,
-                engine,
-                result,
-                processed,
-                queue_wait_ms=(t_pick - frame.t_recv) * 1e3,
-                decode_ms=(t_decoded - t_pick) * 1e3,
-                publish_ms=(t_pub - t_out) * 1e3,
-                e2e_ms=e2e_ms,
-                cpu_ms=(time.process_time() - cpu0) * 1e3,
-            )
+            ms = {
+                "queue_wait": (t_pick - frame.t_recv) * 1e3,
+                "decode": (t_decoded - t_pick) * 1e3,
+                "publish": (t_pub - t_out) * 1e3,
+                "e2e": e2e_ms,
+                "arrival": arrival_ms,
+                "cpu": (time.process_time() - cpu0) * 1e3,
+            }
+            frames = (processed, self.counters.dropped)
+            name = self.get_fully_qualified_name()
+            msg = telemetry_msg(frame.msg.header, name, engine.info, result, frames, ms)
+            self._telemetry_pub.publish(msg)
 
     def _since_stamp_ms(self, header: Any, fallback_start: float) -> float:
         """Stamp → now; from reception instead when there is no stamp or it lies in our future."""
@@ -415,47 +431,17 @@ class PerceptionNode(LifecycleNode):
             return since_recv_ms
         return ms
 
-    def _publish_telemetry(
-        self, header, engine, result, processed, *, queue_wait_ms, decode_ms, publish_ms, e2e_ms, cpu_ms
-    ) -> None:
-        s, info = result.stats, engine.info
-        m = EnergyTelemetry()
-        m.header = header
-        m.node_name = self.get_fully_qualified_name()
-        m.model_name, m.model_variant, m.weights_id = info.arch, info.variant, info.weights_id
-        m.timesteps = int(s.timesteps)
-        m.input_height, m.input_width = (int(v) for v in s.input_hw)
-        m.model_height, m.model_width = (int(v) for v in s.model_hw)
-        m.queue_wait_ms = float(queue_wait_ms)
-        m.preprocess_ms = float(decode_ms + s.queue_wait_ms + s.preprocess_ms)
-        m.inference_ms = float(s.inference_ms)
-        m.postprocess_ms = float(s.postprocess_ms + publish_ms)
-        m.end_to_end_ms = float(e2e_ms)
-        m.cpu_time_ms = float(cpu_ms)
-        m.frames_processed = int(processed)
-        m.frames_dropped = int(self.counters.dropped)
-        m.ops_counted = bool(s.ops_counted)
-        m.synaptic_ops, m.analog_macs, m.energy_j = (
-            float(s.synaptic_ops),
-            float(s.analog_macs),
-            float(s.energy_j),
-        )
-        m.e_ac_pj, m.e_mac_pj = float(s.e_ac_pj), float(s.e_mac_pj)
-        m.mean_spike_rate = float(s.mean_spike_rate)
-        m.layer_names = list(s.layer_names)
-        m.layer_spike_rates = [float(v) for v in s.layer_spike_rates]
-        self._telemetry_pub.publish(m)
-
     # -- diagnostics -------------------------------------------------------------------------
 
     def _publish_diagnostics(self) -> None:
         engine = self._engine
-        model = f"{engine.info.arch}/{engine.info.variant}" if engine else ""
-        t = (self.params.timesteps or engine.info.default_timesteps) if engine else self.params.timesteps
+        model = model_label(engine.info) if engine else ""
+        t = timesteps_in_use(engine.info, self.params.timesteps) if engine else self.params.timesteps
         topic = self._sub.topic_name if self._sub is not None else ""
         level, summary, values = diagnostic_values(
             self.counters, self._state, model, engine.info.weights_id if engine else "", int(t), topic
         )
+        values.update(self.budget_stats.values())
         status = DiagnosticStatus(
             level=bytes([level]),
             name=f"{self.get_fully_qualified_name()}: {self.task}",
@@ -475,33 +461,3 @@ def image_msg(header: Any, data: bytes, height: int, width: int, encoding: str, 
     msg.is_bigendian = 0
     msg.data = data
     return msg
-
-
-def run_node(node_cls: type[PerceptionNode], args: list[str] | None = None) -> int:
-    """``main()`` of a node executable: spin on a multi-threaded executor until Ctrl-C."""
-    import rclpy
-    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-    from rclpy.executors import ExternalShutdownException
-
-    from snn_perception.ros.executor import PerceptionExecutor
-
-    rclpy.init(args=args)
-    try:
-        node = node_cls()
-    except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
-        # an out-of-range or wrong-type value given on the command line or in a parameter file
-        print(f"{node_cls.default_name}: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = PerceptionExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.teardown()
-        executor.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0

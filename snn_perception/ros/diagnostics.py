@@ -120,3 +120,41 @@ def diagnostic_values(
         "last error": counters.last_error,
     }
     return level, summary, values
+
+
+@dataclass
+class BudgetStats:
+    """Frames run under a latency/energy budget over the last ``window`` frames: how often the
+    budget was missed and how many timesteps ran (the T histogram an operator tunes by)."""
+
+    window: int = 200
+    _recent: deque = field(default_factory=lambda: deque(maxlen=200))  # (timesteps, missed)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, stats) -> None:
+        """Record one frame's :class:`~snn_perception.runtime.stats.FrameStats` (unbudgeted ones
+        are not counted)."""
+        if not (stats.latency_budget_ms > 0 or stats.energy_budget_mj > 0):
+            return
+        with self._lock:
+            self._recent.append((int(stats.timesteps), bool(stats.budget_missed)))
+
+    def reset(self) -> None:
+        with self._lock:
+            self._recent.clear()
+
+    def values(self) -> dict[str, str]:
+        """Diagnostic key → value; empty while no budgeted frame was seen."""
+        with self._lock:
+            recent = list(self._recent)[-self.window :]
+        if not recent:
+            return {}
+        hist: dict[int, int] = {}
+        for t, _ in recent:
+            hist[t] = hist.get(t, 0) + 1
+        missed = sum(m for _, m in recent)
+        return {
+            "budget miss rate": f"{missed / len(recent):.3f}",
+            "budget frames": str(len(recent)),
+            "timesteps histogram": " ".join(f"T{t}:{n}" for t, n in sorted(hist.items())),
+        }

@@ -17,7 +17,6 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
-from snn_perception.runtime import weights as weights_registry
 from snn_perception.runtime.image_codec import DEFAULT_MAX_PIXELS
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -41,6 +40,8 @@ class NodeParams:
     qos_depth: int = 1
     publish_stats: bool = True
     count_ops: bool = True
+    latency_budget_ms: float = 0.0
+    energy_budget_mj: float = 0.0
     autostart: bool = True
     # segment only
     overlay_alpha: float = 0.5
@@ -61,6 +62,9 @@ class Spec:
     float_range: tuple[float, float, float] | None = None
     constraints: str = ""
     task: str = ""  # '' = every node, else only nodes of this task
+    #: set at start-up only: a later set of the same value is accepted (so `ros2 param load` of
+    #: config/perception.yaml works), another value is refused with a reason; read_only would refuse both
+    startup_only: bool = False
 
 
 SPECS: tuple[Spec, ...] = (
@@ -127,7 +131,27 @@ SPECS: tuple[Spec, ...] = (
         "Count synaptic operations and spike rates for telemetry (costs a few % of latency).",
         hot=True,
     ),
-    Spec("autostart", "Configure and activate at start-up.", hot=False, read_only=True),
+    Spec(
+        "latency_budget_ms",
+        "Per-frame latency budget from frame arrival (queueing counts), in ms; 0 = off. A spiking model "
+        "then runs the most timesteps (up to 'timesteps') that an online cost model predicts will fit, "
+        "at least one. Applies at the next frame.",
+        hot=True,
+        float_range=(0.0, 10000.0, 0.0),
+    ),
+    Spec(
+        "energy_budget_mj",
+        "Per-frame energy budget (45 nm estimate, as in ~/telemetry), in mJ; 0 = off. Like "
+        "latency_budget_ms, on predicted energy (turns operation counting on). Applies at the next frame.",
+        hot=True,
+        float_range=(0.0, 10000.0, 0.0),
+    ),
+    Spec(
+        "autostart",
+        "Configure and activate at start-up. Set at start-up only (a changed value is refused).",
+        hot=False,
+        startup_only=True,
+    ),
     Spec(
         "overlay_alpha",
         "Opacity of the class colours in ~/overlay.",
@@ -189,6 +213,10 @@ def validate(name: str, value: Any) -> str | None:
     if name == "weights":
         if value == "":
             return None
+        # imported here: the registry pulls in torch, and the launch file checks its arguments
+        # against these specs (see launch_args) without paying for that
+        from snn_perception.runtime import weights as weights_registry
+
         if value in weights_registry.available() or Path(str(value)).expanduser().is_file():
             return None
         names = ", ".join(sorted(weights_registry.available())) or "none"
@@ -200,6 +228,14 @@ def validate(name: str, value: Any) -> str | None:
         bad = [c for c in value if not _HEX.match(str(c))]
         if bad:
             return f"class_colors: {bad} are not #RRGGBB colours"
+    return None
+
+
+def check_change(name: str, old: Any, new: Any) -> str | None:
+    """Why changing a running node's parameter from ``old`` to ``new`` is refused (None = allowed)."""
+    spec = next((s for s in SPECS if s.name == name), None)
+    if spec is not None and spec.startup_only and new != old:
+        return f"{name} is set at start-up only (now {old!r}); restart the node to change it"
     return None
 
 

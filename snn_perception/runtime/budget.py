@@ -26,14 +26,16 @@ class _Costs:
 class CostModel:
     """Online ``cost(T) = fixed + T · per_step`` per input size (milliseconds, or millijoules).
 
-    ``alpha``: weight of the newest frame in the moving averages; 0.3 follows a load change within
-    about five frames and smooths frame-to-frame jitter.
+    ``alpha``: weight of the newest frame in the moving averages when it cost less than predicted
+    (0.3: speed-ups are trusted over about five frames); ``alpha_up`` when it cost more (0.7: a
+    slowdown, such as another process taking a core, is followed at once, since every frame
+    predicted too cheap risks a missed deadline).
     """
 
-    def __init__(self, alpha: float = 0.3) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha={alpha}: must be in (0, 1]")
-        self.alpha = alpha
+    def __init__(self, alpha: float = 0.3, alpha_up: float = 0.7) -> None:
+        if not (0.0 < alpha <= 1.0 and 0.0 < alpha_up <= 1.0):
+            raise ValueError(f"alpha={alpha}, alpha_up={alpha_up}: must be in (0, 1]")
+        self.alpha, self.alpha_up = alpha, alpha_up
         self._costs: dict[tuple[int, ...], _Costs] = {}
 
     def observe(self, key: tuple[int, ...], steps: int, fixed: float, variable: float) -> None:
@@ -46,7 +48,7 @@ class CostModel:
         if c is None:
             self._costs[key] = _Costs(fixed, per_step)
             return
-        a = self.alpha
+        a = self.alpha_up if fixed + variable > c.fixed + c.per_step * steps else self.alpha
         c.fixed += a * (fixed - c.fixed)
         c.per_step += a * (per_step - c.per_step)
         c.n += 1
@@ -61,8 +63,11 @@ class CostModel:
         coef = self.coefficients(key)
         return None if coef is None else coef[0] + coef[1] * steps
 
-    def steps_within(self, key: tuple[int, ...], available: float, max_steps: int) -> int:
-        """The largest T in 1..``max_steps`` whose predicted cost fits ``available`` (at least 1).
+    def steps_within(
+        self, key: tuple[int, ...], available: float, max_steps: int, margin: float = 0.9
+    ) -> int:
+        """The largest T in 1..``max_steps`` whose predicted cost fits ``margin`` · ``available``
+        (at least 1): the margin absorbs frame-to-frame jitter.
 
         Before the first frame of a size: one step, which measures the model at the least risk.
         """
@@ -72,7 +77,7 @@ class CostModel:
         fixed, per_step = coef
         if per_step <= 0:
             return max_steps
-        fit = math.floor((available - fixed) / per_step + 1e-9)
+        fit = math.floor((margin * available - fixed) / per_step + 1e-9)
         return int(min(max(fit, 1), max_steps))
 
 
@@ -104,9 +109,9 @@ class BudgetPlanner:
     layers are a small fixed share, which counts as per-step here: a conservative choice).
     """
 
-    def __init__(self, alpha: float = 0.3) -> None:
-        self.time = CostModel(alpha)
-        self.energy = CostModel(alpha)
+    def __init__(self) -> None:
+        self.time = CostModel()
+        self.energy = CostModel()
 
     def plan(self, key: tuple[int, ...], budget: Budget, elapsed_ms: float, max_steps: int) -> int:
         """T for this frame: the most steps that fit both budgets given ``elapsed_ms`` already used
@@ -116,7 +121,7 @@ class BudgetPlanner:
             left = budget.latency_ms - budget.spent_ms - elapsed_ms
             steps = min(steps, self.time.steps_within(key, left, max_steps))
         if budget.energy_mj > 0:
-            steps = min(steps, self.energy.steps_within(key, budget.energy_mj, max_steps))
+            steps = min(steps, self.energy.steps_within(key, budget.energy_mj, max_steps, margin=1.0))
         return max(1, steps)
 
     def observe(self, key: tuple[int, ...], steps: int, post_ms: float, network_ms: float,

@@ -104,8 +104,13 @@ def test_cost_model_and_budget_refuse_nonsense() -> None:
         Budget(latency_ms=-1)
     with pytest.raises(ValueError, match="alpha"):
         CostModel(alpha=0)
+    slow_up = CostModel()
+    slow_up.observe((8, 8), 2, 0.0, 20.0)
+    slow_up.observe((8, 8), 2, 0.0, 40.0)  # a slowdown is followed at 0.7, a speed-up at 0.3
+    assert slow_up.coefficients((8, 8)) == (0.0, pytest.approx(10 + 0.7 * 10))
     model = CostModel()
     model.observe((8, 8), 4, 2.0, 40.0)
     assert model.coefficients((8, 8)) == (2.0, 10.0)
-    assert model.steps_within((8, 8), 33.0, 8) == 3
+    assert model.steps_within((8, 8), 33.0, 8, margin=1.0) == 3
+    assert model.steps_within((8, 8), 33.0, 8) == 2  # 10 % kept back for jitter: 29.7 ms
     assert BudgetPlanner().plan((8, 8), Budget(latency_ms=5), 0.0, 8) == 1
