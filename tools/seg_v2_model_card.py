@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-log", type=Path, required=True)
     p.add_argument("--bench", type=Path, nargs="*", default=[])
     p.add_argument("--ablation", type=Path)
+    p.add_argument("--notes", type=Path, help="markdown appended as is (provenance, limits)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
 
@@ -98,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         "width-8 Spiking-UNet stays loadable as `spiking_unet_w8` (ANN `unet_w8_suim_ann`; its card is "
         "`spiking_unet_w8_suim.md`).\n"
     )
-    w("## Validation results (SUIM validation split: 294 images at 256², never used for training)\n")
+    w("## Validation results (SUIM validation split: 294 images at 256²)\n")
+    w("The validation split was never trained on; it chose the ANN's best epoch (not the SNN's T or "
+      "any conversion setting), so the held-out SUIM test split is the check of generalisation.\n")
     head = "| model | T | mIoU (8 classes) | mIoU (7, no background) | pixel acc. |"
     w(head + "\n|---|---:|---:|---:|---:|")
     w(f"| ANN (`unet_suim_ann`) | – | {ann['miou']:.3f} | {_miou7(ann):.3f} | {ann['pixel_acc']:.3f} |")
@@ -143,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     w("Conversion and fine-tuning (their commands are in the checkpoint metadata):\n")
     w(f"    {snn_meta.get('command', '(not recorded)')}\n")
     w("The whole recipe, for a CPU or a GPU, is `tools/seg_v2_recipe.sh DATA OUT [cpu|cuda]`.\n")
+    if args.notes:
+        w(args.notes.read_text())
     args.out.write_text("\n".join(out) + "\n")
     print(f"wrote {args.out}")
     return 0
