@@ -23,6 +23,8 @@ from snn_perception.runtime.paths import check_output_dir, make_dir
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
 DEMO_TIMESTEPS = (1, 2, 4, 8)
+#: the budget run shown beside the fixed-T runs: the 10 Hz frame period
+DEMO_BUDGETS_MS = (100.0,)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=[",".join(map(str, DEMO_TIMESTEPS))],
         help="timestep sweep, e.g. 1,2,4,8 or 1 2 4 8 (default 1,2,4,8); a single value for one run",
+    )
+    parser.add_argument(
+        "--latency-budget",
+        nargs="+",
+        default=[",".join(f"{b:g}" for b in DEMO_BUDGETS_MS)],
+        metavar="MS",
+        help="per-frame latency budget runs after the T sweep, ms (default 100: the 10 Hz frame "
+        "period); 0 for none",
     )
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="length of the synthetic dive (default 10)"
@@ -140,7 +150,7 @@ def _resolve_mode(requested: str) -> tuple[str, str | None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from snn_perception.commands.replay import execute, parse_timesteps
+    from snn_perception.commands.replay import execute, parse_budgets, parse_timesteps
     from snn_perception.replay.bag_io import BagError
     from snn_perception.replay.common import ReplayConfig, ReplayError, check_weights, resolve_topics
     from snn_perception.replay.make_bag import check_source, write_bag
@@ -153,6 +163,8 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 < args.seconds <= 600:
         raise ValueError(f"--seconds must be in (0, 600], got {args.seconds}")
     timesteps = parse_timesteps(",".join(args.timesteps))
+    no_budget = [v.strip() for v in args.latency_budget] == ["0"]
+    budgets = () if no_budget else parse_budgets(args.latency_budget)
     out: Path = args.out
     check_output_dir(out)
     mode, note = _resolve_mode(args.mode)
@@ -176,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         mode=mode,
         rate=1.0,
         timesteps=timesteps,
+        latency_budgets=budgets,
         dehaze_weights=args.weights,
         progress=not args.no_progress and progress_enabled(),
         overwrite=True,  # the report of an earlier demo run in the same --out is ours to replace
@@ -206,9 +219,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     if note:
         print(note)
-    print(
-        f"==> replay ({mode} mode, real-time pacing, T ∈ {{{', '.join(map(str, timesteps)) or 'default'}}})"
-    )
+    runs = ", ".join(map(str, timesteps)) or "default"
+    extra = f"; latency budget {', '.join(f'{b:g}' for b in budgets)} ms" if budgets else ""
+    print(f"==> replay ({mode} mode, real-time pacing, T ∈ {{{runs}}}{extra})")
     rc = execute(config)
     print(f"==> done in {time.perf_counter() - t0:.0f} s; open {out / 'report' / 'report.html'}")
     return rc

@@ -50,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="T, or a sweep such as 1,2,4,8 or 1 2 4 8 (default: the weights')",
     )
     parser.add_argument(
+        "--latency-budget",
+        nargs="+",
+        default=None,
+        metavar="MS",
+        help="after the --timesteps runs, one run per per-frame latency budget (ms, arrival to "
+        "result): the models pick T per frame within it, e.g. 100 or 80,120 (default: none)",
+    )
+    parser.add_argument(
         "--mode",
         choices=("ros", "offline"),
         default="ros",
@@ -88,6 +96,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "starting the nodes in-process",
     )
     parser.add_argument("--segment-node", default=None, help="ros mode: an already running segment node")
+
+
+def parse_budgets(values: list[str] | None) -> tuple[float, ...]:
+    """``--latency-budget`` values (commas, spaces or both) → milliseconds, each once."""
+    if not values:
+        return ()
+    out: list[float] = []
+    for part in ",".join(values).replace(",", " ").split():
+        try:
+            ms = float(part)
+        except ValueError:
+            raise ValueError(
+                f"--latency-budget {part!r}: expected milliseconds, e.g. 100 or 80,120"
+            ) from None
+        if not (0 < ms <= 10_000):
+            raise ValueError(f"--latency-budget {part}: must be in (0, 10000] milliseconds")
+        if ms in out:
+            raise ValueError(f"--latency-budget {part} is given twice; give each value once")
+        out.append(ms)
+    return tuple(out)
 
 
 def parse_timesteps(text: str | None) -> tuple[int, ...]:
@@ -129,6 +157,7 @@ def build_config(args: argparse.Namespace):
         rate=None if args.as_fast_as_possible else args.rate,
         clock=args.clock,
         timesteps=parse_timesteps(",".join(args.timesteps) if args.timesteps else None),
+        latency_budgets=parse_budgets(args.latency_budget),
         dehaze_weights=args.weights,
         segment_weights=args.segment_weights,
         run_dehaze=not args.no_dehaze,

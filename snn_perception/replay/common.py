@@ -43,6 +43,9 @@ class ReplayConfig:
     #: ``ros2 bag play --clock`` does (in-process nodes then run with use_sim_time)
     clock: bool = False
     timesteps: tuple[int, ...] = ()
+    #: per-frame latency budgets (ms) to sweep after the fixed-T runs: each is one run in which the
+    #: models pick T per frame (arrival to result, queueing included)
+    latency_budgets: tuple[float, ...] = ()
     dehaze_weights: str | None = None  # None = the default dehaze weights
     segment_weights: str | None = None  # None = the default segment weights when available
     run_dehaze: bool = True
@@ -62,6 +65,24 @@ class ReplayConfig:
             raise ReplayError(f"--rate must be > 0 (a playback speed factor), got {self.rate}")
         if self.clock and self.mode != "ros":
             raise ReplayError("--clock publishes /clock for ROS nodes: it needs --mode ros")
+        bad = [b for b in self.latency_budgets if not (math.isfinite(b) and 0 < b <= 10_000)]
+        if bad:
+            raise ReplayError(f"--latency-budget {bad[0]:g}: must be a number of milliseconds in (0, 10000]")
+
+    def settings(self) -> list[Setting]:
+        """The runs, in order: each fixed T, then each latency budget (default T if neither)."""
+        runs = [Setting(f"T={t}", t, 0.0) for t in self.timesteps]
+        runs += [Setting(f"budget={b:g}ms", None, float(b)) for b in self.latency_budgets]
+        return runs or [Setting("default", None, 0.0)]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One run's setting: a fixed T, or a latency budget within which the models pick T."""
+
+    label: str
+    timesteps: int | None
+    latency_budget_ms: float = 0.0
 
 
 @dataclass
@@ -215,6 +236,7 @@ class RunResult:
     label: str
     timesteps: int | None
     rows: list[dict[str, Any]] = field(default_factory=list)
+    latency_budget_ms: float = 0.0  # 0: a fixed-T run
     wall_s: float = 0.0
     samples: list[Sample] = field(default_factory=list)
     confusion: np.ndarray | None = None  # summed over frames, for the dataset mIoU

@@ -27,6 +27,7 @@ from snn_perception.replay.common import (
     ReplayResult,
     RunResult,
     Sample,
+    Setting,
     Topics,
     colorize,
     load_by_stamp,
@@ -37,6 +38,7 @@ from snn_perception.replay.common import (
     stats_columns,
     to_uint8,
 )
+from snn_perception.runtime.budget import Budget
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +128,13 @@ def run_pass(
     config: ReplayConfig,
     topics: Topics,
     engines: dict[str, Any],
-    timesteps: int | None,
+    setting: Setting,
     refs: dict[int, np.ndarray],
     masks: dict[int, np.ndarray],
 ) -> RunResult:
-    """One pass over the bag at one timestep setting; Ctrl-C ends it early (``interrupted``)."""
-    label = f"T={timesteps}" if timesteps is not None else "default"
-    run = RunResult(label=label, timesteps=timesteps)
+    """One pass over the bag at one setting (a T, or a latency budget); Ctrl-C ends it early."""
+    label, timesteps, budget_ms = setting.label, setting.timesteps, setting.latency_budget_ms
+    run = RunResult(label=label, timesteps=timesteps, latency_budget_ms=budget_ms)
     paced = config.rate is not None
     queues = {task: _Queue() for task in engines}
     t0_stamp: int | None = None
@@ -172,13 +174,16 @@ def run_pass(
                     continue
                 start = max(q.busy_until, arrival) if paced else 0.0
                 t_call = time.perf_counter()
-                result = engine.run(raw, timesteps=timesteps)
+                budget = Budget(latency_ms=budget_ms, spent_ms=(start - arrival) * 1e3) if budget_ms else None
+                result = engine.run(raw, timesteps=timesteps, budget=budget)
                 busy = time.perf_counter() - t_call
                 q.busy_until = start + busy
                 row[f"{prefix}status"] = "ok"
                 row.update(stats_columns(result.stats, prefix))
                 row[f"{prefix}queue_wait_ms"] = (start - arrival) * 1e3 if paced else 0.0
                 row[f"{prefix}end_to_end_ms"] = row[f"{prefix}queue_wait_ms"] + busy * 1e3
+                if budget_ms:  # arrival to result against the budget
+                    row[f"{prefix}budget_missed"] = row[f"{prefix}end_to_end_ms"] > budget_ms
                 if task == "dehaze":
                     out8 = to_uint8(result.output)
                     row.update(score_dehaze(raw, out8, refs.get(item.stamp_ns), config.nr_metrics))
@@ -231,8 +236,8 @@ def run_offline(config: ReplayConfig, engines: dict[str, Any] | None = None) -> 
         result.notes.append(f"reference topic {topics.reference} held no decodable images")
     for engine in engines.values():
         engine.warmup()
-    for t in config.timesteps or (None,):
-        run = run_pass(config, topics, engines, t, refs, masks)
+    for setting in config.settings():
+        run = run_pass(config, topics, engines, setting, refs, masks)
         result.runs.append(run)
         if run.interrupted:
             result.interrupted = True

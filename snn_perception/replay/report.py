@@ -64,6 +64,7 @@ def summarize(run: RunResult, rate: float | None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "label": run.label,
         "timesteps": run.timesteps,
+        "latency_budget_ms": run.latency_budget_ms or None,
         "frames": len(rows),
         "interrupted": run.interrupted,
         "wall_s": run.wall_s,
@@ -90,6 +91,13 @@ def summarize(run: RunResult, rate: float | None) -> dict[str, Any]:
             "mean_spike_rate": _mean([r.get(f"{prefix}spike_rate") for r in ok]),
             "timesteps": ok[0][f"{prefix}timesteps"] if ok else run.timesteps,
         }
+        if run.latency_budget_ms:  # T per frame within the budget: its histogram and the misses
+            hist: dict[int, int] = {}
+            for r in ok:
+                hist[int(r[f"{prefix}timesteps"])] = hist.get(int(r[f"{prefix}timesteps"]), 0) + 1
+            s["timesteps_histogram"] = dict(sorted(hist.items()))
+            s["budget_miss_rate"] = _mean([float(r.get(f"{prefix}budget_missed", False)) for r in ok])
+            s["timesteps"] = None
         if name == "dehaze":
             s["quality"] = {
                 k: _mean([r.get(k) for r in ok]) for k in QUALITY_KEYS[:-1] if any(k in r for r in ok)
@@ -436,7 +444,7 @@ def summary_table(summaries: list[dict[str, Any]]) -> list[list[str]]:
                 [
                     s["label"],
                     name,
-                    _fmt(m.get("timesteps")),
+                    _t_cell(m),
                     str(s["frames"]),
                     str(m["processed"]),
                     str(m["dropped"]),
@@ -453,6 +461,16 @@ def summary_table(summaries: list[dict[str, Any]]) -> list[list[str]]:
                 ]
             )
     return lines
+
+
+def _t_cell(m: dict[str, Any]) -> str:
+    """The T column: the fixed T, or for a budget run the T histogram and the share of late frames."""
+    hist = m.get("timesteps_histogram")
+    if not hist:
+        return _fmt(m.get("timesteps"))
+    miss = m.get("budget_miss_rate")
+    late = f", {miss:.0%} late" if miss is not None else ""
+    return " ".join(f"{t}×{n}" for t, n in hist.items()) + late
 
 
 def format_table(lines: list[list[str]]) -> str:

@@ -37,6 +37,7 @@ from snn_perception.replay.common import (
     ReplayResult,
     RunResult,
     Sample,
+    Setting,
     Topics,
     check_weights,
     colorize,
@@ -123,12 +124,17 @@ def run_ros(
             images = bag_io.iter_images(config.bag, topics.image)
             first = next((item.rgb for item in images if item.rgb is not None), None)
             images.close()  # the warm-up frame: the bag's first decodable one
-            for i, t in enumerate(config.timesteps or (None,)):
-                if t is not None and (i > 0 or nodes != "inprocess"):
+            for i, setting in enumerate(config.settings()):
+                t = setting.timesteps
+                if setting.latency_budget_ms:  # the models pick T per frame within the budget
+                    ros.set_parameters(timesteps=0, latency_budget_ms=float(setting.latency_budget_ms))
+                elif config.latency_budgets and t is not None:
+                    ros.set_parameters(timesteps=int(t), latency_budget_ms=0.0)
+                elif t is not None and (i > 0 or nodes != "inprocess"):
                     ros.set_timesteps(t)
                 if first is not None:
                     ros.warm_up(_encoder(first, "warmup", compressed))
-                run = _play(config, topics, ros, t, refs, masks, compressed, result.models)
+                run = _play(config, topics, ros, setting, refs, masks, compressed, result.models)
                 result.runs.append(run)
                 if run.interrupted:
                     result.interrupted = True
@@ -209,15 +215,15 @@ def _play(
     config: ReplayConfig,
     topics: Topics,
     ros: Session,
-    timesteps: int | None,
+    setting: Setting,
     refs: dict[int, np.ndarray],
     masks: dict[int, np.ndarray],
     compressed: bool,
     models: dict[str, Any],
 ) -> RunResult:
-    """One pass over the bag at one T: publish every frame (paced or lock-step), record, score."""
-    label = f"T={timesteps}" if timesteps is not None else "default"
-    run = RunResult(label=label, timesteps=timesteps)
+    """One pass over the bag at one setting: publish every frame (paced or lock-step), record, score."""
+    label = setting.label
+    run = RunResult(label=label, timesteps=setting.timesteps, latency_budget_ms=setting.latency_budget_ms)
     rec = ros.recorder(bag_io.BagWriter(config.out / RECORDED_DIR / label.replace("=", ""), "mcap"))
     frames: list[_Frame] = []
     undecodable: dict[int, str] = {}
@@ -301,6 +307,7 @@ def _telemetry_columns(tel, prefix: str) -> dict[str, Any]:
         f"{prefix}analog_macs": float(tel.analog_macs) if counted else math.nan,
         f"{prefix}energy_j": float(tel.energy_j) if counted else math.nan,
         f"{prefix}spike_rate": float(tel.mean_spike_rate) if counted else math.nan,
+        **({f"{prefix}budget_missed": bool(tel.budget_missed)} if tel.latency_budget_ms > 0 else {}),
     }
 
 

@@ -250,21 +250,25 @@ class Session:
 
     def set_timesteps(self, t: int) -> None:
         """Set the hot ``timesteps`` parameter of every target node through its parameter service."""
+        self.set_parameters(timesteps=int(t))
+
+    def set_parameters(self, **values: Any) -> None:
+        """Set hot parameters (e.g. ``timesteps``, ``latency_budget_ms``) of every target node."""
         for fq in self.targets.values():
             client = self._params.get(fq)
             if client is None:  # rclpy's own client, kept for the session (one per node)
                 client = self._params[fq] = AsyncParameterClient(self.player, fq)
             if not client.wait_for_services(timeout_sec=10.0):
                 raise PlayerError(f"node {fq} offers no set_parameters service")
-            fut = client.set_parameters([Parameter("timesteps", value=int(t))])
+            fut = client.set_parameters([Parameter(k, value=v) for k, v in values.items()])
             deadline = time.monotonic() + 10.0  # the executor thread completes the future
             while not fut.done() and time.monotonic() < deadline:
                 time.sleep(0.01)
             if not fut.done():
-                raise PlayerError(f"setting timesteps={t} on {fq} timed out")
-            res = fut.result().results[0]
-            if not res.successful:
-                raise PlayerError(f"node {fq} refused timesteps={t}: {res.reason}")
+                raise PlayerError(f"setting {_kv(values)} on {fq} timed out")
+            for res in fut.result().results:
+                if not res.successful:
+                    raise PlayerError(f"node {fq} refused {_kv(values)}: {res.reason}")
 
     def warm_up(self, encode: Callable[[int], bytes], frames: int = 2) -> None:
         """Send a few unrecorded frames lock-step before a timed pass, so the pass does not pay for the
@@ -363,3 +367,7 @@ def open_session(
             except Exception:
                 pass
         rclpy.try_shutdown(context=context)
+
+
+def _kv(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())

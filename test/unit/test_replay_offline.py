@@ -398,3 +398,27 @@ def test_segmentation_replay_reports_areas_and_miou(tmp_path) -> None:
     assert result.runs[0].samples[0].mask_color is not None
     files = write_report(result, tmp_path / "out")
     assert "quality.png" in {p.name for p in files.plots}
+
+
+def test_a_latency_budget_run_follows_the_fixed_t_runs(euvp_bag, engines, tmp_path) -> None:
+    """``--latency-budget``: one more run in which the dehazer picks T per frame (at least one step),
+    with its T histogram and share of late frames in the summary and table."""
+    from snn_perception.replay.report import summary_table
+
+    config = _config(euvp_bag, tmp_path, rate=1.0, timesteps=(4,), latency_budgets=(10_000.0, 1.0),
+                     nr_metrics=False, samples=0)
+    result = run_offline(config, engines)
+    assert [r.label for r in result.runs] == ["T=4", "budget=10000ms", "budget=1ms"]
+    generous, tiny = (summarize(r, 1.0)["dehaze"] for r in result.runs[1:])
+    assert set(generous["timesteps_histogram"]) <= {1, 4} and generous["budget_miss_rate"] == 0.0
+    assert tiny["timesteps_histogram"] == {1: tiny["processed"]}  # never zero steps
+    assert tiny["budget_miss_rate"] == 1.0
+    cells = {(row[0], row[1]): row[2] for row in summary_table([summarize(r, 1.0) for r in result.runs])[1:]}
+    assert cells[("T=4", "dehaze")] == "4"
+    assert cells[("budget=1ms", "dehaze")] == f"1×{tiny['processed']}, 100% late"
+
+
+def test_bad_latency_budgets_are_refused(euvp_bag, tmp_path) -> None:
+    for bad, text in (("x", "expected milliseconds"), ("0", "(0, 10000]"), ("50,50", "given twice")):
+        _assert_usage_error(_cli(str(euvp_bag), "--mode", "offline", "--latency-budget", bad,
+                                 "--out", str(tmp_path / "o")), text)
