@@ -24,7 +24,7 @@ step "GPU"
 run "$PY" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 
 step "CUDA tests (pytest -m cuda)"
-run "$PY" -m pytest -q -m cuda -p no:cacheprovider test/unit -s
+run "$PY" -m pytest -q -m cuda -p no:cacheprovider -s test/unit/test_precision_scope.py
 
 step "bench: dhz and spiking_unet, 512² and 1080p, T = 1 4 8, counting off/on"
 for model in dhz spiking_unet; do

@@ -26,14 +26,13 @@ from typing import Any
 import torch
 
 from snn_perception.models import registry
-from snn_perception.models.counting import OpCounter, OpCounts, conv_ops
+from snn_perception.models.counting import Conv, OpCounter, OpCounts, conv_ops
 from snn_perception.models.lite_unet import (
     LiteUNet,
     LiteUNetConfig,
     block_specs,
     normalise,
     skip_blocks,
-    upsample_nearest,
     upsample_scores,
 )
 from snn_perception.models.multithreshold import (
@@ -187,15 +186,15 @@ class SpikingLiteUNet(LiteUNet):
         return y.reshape(timesteps, b, *y.shape[1:])
 
     def _count_spikes(self, name: str, s: torch.Tensor) -> None:
-        """A graded spike is one event: one accumulate per synapse it reaches."""
-        mask = (s != 0).to(torch.float32)
-        self._counter.spikes(name, mask)
+        """A graded spike is one event: one accumulate per synapse it reaches (border-exact fan-out,
+        through the nearest ×2 upsampling where the decoder reads it). One pass makes the 0/1 mask,
+        one reduction counts it for the rate and its consumer; the counts stay on the device until
+        :meth:`read_counters` (no synchronisation per layer)."""
         c = self._consumers[name]
-        if c.upsampled:
-            mask = upsample_nearest(mask)
-        self._counter.add_sops(
-            conv_ops(mask, c.out_channels, c.kernel, c.stride, c.kernel // 2, c.groups), c.layer
-        )
+        mask = torch.ne(s, 0, out=torch.empty_like(s, dtype=torch.float32))
+        up = 2 if c.upsampled else 1
+        conv = Conv(c.layer, c.out_channels, c.kernel, c.stride, c.kernel // 2, c.groups, up)
+        self._counter.spikes(name, mask, conv)
 
     def _count_currents(self, x: torch.Tensor, timesteps: int) -> None:
         """MACs of the layers fed by analog values: the stem once, current-fed layers every step."""
