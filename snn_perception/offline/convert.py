@@ -72,9 +72,10 @@ class Calibration:
 # -- batch-norm folding
 
 
-def _fold(conv: nn.Conv2d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of ``conv`` with an eval-mode ``bn`` after it folded in (any groups)."""
     w = conv.weight.detach().clone()
-    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0])
+    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0], device=w.device)
     if isinstance(bn, nn.BatchNorm2d):
         gamma = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
         w = w * gamma.reshape(-1, 1, 1, 1)
@@ -90,7 +91,7 @@ def fold_batchnorm(ann: UNet) -> UNet:
     for prefix, blocks in (("enc", ann.enc), ("dec", ann.dec)):
         for i, block in enumerate(blocks):
             for j in (1, 2):
-                w, b = _fold(getattr(block, f"conv{j}"), getattr(block, f"bn{j}"))
+                w, b = fold_conv_bn(getattr(block, f"conv{j}"), getattr(block, f"bn{j}"))
                 sd[f"{prefix}.{i}.conv{j}.weight"], sd[f"{prefix}.{i}.conv{j}.bias"] = w, b
     for i, up in enumerate(ann.up):
         sd[f"up.{i}.weight"], sd[f"up.{i}.bias"] = up.weight.detach().clone(), up.bias.detach().clone()

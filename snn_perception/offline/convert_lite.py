@@ -19,55 +19,26 @@ the segment whose true scale differs.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from snn_perception.models.lite_unet import LiteUNet, LiteUNetConfig, site_names
-from snn_perception.models.multithreshold import DEFAULT_THRESHOLDS, validate_thresholds
 from snn_perception.models.spiking_lite_unet import (
     SpikingLiteUNet,
     SpikingLiteUNetConfig,
     site_consumers,
 )
-
-NORMS = ("layer", "connection")
-
-
-@dataclass
-class LiteConvertConfig:
-    norm: str = "connection"
-    percentile: float = 99.9
-    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
-    default_timesteps: int = 4
-    membrane_init: float = 0.5  # units of the lowest threshold
-    max_samples_per_batch: int = 200_000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.norm not in NORMS:
-            raise ValueError(f"norm={self.norm!r}: expected one of {NORMS}")
-        if not 0.0 < self.percentile <= 100.0:
-            raise ValueError(f"percentile={self.percentile}: must be in (0, 100]")
-        self.thresholds = validate_thresholds(self.thresholds)
-        if not 1 <= self.default_timesteps <= 64:
-            raise ValueError(f"default_timesteps={self.default_timesteps}: must be between 1 and 64")
-        if not 0.0 <= self.membrane_init < 1.0:
-            raise ValueError(f"membrane_init={self.membrane_init}: must be in [0, 1)")
+from snn_perception.offline.convert import ConvertConfig, fold_conv_bn
 
 
-def _fold(seq: nn.Sequential) -> tuple[torch.Tensor, torch.Tensor]:
-    conv, bn = seq[0], seq[1]
-    w = conv.weight.detach().clone()
-    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0], device=w.device)
-    if isinstance(bn, nn.BatchNorm2d):
-        gamma = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-        w = w * gamma.reshape(-1, 1, 1, 1)
-        b = (b - bn.running_mean) * gamma + bn.bias.detach()
-    return w, b
+def LiteConvertConfig(**kw: Any) -> ConvertConfig:
+    """The conversion settings of :class:`~snn_perception.offline.convert.ConvertConfig`, with the
+    LiteUNet's default initial membrane of half a lowest threshold (rounding, not truncation)."""
+    return ConvertConfig(**{"membrane_init": 0.5, **kw})
 
 
 def fold_batchnorm(ann: LiteUNet) -> LiteUNet:
@@ -77,14 +48,14 @@ def fold_batchnorm(ann: LiteUNet) -> LiteUNet:
     sd = {}
     for name, mod in ann.named_modules():
         if isinstance(mod, nn.Sequential) and len(mod) == 2 and isinstance(mod[0], nn.Conv2d):
-            sd[f"{name}.0.weight"], sd[f"{name}.0.bias"] = _fold(mod)
+            sd[f"{name}.0.weight"], sd[f"{name}.0.bias"] = fold_conv_bn(mod[0], mod[1])
     sd["head.weight"], sd["head.bias"] = ann.head.weight.detach().clone(), ann.head.bias.detach().clone()
     folded.load_state_dict(sd, strict=True)
     return folded.to(ann.head.weight.device).eval()
 
 
 @torch.no_grad()
-def calibrate(model: LiteUNet, batches: Iterable[torch.Tensor], cfg: LiteConvertConfig) -> dict[str, float]:
+def calibrate(model: LiteUNet, batches: Iterable[torch.Tensor], cfg: ConvertConfig) -> dict[str, float]:
     """Percentile of positive activations per site."""
     gen = torch.Generator().manual_seed(cfg.seed)
     samples: dict[str, list[torch.Tensor]] = {}
@@ -130,7 +101,7 @@ def _producers(cfg: LiteUNetConfig) -> dict[str, str]:
 
 
 @torch.no_grad()
-def convert(folded: LiteUNet, scales: dict[str, float], cfg: LiteConvertConfig) -> SpikingLiteUNet:
+def convert(folded: LiteUNet, scales: dict[str, float], cfg: ConvertConfig) -> SpikingLiteUNet:
     """Spiking LiteUNet with normalised copies of ``folded``'s weights (``folded`` is not changed)."""
     if folded.config.batch_norm:
         raise ValueError("convert() needs a batch-norm-free LiteUNet; call fold_batchnorm() first")
@@ -173,7 +144,7 @@ def _layerwise_decoder(snn: SpikingLiteUNet, scales: dict[str, float]) -> None:
 
 
 def conversion_metadata(
-    cfg: LiteConvertConfig, percentiles: dict[str, float], scales: dict[str, float], n_calib: int
+    cfg: ConvertConfig, percentiles: dict[str, float], scales: dict[str, float], n_calib: int
 ) -> dict:
     return {
         "norm": cfg.norm,
@@ -188,7 +159,7 @@ def conversion_metadata(
 
 
 def convert_lite(
-    ann: LiteUNet, batches: list[torch.Tensor], cfg: LiteConvertConfig
+    ann: LiteUNet, batches: list[torch.Tensor], cfg: ConvertConfig
 ) -> tuple[SpikingLiteUNet, dict]:
     """Fold, calibrate, convert; returns the spiking network and its ``conversion`` metadata."""
     folded = fold_batchnorm(ann)
@@ -199,7 +170,7 @@ def convert_lite(
 
 
 def lite_snn_metadata(
-    ann_meta: dict, conv: dict, cfg: LiteConvertConfig, ann_sha: str, ann_path: str | Path
+    ann_meta: dict, conv: dict, cfg: ConvertConfig, ann_sha: str, ann_path: str | Path
 ) -> dict:
     """Checkpoint metadata of the converted network, carrying the ANN's data and classes."""
     out = {k: v for k, v in ann_meta.items() if k not in ("arch", "command", "metrics")}

@@ -79,20 +79,11 @@ class AugmentedSegDataset(Dataset):
         aug: AugmentConfig | None = None,
         ignore_index: int = 255,
     ) -> None:
-        from snn_perception.offline.seg_data import SegDataError, read_mask, read_rgb
+        from snn_perception.offline.seg_data import load_pairs
 
         self.pairs, self.size, self.aug = list(pairs), tuple(size), aug or AugmentConfig()
         self.num_classes = num_classes
-        self.images: list[np.ndarray] = []
-        self.masks: list[np.ndarray] = []
-        for img_path, mask_path in self.pairs:
-            img, mask = read_rgb(img_path), read_mask(mask_path)
-            if img.shape[:2] != mask.shape[:2]:
-                raise SegDataError(f"{mask_path}: mask size differs from {img_path.name}")
-            mask = mask.copy()
-            mask[mask >= num_classes] = ignore_index
-            self.images.append(img)
-            self.masks.append(mask)
+        self.images, self.masks = load_pairs(self.pairs, None, num_classes, ignore_index)
 
     def __len__(self) -> int:
         return len(self.pairs)

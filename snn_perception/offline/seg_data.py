@@ -166,6 +166,30 @@ class SegSample:
     mask: torch.Tensor  # [H, W] int64
 
 
+def load_pairs(
+    pairs: list[tuple[Path, Path]], size: tuple[int, int] | None, num_classes: int, ignore_index: int = 255
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Images (RGB uint8) and class-id masks of ``pairs``, resized to ``size`` (None: as stored);
+    ids ≥ ``num_classes`` become ``ignore_index``. A pair of two sizes is a :class:`SegDataError`."""
+    images: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    for img_path, mask_path in pairs:
+        img, mask = read_rgb(img_path), read_mask(mask_path)
+        if img.shape[:2] != mask.shape[:2]:
+            raise SegDataError(
+                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but {img_path.name} is "
+                f"{img.shape[1]}x{img.shape[0]}; image and mask must have the same size"
+            )
+        if size is not None and img.shape[:2] != tuple(size):
+            img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+        mask = mask.copy()
+        mask[mask >= num_classes] = ignore_index
+        images.append(img)
+        masks.append(mask)
+    return images, masks
+
+
 class SegDataset(Dataset):
     """Pairs resized to ``size`` (H, W) and held in memory as uint8 (SUIM at 256² is ~300 MB).
 
@@ -188,22 +212,7 @@ class SegDataset(Dataset):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.rng = np.random.default_rng(seed)
-        self.images: list[np.ndarray] = []
-        self.masks: list[np.ndarray] = []
-        for img_path, mask_path in self.pairs:
-            img, mask = read_rgb(img_path), read_mask(mask_path)
-            if img.shape[:2] != mask.shape[:2]:
-                raise SegDataError(
-                    f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but {img_path.name} is "
-                    f"{img.shape[1]}x{img.shape[0]}; image and mask must have the same size"
-                )
-            if size is not None and img.shape[:2] != tuple(size):
-                img = cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-                mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-            mask = mask.copy()
-            mask[mask >= num_classes] = ignore_index
-            self.images.append(img)
-            self.masks.append(mask)
+        self.images, self.masks = load_pairs(self.pairs, size, num_classes, ignore_index)
 
     def __len__(self) -> int:
         return len(self.pairs)
