@@ -54,7 +54,7 @@ $(STAMPS)/deps: setup.cfg setup.py $(STAMPS)/torch
 	$(PY) tools/fix_ros_wheel_paths.py $(VENV) || { echo "ERROR: step 'fix ROS wheel paths' failed"; exit 1; }
 	@touch $@
 
-install/setup.bash: $(STAMPS)/deps package.xml CMakeLists.txt $(wildcard msg/*.msg srv/*.srv scripts/*)
+install/setup.bash: $(STAMPS)/deps package.xml CMakeLists.txt $(wildcard msg/*.msg srv/*.srv scripts/* env-hooks/*)
 	$(call step,colcon build (msg/, srv/, package install))
 	@# CMake refuses exported include paths inside the source tree, and the venv's numpy
 	@# headers are inside it; building through a symlink keeps the venv outside the

@@ -6,12 +6,14 @@
 ``dehaze_node`` reads the camera; ``segment_node`` reads the dehazer's ``~/enhanced`` output
 (``segment_input:=enhanced``, the default) or the camera (``segment_input:=camera``). Both are
 ``LifecycleNode``s; with ``autostart:=true`` they configure and activate themselves, otherwise this
-file drives them to active through lifecycle events (configure, then activate on reaching
-inactive). ``source`` starts an ``image_source_node`` (video, image folder or camera index).
+file drives them to active once through lifecycle events (configure, then activate on first
+reaching inactive; later transitions are left to you, e.g. ``ros2 lifecycle set``). ``source``
+starts an ``image_source_node`` (video, image folder or camera index). Every argument is checked
+before a node starts (``snn_perception.ros.launch_args``): a bad one ends the launch with one line
+saying what is accepted.
 """
 
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
-from launch.conditions import UnlessCondition
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
@@ -21,6 +23,7 @@ from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
 from launch import LaunchDescription
+from snn_perception.ros.launch_args import parse
 
 ARGUMENTS = [
     ("namespace", "", "Namespace of every node."),
@@ -43,36 +46,38 @@ ARGUMENTS = [
     ("start_segment", "true", "Start segment_node."),
     ("segment_input", "enhanced", "What segment_node reads: enhanced (dehaze_node output) or camera."),
     ("source", "", "Video file, image folder or camera index: start an image_source_node publishing it."),
-    ("rate_hz", "10.0", "Rate of the image source."),
-    ("autostart", "true", "Nodes configure and activate themselves; false = this launch file drives them."),
+    ("rate_hz", "10.0", "Rate of the image source, 0.1..240 Hz."),
+    (
+        "autostart",
+        "true",
+        "Nodes configure and activate themselves; false = this launch file drives them to active once "
+        "(configure, then activate), after which lifecycle transitions are yours (ros2 lifecycle set).",
+    ),
     ("use_sim_time", "false", "Use /clock (bag replay)."),
     (
         "params_file",
         PathJoinSubstitution([FindPackageShare("snn_perception"), "config", "perception.yaml"]),
         "Parameter YAML for every node (launch arguments override it).",
     ),
-    ("log_level", "info", "Logging level of the nodes."),
+    ("log_level", "info", "Logging level of the nodes: debug, info, warn, error or fatal."),
 ]
 
 
 def _nodes(context):
-    def arg(name: str) -> str:
-        return LaunchConfiguration(name).perform(context)
-
-    ns = arg("namespace").strip("/")
+    a = parse({name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS})
+    ns = a.namespace
     prefix = f"/{ns}" if ns else ""
-    camera = arg("camera_topic")
-    camera = camera if camera.startswith("/") else f"{prefix}/{camera}"
-    params_file = arg("params_file")
+    camera = a.camera_topic if a.camera_topic.startswith("/") else f"{prefix}/{a.camera_topic}"
+    params_file = a.params_file
     common = {
-        "device": arg("device"),
-        "timesteps": int(arg("timesteps")),
-        "input_transport": arg("input_transport"),
-        "autostart": arg("autostart").lower() == "true",
-        "use_sim_time": arg("use_sim_time").lower() == "true",
+        "device": a.device,
+        "timesteps": a.timesteps,
+        "input_transport": a.input_transport,
+        "autostart": a.autostart,
+        "use_sim_time": a.use_sim_time,
     }
-    ros_args = ["--log-level", arg("log_level")]
-    start_dehaze = arg("start_dehaze").lower() == "true"
+    ros_args = ["--log-level", a.log_level]
+    start_dehaze = a.start_dehaze
     actions = []
     lifecycle_nodes = []
 
@@ -81,8 +86,8 @@ def _nodes(context):
 
     if start_dehaze:
         params = dict(common)
-        if arg("dehaze_weights"):
-            params["weights"] = arg("dehaze_weights")
+        if a.dehaze_weights:
+            params["weights"] = a.dehaze_weights
         lifecycle_nodes.append(
             LifecycleNode(
                 package="snn_perception",
@@ -95,12 +100,12 @@ def _nodes(context):
                 output="screen",
             )
         )
-    if arg("start_segment").lower() == "true":
+    if a.start_segment:
         params = dict(common)
-        if arg("segment_weights"):
-            params["weights"] = arg("segment_weights")
+        if a.segment_weights:
+            params["weights"] = a.segment_weights
         target = camera
-        if arg("segment_input") == "enhanced" and start_dehaze:
+        if a.segment_input == "enhanced" and start_dehaze:
             target = f"{prefix}/dehaze_node/enhanced"
             params["input_transport"] = "raw"  # the dehazer publishes sensor_msgs/Image
         lifecycle_nodes.append(
@@ -115,7 +120,7 @@ def _nodes(context):
                 output="screen",
             )
         )
-    if arg("source"):
+    if a.source:
         actions.append(
             Node(
                 package="snn_perception",
@@ -125,10 +130,10 @@ def _nodes(context):
                 parameters=[
                     params_file,
                     {
-                        "source": arg("source"),
-                        "rate_hz": float(arg("rate_hz")),
-                        "transport": arg("input_transport"),
-                        "use_sim_time": common["use_sim_time"],
+                        "source": a.source,
+                        "rate_hz": a.rate_hz,
+                        "transport": a.input_transport,
+                        "use_sim_time": a.use_sim_time,
                     },
                 ],
                 remappings=[("~/image", camera), ("~/image/compressed", f"{camera}/compressed")],
@@ -136,7 +141,10 @@ def _nodes(context):
             )
         )
     actions += lifecycle_nodes
-    # autostart:=false: drive each node to active from here (configure now, activate once configured)
+    if a.autostart:
+        return actions
+    # autostart:=false: drive each node to active from here, once (configure now, activate when first
+    # configured). handle_once: a later manual cleanup + configure must not be followed by an activate.
     for node in lifecycle_nodes:
         actions.append(
             RegisterEventHandler(
@@ -152,8 +160,8 @@ def _nodes(context):
                             )
                         )
                     ],
-                ),
-                condition=UnlessCondition(LaunchConfiguration("autostart")),
+                    handle_once=True,
+                )
             )
         )
         actions.append(
@@ -161,8 +169,7 @@ def _nodes(context):
                 event=ChangeState(
                     lifecycle_node_matcher=matches_action(node),
                     transition_id=Transition.TRANSITION_CONFIGURE,
-                ),
-                condition=UnlessCondition(LaunchConfiguration("autostart")),
+                )
             )
         )
     return actions

@@ -170,17 +170,19 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
     from rclpy.exceptions import NameValidationException, ParameterException
     from rclpy.executors import ExternalShutdownException
 
-    from snn_perception.ros.executor import PerceptionExecutor
+    from snn_perception.ros.executor import PerceptionExecutor, finish, interrupted, quiet_interrupts
     from snn_perception.ros.image_source_node import FrameSourceError
 
+    quiet_interrupts()  # Ctrl-C ends the spin through rclpy's shutdown; a second one cannot cut teardown
     rclpy.init(args=args)
+    if interrupted():
+        return finish(0)
     try:
         nodes = build_nodes(cfg)
     except (FrameSourceError, ValueError, ParameterException, NameValidationException, RCLError) as exc:
         # a missing source, bad parameter values or types, bad node/topic names or ROS arguments
         print(f"bringup: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
+        return finish(2)
     executor = PerceptionExecutor(num_threads=4)
     for n in nodes:
         executor.add_node(n)
@@ -203,7 +205,7 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
         executor.shutdown(timeout_sec=2.0)
         for n in nodes:
             n.destroy_node()
-        rclpy.try_shutdown()
+        finish(0)
     if failed:
         print("bringup: start-up failed: " + "; ".join(failed), file=sys.stderr)
         return 2

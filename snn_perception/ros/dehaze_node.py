@@ -13,7 +13,8 @@ import numpy as np
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 
-from snn_perception.ros.base_node import PerceptionNode, image_msg, run_node
+from snn_perception.ros.base_node import PerceptionNode, image_msg
+from snn_perception.ros.executor import run_node
 from snn_perception.runtime.engine import EngineResult
 from snn_perception.runtime.image_codec import encode_image
 from snn_perception.runtime.preprocess import float_to_uint8

@@ -10,10 +10,14 @@ in some runs and not others. :class:`PerceptionExecutor` submits each task exact
 a task is yielded again before a pool thread took it, blocks on that task's start instead of
 looping. Callbacks still run in parallel, so a slow ``~/load_model`` or lifecycle transition never
 holds up frames or other services.
+
+It also owns how a node process ends: :func:`quiet_interrupts` and :func:`run_node`.
 """
 
 from __future__ import annotations
 
+import signal
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -79,3 +83,81 @@ class PerceptionExecutor(Executor):
         ok = super().shutdown(timeout_sec)
         self._pool.shutdown(wait=wait_for_threads)
         return ok
+
+
+_interrupted = threading.Event()
+
+
+def _note_interrupt(signum: int, frame: Any) -> None:
+    _interrupted.set()
+
+
+def quiet_interrupts() -> None:
+    """Make Ctrl-C end the process through rclpy's context shutdown, never as a KeyboardInterrupt.
+
+    Why: Ctrl-C on ``ros2 launch`` in a terminal reaches each node twice (the terminal signals the
+    whole process group, then launch sends its own SIGINT), and the second one used to kill a node
+    in its teardown or interpreter exit with exit code -2. Call before ``rclpy.init``: its handler
+    (which shuts every context down, so ``spin`` returns) chains to this one, which only notes the
+    signal. Call :func:`ignore_interrupts` once rclpy is shut down.
+    """
+    signal.signal(signal.SIGINT, _note_interrupt)
+
+
+def ignore_interrupts() -> None:
+    """Ignore SIGINT for the rest of the process; call after ``rclpy.try_shutdown`` (:func:`finish`).
+
+    Python's exit puts the default action back for every signal with a Python handler, so a late
+    second Ctrl-C would kill the exiting process with -2; an ignored signal stays ignored.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def interrupted() -> bool:
+    """Whether a SIGINT arrived since :func:`quiet_interrupts` (e.g. before ``rclpy.init``)."""
+    return _interrupted.is_set()
+
+
+def run_node(node_cls: type, args: list[str] | None = None) -> int:
+    """``main()`` of a perception node executable: spin until Ctrl-C or shutdown, then tear down.
+
+    Exit codes: 0 after Ctrl-C, SIGTERM or a lifecycle shutdown; 2 when a parameter given on the
+    command line or in a parameter file is refused (out of range, wrong type), with one line saying so.
+    """
+    import rclpy
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+    quiet_interrupts()
+    rclpy.init(args=args)
+    if interrupted():
+        return finish(0)
+    try:
+        node = node_cls()
+    except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+        print(f"{node_cls.default_name}: {exc}", file=sys.stderr)
+        return finish(2)
+    except Exception:
+        if rclpy.ok():
+            raise
+        return finish(0)  # interrupted while starting: the context was shut down under the constructor
+    executor = PerceptionExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):  # KeyboardInterrupt: a caller's own handler
+        pass
+    finally:
+        node.teardown()
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+        finish(0)
+    return 0
+
+
+def finish(code: int = 0) -> int:
+    """Shut rclpy down and ignore later Ctrl-Cs (see :func:`ignore_interrupts`); returns ``code``."""
+    import rclpy
+
+    rclpy.try_shutdown()
+    ignore_interrupts()
+    return code

@@ -23,6 +23,7 @@ from snn_perception.runtime.image_codec import encode_compressed, encode_image
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 #: the values each string parameter accepts (also checked when changed at run time)
 CHOICES = {"transport": ("raw", "compressed"), "encoding": ("rgb8", "bgr8"), "format": ("jpeg", "png")}
+RATE_RANGE_HZ = (0.1, 240.0)  # publishing rate limits (the launch file checks rate_hz against them too)
 
 
 def check_choice(name: str, value: object) -> str | None:
@@ -118,7 +119,9 @@ class ImageSourceNode(Node):
                 10.0,
                 _desc(
                     "Publishing rate.",
-                    floating_point_range=[FloatingPointRange(from_value=0.1, to_value=240.0, step=0.0)],
+                    floating_point_range=[
+                        FloatingPointRange(from_value=RATE_RANGE_HZ[0], to_value=RATE_RANGE_HZ[1], step=0.0)
+                    ],
                     read_only=True,
                 ),
             ),
@@ -225,20 +228,24 @@ def main(args: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
+    from snn_perception.ros.executor import finish, interrupted, quiet_interrupts
+
+    quiet_interrupts()  # a second Ctrl-C (terminal, then ros2 launch) must not cut the teardown
     rclpy.init(args=args)
+    if interrupted():
+        return finish(0)
     try:
         node = ImageSourceNode()
     except FrameSourceError as exc:
         print(f"image_source_node: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
+        return finish(2)
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()
-        rclpy.try_shutdown()
+        finish(0)
     return 0
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 
-from snn_perception.ros.base_node import PerceptionNode, image_msg, run_node
+from snn_perception.ros.base_node import PerceptionNode, image_msg
+from snn_perception.ros.executor import run_node
 from snn_perception.ros.parameters import parse_colors
 from snn_perception.runtime.engine import EngineResult
 from snn_perception.runtime.image_codec import encode_image

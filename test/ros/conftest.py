@@ -35,3 +35,29 @@ def peer(ros_environment):
     p = Peer(int(ros_environment["ROS_DOMAIN_ID"]))
     yield p
     p.close()
+
+
+@pytest.fixture(scope="session")
+def ros2_tools() -> None:
+    """``launch``, ``launch_ros`` and ``ros2cli`` from ``../shared/ros2-tools`` installed into this
+    venv (install.sh; idempotent), or a skip saying why when ``../shared`` does not hold them."""
+    from ros2proc import install_script, install_tools
+
+    script = install_script()
+    if not script.is_file():
+        pytest.skip(f"{script} is absent: the ROS 2 launch/CLI sources come from ../shared (not on PyPI)")
+    try:
+        install_tools()
+    except RuntimeError as exc:
+        pytest.fail(str(exc)[-4000:])
+
+
+@pytest.fixture(scope="module")
+def ros2_env(ros_environment, ros2_tools, tmp_path_factory):
+    """Environment for ``ros2 ...`` processes on the module's domain (tools overlay sourced; ROS logs
+    in a temporary folder, not ~/.ros/log), with the domain's ``ros2`` daemon running meanwhile."""
+    from ros2proc import daemon, tools_env
+
+    env = dict(tools_env(ros_environment), ROS_LOG_DIR=str(tmp_path_factory.mktemp("ros_log")))
+    with daemon(env):
+        yield env

@@ -128,3 +128,41 @@ def test_fewer_than_two_threads_is_refused(context):
 
     with pytest.raises(ValueError, match="num_threads must be ≥ 2"):
         PerceptionExecutor(num_threads=1, context=context)
+
+
+NODE_MODULES = ["snn_perception.ros.segment_node", "snn_perception.ros.image_source_node"]
+
+
+@pytest.mark.parametrize("module", NODE_MODULES)
+def test_a_node_process_ends_with_0_however_many_ctrl_cs_arrive(ros_environment, peer, tmp_path, module):
+    """Ctrl-C on ``ros2 launch`` in a terminal reaches a node twice (the terminal's SIGINT to the
+    process group, then launch's own); segment_node used to die with -2 when the second one landed
+    in its teardown or interpreter exit. Here SIGINTs keep coming every 50 ms until it has exited."""
+    import signal
+    import subprocess
+
+    from nodeproc import NodeProcess, wait_for
+
+    name = module.rsplit(".", 1)[-1]
+    params = {"device": "cpu"} if name == "segment_node" else {"source": str(tmp_path), "rate_hz": 5.0}
+    if name == "image_source_node":
+        import cv2
+        import numpy as np
+
+        cv2.imwrite(str(tmp_path / "f.png"), np.zeros((8, 8, 3), np.uint8))
+    proc = NodeProcess(module, name, "/sigint", params, ros_environment, tmp_path)
+    try:
+        if name == "segment_node":
+            peer.wait_state(proc.fqn, "active", timeout=120)
+        else:
+            wait_for(lambda: "publishing" in proc.log(), 60, f"{name} to start publishing")
+        deadline = time.monotonic() + 60
+        while proc.proc.poll() is None and time.monotonic() < deadline:
+            proc.proc.send_signal(signal.SIGINT)
+            time.sleep(0.05)
+        rc = proc.proc.wait(timeout=10)
+    except (TimeoutError, subprocess.TimeoutExpired):
+        proc.stop()
+        raise
+    assert rc == 0, f"{name} exited with {rc}\n{proc.log()}"
+    assert "Traceback" not in proc.log(), proc.log()

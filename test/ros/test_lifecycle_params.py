@@ -133,7 +133,7 @@ def test_inactive_node_publishes_nothing_and_resumes_on_activate(peer, node, top
         ("weights", "/no/such/weights.pth", "no such file"),
         ("weights", "not_a_shipped_model", "no such file"),
         ("count_ops", "yes", "type"),
-        ("autostart", False, "read-only"),
+        ("autostart", True, "start-up only"),  # the node runs with autostart false
     ],
 )
 def test_bad_parameter_values_are_refused_with_a_reason(peer, node, name, value, words):
