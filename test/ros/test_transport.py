@@ -35,6 +35,11 @@ TELEMETRY = {
     "mean_spike_rate": 0.125,
     "layer_names": ["spikecode_rgb.lif1", "H_est.r_lif1_Hx", "BL_est_conv.lif2"],
     "layer_spike_rates": [0.5, 0.25, 0.0625],
+    "max_timesteps": 8,
+    "latency_budget_ms": 100.5,
+    "energy_budget_mj": 2.25,
+    "arrival_to_output_ms": 97.75,
+    "budget_missed": True,
 }
 
 
