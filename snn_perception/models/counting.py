@@ -7,20 +7,31 @@ Conventions (the ones the SNN energy literature uses, made exact at image border
 
 * a layer fed by **binary spikes** costs one accumulate (SOP) per non-zero input per synapse it
   reaches: ``SOPs = Σ_nonzero inputs fan-out``, summed over the batch and all T steps. For a
-  convolution the fan-out of an input near a border is smaller; we get it exactly by convolving
-  the binary input mask with a ones kernel (valid taps per output position);
+  convolution the fan-out of an input near a border is smaller: an input at ``(y, x)`` is read
+  by ``rows(y) · cols(x)`` (output, tap) pairs, exact at borders;
 * a layer fed by **analog values** costs one MAC per valid weight tap of every output;
 * neuron state updates and batch-norms that fold into the neighbouring convolution are free.
 
-Counting is off unless a model's ``set_counting(True)`` was called; it then costs an extra
-reduction per spiking layer and per spike-fed convolution (measured by ``snn-perception bench``).
+Counting is cheap: :class:`OpCounter` keeps spike-dependent counts as small tensors on the
+model's device and reads them all with **one** host synchronisation per frame (:meth:`result`).
+A spike tensor is reduced once, and that reduction gives its spike rate and the SOPs of every
+layer it feeds. Border-exact fan-out is closed form: away from the borders ``rows(y) = r0`` (for
+stride s, periodic), so ``Σ rows·cols·active = r0·c0·(active total) + Σ_frame (rows·cols −
+r0·c0)·active`` over the few border rows and columns (slice sums, no extra convolution). Counts
+are float32 partial sums of integers below 2^24 combined in float64: exact, element for element.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
+
+#: a float32 sum of 0/1 values is exact in any order while the total stays at or below 2^24
+_F32_EXACT = 1 << 24
 
 
 @dataclass
@@ -47,93 +58,406 @@ class OpCounts:
         return sum(r * n for r, n in zip(self.layer_spike_rates, self.layer_neurons, strict=True)) / total
 
 
-def _fan_out_1d(length: int, kernel: int, stride: int, padding: int, device: torch.device) -> torch.Tensor:
-    """For each input index, how many (output position, kernel tap) pairs read it along one axis."""
+# ----------------------------------------------------------------------------- fan-out geometry
+
+
+@functools.lru_cache(maxsize=1024)
+def fan_out_1d(
+    length: int, kernel: int, stride: int = 1, padding: int = 0, upsample: int = 1
+) -> tuple[int, ...]:
+    """For each input index, how many (output position, kernel tap) pairs read it along one axis
+    (``upsample``: through a nearest upsampling, an index stands for that many positions)."""
+    if upsample > 1:
+        fine = fan_out_1d(length * upsample, kernel, stride, padding)
+        return tuple(sum(fine[i * upsample : (i + 1) * upsample]) for i in range(length))
     out_len = (length + 2 * padding - kernel) // stride + 1
-    idx = torch.arange(length, device=device)
-    fan = torch.zeros(length, dtype=torch.float64, device=device)
-    for k in range(kernel):
-        num = idx + padding - k  # = output index · stride
-        ok = (num >= 0) & (num % stride == 0) & (num // stride < out_len)
-        fan += ok.to(torch.float64)
-    return fan
+    nums = [[y + padding - k for k in range(kernel)] for y in range(length)]  # output index · stride
+    return tuple(sum(0 <= v and v % stride == 0 and v // stride < out_len for v in ns) for ns in nums)
 
 
-def count_active(x: torch.Tensor) -> float:
-    """Number of active entries of a spike tensor (0/1 values, or bool).
-
-    A float32 sum of 0/1 values is exact in any order while the total stays below 2^24, so the
-    tensor is summed in chunks of at most that size: one vectorised pass, no temporary mask.
-    """
-    if x.dtype == torch.bool:
-        return float(torch.count_nonzero(x))
-    flat = x.reshape(-1) if x.is_contiguous() else x.permute(*_dense_order(x)).reshape(-1)
-    chunk = 1 << 24
-    return float(sum(float(flat[i : i + chunk].sum()) for i in range(0, flat.numel(), chunk)))
-
-
-def _dense_order(x: torch.Tensor) -> list[int]:
-    """Dimension order in which ``x`` is laid out in memory (outermost first), for free flattening."""
-    return sorted(range(x.dim()), key=lambda d: -x.stride(d))
-
-
-def conv_taps(mask: torch.Tensor, kernel: int, stride: int = 1, padding: int = 0, groups: int = 1) -> float:
-    """Σ over output positions of the active input taps (all groups together).
-
-    ``mask``: ``[N, C_in, H, W]`` spikes (0/1 or bool). Multiply by ``C_out / groups`` for the
-    number of synaptic operations of a ``kernel×kernel`` convolution with these settings.
-    Equal to convolving the binary mask with a ones kernel and summing, computed separably:
-    an input at ``(y, x)`` is read by ``rows(y) · cols(x)`` (output, tap) pairs, exact at borders.
-    """
-    _, _, h, w = mask.shape
-    active = mask.to(torch.float32) if mask.dtype == torch.bool else mask
-    per_pixel = active.sum(dim=(0, 1), dtype=torch.float32).to(torch.float64)  # exact: ≤ N·C per pixel
-    rows = _fan_out_1d(h, kernel, stride, padding, mask.device)
-    cols = _fan_out_1d(w, kernel, stride, padding, mask.device)
-    return float((rows @ per_pixel @ cols).item())
-
-
-def conv_ops(
-    inp: torch.Tensor, out_channels: int, kernel: int, stride: int = 1, padding: int = 0, groups: int = 1
+def dense_conv_macs(
+    shape: Sequence[int], out_channels: int, kernel: int, stride: int = 1, padding: int = 0, groups: int = 1
 ) -> float:
-    """Synaptic operations (spike ``inp``) or MACs (pass ``torch.ones_like`` of an analog input)."""
-    return conv_taps(inp, kernel, stride, padding, groups) * (out_channels // groups)
+    """MACs of a convolution over a dense (analog) ``[N, C_in, H, W]`` input, borders exact: equal
+    to ``conv_ops(torch.ones(shape), ...)``, from the shape alone (host arithmetic)."""
+    n, c, h, w = (int(v) for v in shape)
+    taps = sum(fan_out_1d(h, kernel, stride, padding)) * sum(fan_out_1d(w, kernel, stride, padding))
+    return float(n * c * taps) * (out_channels // groups)
 
 
-def transposed_conv_ops(inp: torch.Tensor, out_channels: int, kernel: int, groups: int = 1) -> float:
-    """Non-overlapping transposed convolution (stride = kernel, no padding): every input reaches
-    ``C_out/groups × k²`` outputs, so no border correction is needed."""
-    return count_active(inp) * (out_channels // groups) * kernel * kernel
+class _Frame(NamedTuple):
+    """Closed form of ``Σ rows(y)·cols(x)·m(y, x)`` for a convolution on ``h × w``.
+
+    Away from the borders the fan-out is periodic (period 1 for stride 1, the stride otherwise):
+    ``rows(y) = pr[y mod Pr]``. So the sum is ``Σ_ij pr[i]·pc[j]·M_ij`` (``M_ij``: active inputs
+    with ``y ≡ i``, ``x ≡ j``; the total for stride 1) plus a correction over the border frame.
+    """
+
+    base: int  # stride 1: r0·c0, the fan-out of an input away from the borders; else 0
+    period: tuple[int, int]  # (Pr, Pc)
+    residue_base: tuple[float, ...]  # pr[i]·pc[j], row-major over (i, j)
+    top: int  # border rows / columns whose fan-out differs from the periodic interior
+    bottom: int
+    left: int
+    right: int
+    weights: tuple[float, ...]  # rows·cols − pr·pc over the frame (top, bottom, left, right blocks)
+    #: one-pixel frame (stride 1): weights of the two edge rows, the two edge columns between
+    #: them, and the corners' correction (constant along each edge, so totals suffice)
+    edge: tuple[float, ...] | None
+
+
+def _bands(fan: tuple[int, ...]) -> tuple[tuple[int, ...], int, int] | None:
+    """``(interior pattern, leading band, trailing band)`` for the period (≤ 4) with the narrowest
+    border bands, or None if they would be wide."""
+    n, m = len(fan), len(fan) // 2
+    if not n:
+        return (0,), 0, 0
+    best = None
+    for period in range(1, min(4, m + 1) + 1):
+        pattern = tuple(fan[m - ((m - r) % period)] for r in range(period))
+        lead = 1 + max((i for i in range(m) if fan[i] != pattern[i % period]), default=-1)
+        trail = n - min((i for i in range(m, n) if fan[i] != pattern[i % period]), default=n)
+        if best is None or lead + trail < best[1] + best[2]:
+            best = (pattern, lead, trail)
+    return best if best[1] + best[2] <= min(n, 16) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _frame(h: int, w: int, kernel: int, stride: int, padding: int, upsample: int = 1) -> _Frame | None:
+    """The frame decomposition, or None where it does not apply (tiny or irregular maps)."""
+    rows, cols = (fan_out_1d(n, kernel, stride, padding, upsample) for n in (h, w))
+    rb, cb = _bands(rows), _bands(cols)
+    if rb is None or cb is None:
+        return None
+    (pr, top, bottom), (pc, left, right) = rb, cb
+
+    def wt(y: int, x: int) -> float:
+        return float(rows[y] * cols[x] - pr[y % len(pr)] * pc[x % len(pc)])
+
+    mid = range(top, h - bottom)
+    wts = [wt(y, x) for y in (*range(top), *range(h - bottom, h)) for x in range(w)]
+    if left == right == 1 and w > 1:  # one strided view of both columns: (y, 0), (y, w − 1), …
+        wts += [wt(y, x) for y in mid for x in (0, w - 1)]
+    else:
+        wts += [wt(y, x) for y in mid for x in range(left)]
+        wts += [wt(y, x) for y in mid for x in range(w - right, w)]
+    residue = tuple(float(a * b) for a in pr for b in pc)
+    base = pr[0] * pc[0] if len(residue) == 1 else 0
+    edge = None
+    if base and top == bottom == left == right == 1 and h > 2 and w > 2:
+        sides = (wt(0, 1), wt(h - 1, 1), wt(1, 0), wt(1, w - 1))
+        edge = (*sides, *(wt(y, x) - sides[y > 0] for y in (0, h - 1) for x in (0, w - 1)))
+    return _Frame(base, (len(pr), len(pc)), residue, top, bottom, left, right, tuple(wts), edge)
+
+
+def _residue_sums(s: torch.Tensor, pr: int, pc: int) -> torch.Tensor | None:
+    """``M_ij``: active inputs of ``[N, C, H, W]`` with ``y ≡ i (mod pr)``, ``x ≡ j (mod pc)``,
+    float64 ``[pr·pc]``, exact; None where H, W are not multiples or a partial sum could round."""
+    n, c, h, w = s.shape
+    if h % pr or w % pc or n * c * (w // pc) > _F32_EXACT:
+        return None
+    exact = torch.float64 if s.dtype == torch.bool or not s.is_floating_point() else torch.float32
+    grid = s.unflatten(3, (w // pc, pc)).unflatten(2, (h // pr, pr))  # [N, C, H/pr, pr, W/pc, pc]
+    return grid.sum(dim=(0, 1, 4), dtype=exact).to(torch.float64).sum(0).reshape(-1)
+
+
+_DEVICE_CONSTANTS: dict[tuple, torch.Tensor] = {}
+
+
+def _constant(key: tuple, values: Iterable[float], device: torch.device) -> torch.Tensor:
+    """A float64 tensor of host constants, made once per device."""
+    full = (*key, str(device))
+    t = _DEVICE_CONSTANTS.get(full)
+    if t is None:
+        if len(_DEVICE_CONSTANTS) > 4096:
+            _DEVICE_CONSTANTS.clear()
+        t = _DEVICE_CONSTANTS[full] = torch.tensor(list(values), dtype=torch.float64, device=device)
+    return t
+
+
+# ----------------------------------------------------------------------------- device-side counts
+
+
+def exact_total(x: torch.Tensor) -> torch.Tensor:
+    """Number of active entries of a spike tensor (0/1 values, or bool), on ``x``'s device.
+
+    No synchronisation: returns a tensor whose entries add up (in float64) to the count, each
+    exact: a float32 sum of 0/1 values is exact while it stays at or below 2^24, so larger
+    tensors are summed in chunks of 2^24 (one vectorised pass, no temporary mask).
+    """
+    n = x.numel()
+    if x.dtype == torch.float32 and n <= _F32_EXACT:
+        return x.sum()
+    if x.dtype == torch.bool:
+        return torch.count_nonzero(x)
+    if not x.is_floating_point() or x.dtype == torch.float64:
+        return x.sum()
+    if n <= _F32_EXACT:
+        return x.sum(dtype=torch.float32)
+    order = sorted(range(x.dim()), key=lambda d: -x.stride(d))  # memory order: a free flattening
+    flat = x.reshape(-1) if x.is_contiguous() else x.permute(*order).reshape(-1)
+    k = n // _F32_EXACT
+    head = flat[: k * _F32_EXACT].view(k, _F32_EXACT).sum(1, dtype=torch.float32)
+    return torch.cat((head, flat[k * _F32_EXACT :].sum(dtype=torch.float32).reshape(1)))
+
+
+def _nonzero_total(x: torch.Tensor) -> torch.Tensor:
+    """Nonzero entries of ``x``, like :func:`exact_total` of ``x != 0`` but through a small buffer
+    (chunks that stay in cache on a CPU), so no full-size mask is written."""
+    flat = x.permute(*sorted(range(x.dim()), key=lambda d: -x.stride(d))).reshape(-1)
+    k, n = 1 << (18 if x.device.type == "cpu" else 24), flat.numel()
+    buf = torch.empty(min(k, n), dtype=torch.float32, device=x.device)
+    parts = [torch.ne(flat[i : i + k], 0, out=buf[: min(k, n - i)]).sum() for i in range(0, n, k)]
+    return torch.stack(parts) if len(parts) > 1 else parts[0] if parts else buf.sum()
+
+
+def _per_pixel(x: torch.Tensor) -> torch.Tensor:
+    """Active inputs per pixel of ``[N, C, H, W]`` (sum over N and C), exact, float64."""
+    if x.dtype == torch.bool or not x.is_floating_point():
+        return x.sum(dim=(0, 1), dtype=torch.float64)
+    return x.sum(dim=(0, 1), dtype=torch.float32).to(torch.float64)  # exact: ≤ N·C per pixel
+
+
+def _frame_sums(s: torch.Tensor, fr: _Frame) -> torch.Tensor:
+    """Active inputs per pixel of the frame (top, bottom, left, right blocks), float64, exact."""
+    h, w = s.shape[-2:]
+    if fr.top == fr.bottom == 1 and h > 1:
+        rows = [s[:, :, :: h - 1]]  # first and last row in one strided view
+    else:
+        rows = [p for p, n in ((s[:, :, : fr.top], fr.top), (s[:, :, h - fr.bottom :], fr.bottom)) if n]
+    mid = s[:, :, fr.top : h - fr.bottom]
+    if fr.left == fr.right == 1 and w > 1:
+        cols = [mid[..., :: w - 1]]  # interleaved per row: (y, 0), (y, w-1) — see _frame's weights
+    else:
+        cols = [p for p, n in ((mid[..., : fr.left], fr.left), (mid[..., w - fr.right :], fr.right)) if n]
+    exact = torch.float64 if s.dtype == torch.bool or not s.is_floating_point() else torch.float32
+    sums = [p.sum(dim=(0, 1), dtype=exact).reshape(-1) for p in (*rows, *cols)]
+    return torch.cat(sums).to(torch.float64) if len(sums) > 1 else sums[0].to(torch.float64)
+
+
+class Spikes:
+    """Device-side statistics of one spike tensor ``[N, C, H, W]`` (any shape for the total), each
+    computed once on first use: :meth:`total` and :meth:`terms` (border-exact conv fan-out)."""
+
+    __slots__ = ("_taps", "_total", "graded", "numel", "tensor")
+
+    def __init__(self, tensor: torch.Tensor, graded: bool = False) -> None:
+        self.tensor = tensor.detach()  # counting is never differentiated
+        self.numel = tensor.numel()
+        #: graded spikes (multi-threshold): every nonzero entry is one event; no 0/1 mask is built
+        self.graded = graded
+        self._total: torch.Tensor | None = None
+        self._taps: dict[tuple[int, ...], tuple] = {}
+
+    def _active(self, x: torch.Tensor) -> torch.Tensor:
+        return x.ne(0) if self.graded else x
+
+    def total(self) -> torch.Tensor:
+        if self._total is None:
+            self._total = _nonzero_total(self.tensor) if self.graded else exact_total(self.tensor)
+        return self._total
+
+    def terms(self, kernel: int, stride: int = 1, padding: int = 0, upsample: int = 1) -> tuple:
+        """``((tensor, coefficients), ...)``: the taps are ``Σ coefficient · entry`` over all terms.
+
+        ``upsample``: the convolution reads the tensor after a nearest ×``upsample`` upsampling.
+        """
+        key = (kernel, stride, padding, upsample)
+        hit = self._taps.get(key)
+        if hit is not None:
+            return hit
+        s = self.tensor
+        n, c, h, w = s.shape
+        fr = _frame(h, w, *key)
+        residues = None if fr is None or fr.base else _residue_sums(self._active(s), *fr.period)
+        if fr is None or (not fr.base and residues is None):
+            rows, cols = (_constant(("fan", m, *key), fan_out_1d(m, *key), s.device) for m in (h, w))
+            hit = ((rows @ _per_pixel(self._active(s)) @ cols, 1.0),)
+        else:
+            out = [(self.total(), float(fr.base)) if fr.base else (residues, fr.residue_base)]
+            if fr.edge is not None:  # row and column totals of the one-pixel frame, and corners
+                dt = torch.float32 if n * c * max(h, w) <= _F32_EXACT else torch.float64
+                rows, cols = self._active(s[:, :, :: h - 1]), self._active(s[:, :, 1 : h - 1, :: w - 1])
+                out += [(rows.sum(dim=(0, 1, 3), dtype=dt), fr.edge[:2]),
+                        (cols.sum(dim=(0, 1, 2), dtype=dt), fr.edge[2:4]),
+                        (rows[..., :: w - 1].sum(dim=(0, 1), dtype=dt), fr.edge[4:])]
+            elif fr.weights:
+                weights = _constant(("frame", h, w, *key), fr.weights, s.device)
+                out.append((torch.dot(_frame_sums(self._active(s), fr), weights), 1.0))
+            hit = tuple(out)
+        self._taps[key] = hit
+        return hit
+
+
+# ----------------------------------------------------------------------------- consumers
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A convolution fed by spikes: every spike costs ``rows(y)·cols(x)·C_out/groups`` SOPs."""
+
+    layer: str
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    #: the convolution reads the spikes after a nearest ×``upsample`` upsampling (not materialised)
+    upsample: int = 1
+
+
+@dataclass(frozen=True)
+class Dense:
+    """A layer where every spike reaches ``fan_out`` synapses wherever it is: a 1×1 convolution
+    (``C_out/groups``), a non-overlapping transposed convolution (``C_out/groups · k²``) or a
+    pooling (1)."""
+
+    layer: str
+    fan_out: float
+
+
+# ----------------------------------------------------------------------------- the counter
 
 
 class OpCounter:
-    """Accumulates one forward pass's counts; :meth:`result` turns them into :class:`OpCounts`."""
+    """Accumulates one forward pass's counts; :meth:`result` turns them into :class:`OpCounts`.
+
+    Host numbers (MACs from shapes, neuron counts) are added at once; spike-dependent numbers
+    stay on the device until the first read (:meth:`result`, :attr:`sops`, :attr:`macs`,
+    :attr:`layers`), which fetches them all with one synchronisation.
+
+    Fast API for a model (no sync, one reduction per spike tensor)::
+
+        h = counter.spikes("enc0.a1", s, Conv("enc.0.conv2", 64, 3, padding=1), Dense("pool0", 1))
+        counter.fan_out(h, Dense("up.0", 4 * 32))   # more layers fed by the same tensor, later
+        counter.spikes("dec0", s2, Conv("dec.1", 32, 3, padding=1, upsample=2))  # reads up2(s2)
+        counter.add_macs(dense_conv_macs(x.shape, 64, 3, padding=1), "enc.0.conv1")
+
+    ``add_sops`` / ``add_macs`` also take a (device) tensor; :func:`conv_ops` and
+    :func:`count_active` return host floats (one sync each) and keep working.
+    """
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self.sops = 0.0
-        self.macs = 0.0
         self._spikes: dict[str, list[float]] = {}  # name → [spikes, neuron-steps]
         #: layer name → [SOPs, MACs], for reports and for checking against brute force
-        self.layers: dict[str, list[float]] = {}
+        self._layers: dict[str, list[float]] = {}
+        # deferred terms: entry[index] += coefficient · (sum of the tensor's entries), read later
+        self._pending: list[tuple[torch.Tensor, list[float], int, float | tuple[float, ...]]] = []
+        self._memo: dict[int, tuple[torch.Tensor, Spikes]] = {}
 
-    def add_sops(self, n: float, layer: str = "") -> None:
-        self.sops += float(n)
-        self.layers.setdefault(layer, [0.0, 0.0])[0] += float(n)
+    # -- host numbers, or tensors read later
 
-    def add_macs(self, n: float, layer: str = "") -> None:
-        self.macs += float(n)
-        self.layers.setdefault(layer, [0.0, 0.0])[1] += float(n)
+    def _add(self, entry: list[float], idx: int, n: float | torch.Tensor) -> None:
+        if isinstance(n, torch.Tensor):
+            self._pending.append((n.detach(), entry, idx, 1.0))
+        else:
+            entry[idx] += float(n)
 
-    def spikes(self, name: str, s: torch.Tensor) -> None:
-        """Record a spike tensor (any shape; every element is one neuron at one step)."""
+    def add_sops(self, n: float | torch.Tensor, layer: str = "") -> None:
+        self._add(self._layers.setdefault(layer, [0.0, 0.0]), 0, n)
+
+    def add_macs(self, n: float | torch.Tensor, layer: str = "") -> None:
+        self._add(self._layers.setdefault(layer, [0.0, 0.0]), 1, n)
+
+    def add_spikes(
+        self, name: str, count: torch.Tensor | float | Sequence[torch.Tensor], neurons: float
+    ) -> None:
+        """Record a spike count computed by the caller (tensor(s) whose entries add up to it)."""
         entry = self._spikes.setdefault(name, [0.0, 0.0])
-        entry[0] += count_active(s)
-        entry[1] += float(s.numel())
+        entry[1] += float(neurons)
+        for c in count if isinstance(count, Sequence) else (count,):
+            self._add(entry, 0, c)
+
+    # -- spike tensors
+
+    def measure(self, s: torch.Tensor) -> Spikes:
+        """The handle of spike tensor ``s``, shared by all calls with this very tensor until
+        :meth:`release`, so it is reduced once (``s`` must not change in place meanwhile)."""
+        hit = self._memo.get(id(s))
+        if hit is None or hit[0] is not s:
+            hit = self._memo[id(s)] = (s, Spikes(s))
+        return hit[1]
+
+    def release(self) -> None:
+        """Drop the tensors that :meth:`measure` keeps (their counts stay)."""
+        self._memo.clear()
+
+    def spikes(
+        self, name: str, s: torch.Tensor | Spikes, *consumers: Conv | Dense, graded: bool = False
+    ) -> Spikes:
+        """Record a spike tensor (any shape; every element is one neuron at one step) and the SOPs
+        of the ``consumers`` it feeds, from one reduction. Returns the handle for later use.
+        ``graded``: count nonzero entries of graded spikes (no 0/1 mask needed)."""
+        h = s if isinstance(s, Spikes) else Spikes(s, graded)
+        entry = self._spikes.setdefault(name, [0.0, 0.0])
+        entry[1] += float(h.numel)
+        self._pending.append((h.total(), entry, 0, 1.0))
+        self.fan_out(h, *consumers)
+        return h
+
+    def fan_out(self, s: torch.Tensor | Spikes, *consumers: Conv | Dense) -> Spikes:
+        """SOPs of the layers fed by spike tensor ``s`` (``[N, C, H, W]`` for a :class:`Conv`)."""
+        h = s if isinstance(s, Spikes) else Spikes(s)
+        for c in consumers:
+            entry = self._layers.setdefault(c.layer, [0.0, 0.0])
+            if isinstance(c, Dense):
+                self._pending.append((h.total(), entry, 0, float(c.fan_out)))
+                continue
+            per_tap = float(c.out_channels // c.groups)
+            for t, coef in h.terms(c.kernel, c.stride, c.padding, c.upsample):
+                k = tuple(v * per_tap for v in coef) if isinstance(coef, tuple) else coef * per_tap
+                self._pending.append((t, entry, 0, k))
+        return h
+
+    # -- reading
+
+    def _flush(self) -> None:
+        """Fetch every deferred count with one synchronisation and fold it into the host numbers."""
+        self._memo.clear()
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+        seen: set[int] = set()
+        for t, *_ in pending:
+            if id(t) not in seen:
+                seen.add(id(t))
+                groups.setdefault((t.dtype, t.device), []).append(t)
+        device = pending[0][0].device
+        ordered = [t for ts in groups.values() for t in ts]
+        cats = [torch.cat([t.reshape(-1) for t in ts]).to(device, torch.float64) for ts in groups.values()]
+        values = (cats[0] if len(cats) == 1 else torch.cat(cats)).tolist()  # the one sync
+        start: dict[int, int] = {}
+        i = 0
+        for t in ordered:
+            start[id(t)] = i
+            i += t.numel()
+        for t, entry, idx, coef in pending:
+            i, n = start[id(t)], t.numel()
+            if isinstance(coef, tuple):  # one coefficient per entry
+                entry[idx] += sum(v * k for v, k in zip(values[i : i + n], coef, strict=True))
+            else:
+                entry[idx] += (values[i] if n == 1 else sum(values[i : i + n])) * coef
+
+    @property
+    def layers(self) -> dict[str, list[float]]:
+        self._flush()
+        return self._layers
+
+    @property
+    def sops(self) -> float:
+        return sum(v[0] for v in self.layers.values())
+
+    @property
+    def macs(self) -> float:
+        return sum(v[1] for v in self.layers.values())
 
     def result(self) -> OpCounts:
+        self._flush()
         names = list(self._spikes)
         return OpCounts(
             synaptic_ops=self.sops,
@@ -142,3 +466,33 @@ class OpCounter:
             layer_spike_rates=[s / n if n else 0.0 for s, n in self._spikes.values()],
             layer_neurons=[n for _, n in self._spikes.values()],
         )
+
+
+# ----------------------------------------------------------------------------- host-float helpers
+
+
+def count_active(x: torch.Tensor) -> float:
+    """Number of active entries of a spike tensor (0/1 values, or bool), as a host float (syncs)."""
+    return float(exact_total(x).to(torch.float64).sum())
+
+
+def conv_taps(mask: torch.Tensor, kernel: int, stride: int = 1, padding: int = 0, groups: int = 1) -> float:
+    """Σ over output positions of the active input taps of ``mask`` ``[N, C_in, H, W]`` (0/1 or bool;
+    all groups together), a host float: convolving the mask with a ones kernel and summing."""
+    counter = OpCounter()
+    counter.fan_out(mask, Conv("", 1, kernel, stride, padding))
+    return counter.layers[""][0]
+
+
+def conv_ops(
+    inp: torch.Tensor, out_channels: int, kernel: int, stride: int = 1, padding: int = 0, groups: int = 1
+) -> float:
+    """Synaptic operations (spike ``inp``) or MACs (pass ``torch.ones_like`` of an analog input;
+    :func:`dense_conv_macs` gives the same from the shape alone)."""
+    return conv_taps(inp, kernel, stride, padding, groups) * (out_channels // groups)
+
+
+def transposed_conv_ops(inp: torch.Tensor, out_channels: int, kernel: int, groups: int = 1) -> float:
+    """Non-overlapping transposed convolution (stride = kernel, no padding): every input reaches
+    ``C_out/groups × k²`` outputs, so no border correction is needed."""
+    return count_active(inp) * (out_channels // groups) * kernel * kernel

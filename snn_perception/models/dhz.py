@@ -25,8 +25,23 @@ from torch import nn
 from snn_perception.models import registry
 from snn_perception.models.checkpointing import stage
 from snn_perception.models.colour import rgb_to_lab_scaled
-from snn_perception.models.counting import OpCounter, OpCounts, conv_ops, count_active, transposed_conv_ops
-from snn_perception.models.neurons import ALIF, Reset, _needs_grad, charge_, first_charge, leaky_readout
+from snn_perception.models.counting import (
+    Conv,
+    Dense,
+    OpCounter,
+    OpCounts,
+    Spikes,
+    dense_conv_macs,
+)
+from snn_perception.models.neurons import (
+    ALIF,
+    Reset,
+    _fire_pool,
+    _fire_pool_constant,
+    _needs_grad,
+    constant_spike_totals,
+    leaky_readout,
+)
 
 Variant = Literal["official", "paper"]
 MAX_TIMESTEPS = 64
@@ -57,12 +72,13 @@ class DHZConfig:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _lif(lif: ALIF, x: torch.Tensor, timesteps: int, cnt: OpCounter | None) -> torch.Tensor:
-    """Run a neuron layer over ``[T*B, ...]`` (time-major)."""
+def _lif(
+    lif: ALIF, x: torch.Tensor, timesteps: int, cnt: OpCounter | None, *consumers: Conv | Dense
+) -> tuple[torch.Tensor, Spikes | None]:
+    """Run a neuron layer over ``[T*B, ...]`` (time-major); counting records its spikes and the
+    SOPs of the ``consumers`` they feed (one reduction), and returns the spikes' handle."""
     s = lif(x.view(timesteps, -1, *x.shape[1:])).view(x.shape)
-    if cnt is not None:
-        cnt.spikes(lif.layer_name, s)
-    return s
+    return s, (cnt.spikes(lif.layer_name, s, *consumers) if cnt is not None else None)
 
 
 def _lif_pool(
@@ -72,7 +88,8 @@ def _lif_pool(
 
     ``constant``: ``x`` is ``[B, C, H, W]`` and the same current is fed at every step.
     Without reset the pool is taken on the membrane: ``maxpool([v ≥ θ]) = [maxpool(v) ≥ θ]``
-    exactly, which saves materialising full-resolution spikes.
+    exactly, which saves materialising full-resolution spikes. Spike rates are per
+    full-resolution neuron.
     """
     if lif.reset != "none" or _needs_grad(x, lif.v_threshold):
         seq = x.expand(timesteps, *x.shape) if constant else x.view(timesteps, -1, *x.shape[1:])
@@ -81,89 +98,18 @@ def _lif_pool(
             cnt.spikes(lif.layer_name, s)
         return F.max_pool2d(s, 2)
     theta = lif.v_threshold.detach().to(x.dtype)
+    tau = float(lif.tau)
     if constant:
-        if cnt is not None:  # rates are per full-resolution neuron: replay them at full resolution
-            tau = float(lif.tau)
-            v = first_charge(x, tau)
-            tmp = torch.empty_like(v)
-            for t in range(timesteps):
-                if t:
-                    charge_(v, x, tmp, tau)
-                cnt.spikes(lif.layer_name, v >= theta)
-        return _fire_pool_constant(x, theta, float(lif.tau), timesteps)
-    return _fire_pool(x, theta, float(lif.tau), timesteps, cnt, lif.layer_name)
-
-
-def _fire_pool(
-    x: torch.Tensor,
-    theta: torch.Tensor,
-    tau: float,
-    timesteps: int,
-    cnt: OpCounter | None = None,
-    name: str = "",
-) -> torch.Tensor:
-    """No-reset neurons over ``[T*B, C, H, W]`` currents, pooled spikes ``[T*B, C, H/2, W/2]``.
-
-    Pools the membrane, not the spikes: ``maxpool([v ≥ θ]) = [maxpool(v) ≥ θ]`` exactly.
-    """
-    steps = x.view(timesteps, -1, *x.shape[1:])
-    v = first_charge(steps[0], tau)
-    tmp = torch.empty_like(v)
-    n, c, h, w = v.shape
-    out = x.new_empty((timesteps * n, c, h // 2, w // 2)).contiguous(memory_format=_memory_format(x))
-    for t in range(timesteps):
-        if t:
-            charge_(v, steps[t], tmp, tau)
-        torch.ge(_max_pool2x2(v), theta, out=out[t * n : (t + 1) * n])
-        if cnt is not None:
-            cnt.spikes(name, v >= theta)
+        if cnt is not None:  # full-resolution spikes, from the currents (no replay when τ = 2)
+            spikes = constant_spike_totals(lif, x, timesteps, tau)
+            cnt.add_spikes(lif.layer_name, spikes, timesteps * x.numel())
+        return _fire_pool_constant(x, theta, tau, timesteps)
+    if cnt is None:
+        return _fire_pool(x, theta, tau, timesteps)
+    parts: list[torch.Tensor] = []
+    out = _fire_pool(x, theta, tau, timesteps, parts)
+    cnt.add_spikes(lif.layer_name, parts, x.numel())
     return out
-
-
-def _fire_pool_constant(x: torch.Tensor, theta: torch.Tensor, tau: float, timesteps: int) -> torch.Tensor:
-    """No-reset neurons fed the same current ``x`` ``[B, C, H, W]`` at every step, then a 2×2
-    max-pool of the spikes, ``[T*B, C, H/2, W/2]``.
-
-    With a constant input the membrane after t steps is ``v_t = f_t(x)`` element-wise, and f_t is
-    non-decreasing in x *in float32 arithmetic*: ``v_1 = x/τ`` (τ = 2) and each later step is
-    ``fl(v + (x − v)/2)`` where ``x − v`` is exact (Sterbenz: v lies in [x/2, x]), i.e. one
-    rounding of ``(x + v)/2``, which increases with x. Hence ``maxpool(v_t) = f_t(maxpool(x))``
-    exactly, and the neurons can run at a quarter of the resolution.
-    """
-    if tau != 2.0:  # the monotonicity argument above is for τ = 2 only
-        v = torch.empty((timesteps, *x.shape), dtype=x.dtype, device=x.device)
-        v[0] = first_charge(x, tau)
-        tmp = torch.empty_like(x)
-        for t in range(1, timesteps):
-            v[t] = v[t - 1]
-            charge_(v[t], x, tmp, tau)
-        pooled = torch.stack([_max_pool2x2(vt) for vt in v])
-        return torch.ge(pooled, theta).to(x.dtype).flatten(0, 1)
-    xp = _max_pool2x2(x).contiguous(memory_format=_memory_format(x))
-    v = first_charge(xp, tau)
-    tmp = torch.empty_like(v)
-    n = v.shape[0]
-    out = xp.new_empty((timesteps * n, *v.shape[1:])).contiguous(memory_format=_memory_format(xp))
-    for t in range(timesteps):
-        if t:
-            charge_(v, xp, tmp, tau)
-        torch.ge(v, theta, out=out[t * n : (t + 1) * n])
-    return out
-
-
-def _max_pool2x2(v: torch.Tensor) -> torch.Tensor:
-    """2×2/stride-2 max-pool as three element-wise maxima of strided views (exact; several times
-    faster than ``F.max_pool2d`` on CPU, which also computes indices)."""
-    return torch.maximum(
-        torch.maximum(v[..., 0::2, 0::2], v[..., 0::2, 1::2]),
-        torch.maximum(v[..., 1::2, 0::2], v[..., 1::2, 1::2]),
-    )
-
-
-def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    return (
-        torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-    )
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -218,20 +164,29 @@ class RepConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
-    def count(self, x: torch.Tensor, cnt: OpCounter, spiking_input: bool) -> None:
+    def count(self, x: torch.Tensor | Spikes, cnt: OpCounter, spiking_input: bool) -> None:
         """First 1×1 fed by ``x``; depthwise and second 1×1 fed by analog values; BNs fold away."""
-        n, c, h, w = x.shape
+        t = x.tensor if isinstance(x, Spikes) else x
+        n, c, h, w = t.shape
         first, dw, second = self.body[0], self.body[2][0], self.body[2][1]
         if spiking_input:
-            cnt.add_sops(count_active(x) * c, first.layer_name)
+            cnt.fan_out(x, Dense(first.layer_name, c))
         else:
-            cnt.add_macs(float(x.numel()) * c, first.layer_name)
+            cnt.add_macs(float(t.numel()) * c, first.layer_name)
         cnt.add_macs(n * c * h * w * 9, dw.layer_name)
         cnt.add_macs(n * h * w * c * c, second.layer_name)
 
 
 def _rep_branch(channels: int) -> nn.Sequential:
     return nn.Sequential(RepConv(channels), nn.BatchNorm2d(channels))
+
+
+def _kv_ops(kv: torch.Tensor, kh: torch.Tensor, vh: torch.Tensor) -> torch.Tensor:
+    """``Σ_tokens (Σ_d k)(Σ_d v)`` per head, as a float64 tensor: the sum of ``kv = kᵀv``'s entries
+    where ``kv`` holds exact integers (float32 sums of 0/1 products below 2^24), else recounted."""
+    if kv.dtype in (torch.float32, torch.float64) and kh.shape[-2] <= 1 << 24:
+        return kv.sum(dtype=torch.float64)
+    return (kh.sum(-1, dtype=torch.float64) * vh.sum(-1, dtype=torch.float64)).sum()
 
 
 class SpikingAttention(nn.Module):
@@ -257,24 +212,24 @@ class SpikingAttention(nn.Module):
     def forward(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None) -> torch.Tensor:
         tb, c, h, w = x.shape
         n, d = h * w, c // self.heads
-        s = _lif(self.head_lif, x, timesteps, cnt)
-        q = _lif(self.q_lif, self.q_conv(s), timesteps, cnt)
-        k = _lif(self.k_lif, self.k_conv(s), timesteps, cnt)
-        v = _lif(self.v_lif, self.v_conv(s), timesteps, cnt)
+        s, s_spikes = _lif(self.head_lif, x, timesteps, cnt)
+        q, q_spikes = _lif(self.q_lif, self.q_conv(s), timesteps, cnt)
+        k, _ = _lif(self.k_lif, self.k_conv(s), timesteps, cnt)
+        v, _ = _lif(self.v_lif, self.v_conv(s), timesteps, cnt)
         # tokens × channels per head, [TB, heads, N, d]; free views for channels-last tensors
         qh, kh, vh = (z.permute(0, 2, 3, 1).reshape(tb, n, self.heads, d).transpose(1, 2) for z in (q, k, v))
         kv = kh.transpose(-1, -2) @ vh  # [TB, heads, d, d]; sums of 0/1 products: exact
         y = (qh @ kv).transpose(1, 2).reshape(tb, h, w, c).permute(0, 3, 1, 2)
-        a = _lif(self.attn_lif, y, timesteps, cnt)
+        a, a_spikes = _lif(self.attn_lif, y, timesteps, cnt)
         if cnt is not None:
             for branch in (self.q_conv, self.k_conv, self.v_conv):
-                branch[0].count(s, cnt, spiking_input=True)
-            # kᵀv: an accumulate wherever a key and a value spike at the same token (per head);
-            # q(kᵀv): each query spike adds d entries of kᵀv.
-            kv_ops = float((kh.sum(-1, dtype=torch.float64) * vh.sum(-1, dtype=torch.float64)).sum())
-            cnt.add_sops(kv_ops, f"{self.layer_name}.kv")
-            cnt.add_sops(count_active(q) * d, f"{self.layer_name}.qkv")
-            self.proj_conv[0].count(a, cnt, spiking_input=True)
+                branch[0].count(s_spikes, cnt, spiking_input=True)
+            # kᵀv: an accumulate wherever a key and a value spike at the same token (per head),
+            # Σ_tokens (Σ k)(Σ v), which is the sum of kᵀv's entries; q(kᵀv): each query spike
+            # adds d entries of kᵀv.
+            cnt.add_sops(_kv_ops(kv, kh, vh), f"{self.layer_name}.kv")
+            cnt.fan_out(q_spikes, Dense(f"{self.layer_name}.qkv", d))
+            self.proj_conv[0].count(a_spikes, cnt, spiking_input=True)
         return self.proj_conv(a)
 
 
@@ -303,7 +258,7 @@ class SpikingMLP(nn.Module):
         )
         if cnt is not None:
             cnt.add_macs(float(x.numel()) * c, self.fc1_conv.layer_name)
-        return _lif(self.fc1_lif, y, timesteps, cnt)
+        return _lif(self.fc1_lif, y, timesteps, cnt)[0]
 
 
 class TransformerBlock(nn.Module):
@@ -329,7 +284,7 @@ class SpikeCoder(nn.Module):
 
     def forward(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None = None) -> torch.Tensor:
         if cnt is not None:
-            cnt.add_macs(conv_ops(torch.ones_like(x[:1]), 16, 3, 1, 1) * x.shape[0], self.conv1.layer_name)
+            cnt.add_macs(dense_conv_macs(x.shape, 16, 3, 1, 1), self.conv1.layer_name)
         return _lif_pool(self.lif1, self.conv1(x), timesteps, cnt, constant=True)
 
 
@@ -365,8 +320,8 @@ class KEstimator(nn.Module):
         d1 = _lif_pool(getattr(self, f"{p}_lif1_Hx"), conv1(sc), timesteps, cnt)
         d2 = _lif_pool(getattr(self, f"{p}_lif2_Hx"), conv2(d1), timesteps, cnt)
         if cnt is not None:
-            cnt.add_sops(conv_ops(sc, conv1.out_channels, 3, 1, 1), conv1.layer_name)
-            cnt.add_sops(conv_ops(d1, conv2.out_channels, 3, 1, 1), conv2.layer_name)
+            cnt.fan_out(cnt.measure(sc), Conv(conv1.layer_name, conv1.out_channels, 3, 1, 1))
+            cnt.fan_out(cnt.measure(d1), Conv(conv2.layer_name, conv2.out_channels, 3, 1, 1))
         blocks = getattr(self, f"{p}_snn_trans_Lx")
         if self.cfg.variant == "official":  # every block sees d2; only the last one's output is used
             return d1, blocks[-1](d2, timesteps, cnt)
@@ -395,15 +350,16 @@ class KEstimator(nn.Module):
         cnt: OpCounter | None,
     ) -> torch.Tensor:
         u1_in = torch.cat((y_r, y_l), 1)
-        s1 = _lif(self.lif_up1_Hx, self.up1_Hx(u1_in), timesteps, cnt)
+        up2, up3 = Dense(self.up2_Hx.layer_name, 16 * 4), Dense(self.up3_Hx.layer_name, 3 * 4)
+        s1, _ = _lif(self.lif_up1_Hx, self.up1_Hx(u1_in), timesteps, cnt, up2)
         u2_in = torch.cat((d1_r, d1_l, s1), 1)
-        s2 = _lif(self.lif_up2_Hx, self.up2_Hx(u2_in), timesteps, cnt)
+        s2, _ = _lif(self.lif_up2_Hx, self.up2_Hx(u2_in), timesteps, cnt, up3)
         u3_in = torch.cat((sc_rgb, sc_lab, s2), 1)
         u3 = self.up3_Hx(u3_in)
-        if cnt is not None:
+        if cnt is not None:  # the transposed convolutions read concatenations of counted spikes
             cnt.add_macs(float(u1_in.numel()) * 32 * 4, self.up1_Hx.layer_name)  # analog residual stream
-            cnt.add_sops(transposed_conv_ops(u2_in, 16, 2), self.up2_Hx.layer_name)
-            cnt.add_sops(transposed_conv_ops(u3_in, 3, 2), self.up3_Hx.layer_name)
+            for part, layer in ((d1_r, up2), (d1_l, up2), (sc_rgb, up3), (sc_lab, up3)):
+                cnt.fan_out(cnt.measure(part), layer)
             cnt.add_macs(u3.numel(), f"{self.layer_name}.readout")  # one multiply-add per neuron and step
         return leaky_readout(u3.view(timesteps, -1, *u3.shape[1:]), self.cfg.tau)
 
@@ -420,14 +376,20 @@ class BackgroundLight(nn.Module):
         self.lif2 = ALIF(cfg.tau, cfg.v_threshold, cfg.reset, cfg.surrogate_alpha)
         self.convf = nn.ConvTranspose2d(8, 3, kernel_size=2, stride=2)
 
-    def forward(self, sc: torch.Tensor, timesteps: int, cnt: OpCounter | None = None) -> torch.Tensor:
-        s1 = _lif(self.lif1, self.conv1(sc), timesteps, cnt)
-        s2 = _lif(self.lif2, self.conv2(s1), timesteps, cnt)
+    def forward(
+        self,
+        sc: torch.Tensor,
+        timesteps: int,
+        cnt: OpCounter | None = None,
+        sc_parts: tuple[torch.Tensor, ...] | None = None,
+    ) -> torch.Tensor:
+        """``sc_parts``: tensors whose channel concatenation is ``sc`` (counted instead of ``sc``)."""
+        s1, _ = _lif(self.lif1, self.conv1(sc), timesteps, cnt, Conv(self.conv2.layer_name, 8, 3, 1, 1))
+        s2, _ = _lif(self.lif2, self.conv2(s1), timesteps, cnt, Dense(self.convf.layer_name, 3 * 4))
         f = self.convf(s2)
         if cnt is not None:
-            cnt.add_sops(conv_ops(sc, 16, 3, 1, 1), self.conv1.layer_name)
-            cnt.add_sops(conv_ops(s1, 8, 3, 1, 1), self.conv2.layer_name)
-            cnt.add_sops(transposed_conv_ops(s2, 3, 2), self.convf.layer_name)
+            for part in sc_parts or (sc,):
+                cnt.fan_out(cnt.measure(part), Conv(self.conv1.layer_name, 16, 3, 1, 1))
             cnt.add_macs(f.numel(), f"{self.layer_name}.readout")
         return leaky_readout(f.view(timesteps, -1, *f.shape[1:]), self.cfg.tau)
 
@@ -453,8 +415,7 @@ class SnnTransDHZ(nn.Module):
         for name, module in self.named_modules():
             module.layer_name = name  # used to label spike rates and operation counts
         self._counting = False
-        self._counts = OpCounts()
-        self._layer_ops: dict[str, tuple[float, float]] = {}
+        self._counter: OpCounter | None = None  # of the last counted forward pass, read on demand
         self.grad_checkpointing = False
 
     def set_grad_checkpointing(self, enabled: bool) -> None:
@@ -471,11 +432,14 @@ class SnnTransDHZ(nn.Module):
         self._counting = bool(enabled)
 
     def read_counters(self) -> OpCounts:
-        return self._counts
+        """Counts of the last counted forward pass (its one host synchronisation happens here)."""
+        return self._counter.result() if self._counter is not None else OpCounts()
 
     def layer_ops(self) -> dict[str, tuple[float, float]]:
         """(SOPs, MACs) per layer of the last counted forward pass."""
-        return dict(self._layer_ops)
+        if self._counter is None:
+            return {}
+        return {k: (v[0], v[1]) for k, v in self._counter.layers.items()}
 
     def forward(self, x: torch.Tensor, timesteps: int = 4) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != 3:
@@ -495,8 +459,8 @@ class SnnTransDHZ(nn.Module):
         cnt = OpCounter() if self._counting else None
         j = self._run(x, timesteps, cnt)
         if cnt is not None:
-            self._counts = cnt.result()
-            self._layer_ops = {k: (v[0], v[1]) for k, v in cnt.layers.items()}
+            cnt.release()
+            self._counter = cnt
         return j[..., :h, :w] if (ph or pw) else j
 
     def prepare_inference(self) -> None:
@@ -511,7 +475,8 @@ class SnnTransDHZ(nn.Module):
         sc_lab = stage(self.spikecode_lab, on, self.spikecode_lab, lab, timesteps, cnt)
         k = self.H_est(sc_rgb, sc_lab, timesteps, cnt)
         sc = torch.cat((sc_rgb, sc_lab), 1)
-        b = stage(self.BL_est_conv, on, self.BL_est_conv, sc, timesteps, cnt)
+        parts = (sc_rgb, sc_lab) if cnt is not None else None
+        b = stage(self.BL_est_conv, on, self.BL_est_conv, sc, timesteps, cnt, parts)
         if cnt is not None:
             cnt.add_macs(2 * x.numel(), "reconstruction")
         return (k * x) - (k * b) + x

@@ -11,11 +11,14 @@ loop; autograd takes a plain loop through :class:`SigmoidSpike`.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
 import torch
 from torch import nn
+
+from snn_perception.models.counting import exact_total
 
 Reset = Literal["none", "subtract"]
 
@@ -103,6 +106,22 @@ class ALIF(nn.Module):
         torch.ge(v, self.v_threshold.detach().to(v.dtype), out=out)
         return out
 
+    def firing_currents(self, timesteps: int, dtype: torch.dtype) -> tuple[float, ...]:
+        """:func:`constant_current_thresholds` of this layer (τ = 2), cached without a sync.
+
+        On a CPU the threshold's value is the key; elsewhere its version counter is (in-place
+        changes, as by an optimiser or ``load_state_dict``, make a new entry).
+        """
+        p = self.v_threshold
+        if p.device.type == "cpu":
+            return constant_current_thresholds(float(p), 2.0, timesteps, dtype, p.dtype)
+        key = (p._version, p.data_ptr(), timesteps, dtype)
+        cached = self.__dict__.get("_firing_currents")
+        if cached is None or cached[0] != key:
+            cached = (key, constant_current_thresholds(float(p), 2.0, timesteps, dtype, p.dtype))
+            self.__dict__["_firing_currents"] = cached
+        return cached[1]
+
     def _forward_inference(self, x_seq: torch.Tensor) -> torch.Tensor:
         out = torch.empty_like(x_seq)
         theta = self.v_threshold.detach().to(x_seq.dtype)
@@ -161,3 +180,216 @@ def leaky_readout(x_seq: torch.Tensor, tau: float = 2.0) -> torch.Tensor:
     for t in range(1, x_seq.shape[0]):
         charge_(v, x_seq[t], tmp, tau)
     return v
+
+
+# ----------------------------------------------------------------------------- fast no-reset kernels
+
+
+def _fire_pool(
+    x: torch.Tensor,
+    theta: torch.Tensor,
+    tau: float,
+    timesteps: int,
+    counts: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """No-reset neurons over ``[T*B, C, H, W]`` currents, pooled spikes ``[T*B, C, H/2, W/2]``.
+
+    Pools the membrane, not the spikes: ``maxpool([v ≥ θ]) = [maxpool(v) ≥ θ]`` exactly.
+    ``counts``, when given, receives the number of full-resolution spikes of each step (exact
+    tensors, no sync). The spikes are then made at full resolution and summed per 2×2 window
+    into the output (0..4, clamped to 1 after counting: the same pooled spikes for finite
+    membranes; the currents here come from spikes, so they are finite for finite weights).
+    """
+    steps = x.view(timesteps, -1, *x.shape[1:])
+    v = first_charge(steps[0], tau)
+    tmp = torch.empty_like(v)
+    n, c, h, w = v.shape
+    out = x.new_empty((timesteps * n, c, h // 2, w // 2)).contiguous(memory_format=_memory_format(x))
+    full = torch.empty_like(v, dtype=torch.float32) if counts is not None else None
+    windows = full is not None and full.numel() <= 1 << 24  # window sums stay exact in float32
+    if windows:
+        q00, q01, q10, q11 = (full[..., i::2, j::2] for i in (0, 1) for j in (0, 1))
+    for t in range(timesteps):
+        if t:
+            charge_(v, steps[t], tmp, tau)
+        o = out[t * n : (t + 1) * n]
+        if not windows:
+            torch.ge(_max_pool2x2(v), theta, out=o)
+            if full is not None:
+                counts.append(exact_total(torch.ge(v, theta, out=full)))
+            continue
+        torch.ge(v, theta, out=full)
+        torch.add(q00, q01, out=o).add_(q10).add_(q11)
+        counts.append(o.sum(dtype=torch.float32))
+        o.clamp_(max=1.0)
+    return out
+
+
+def _fire_pool_constant(x: torch.Tensor, theta: torch.Tensor, tau: float, timesteps: int) -> torch.Tensor:
+    """No-reset neurons fed the same current ``x`` ``[B, C, H, W]`` at every step, then a 2×2
+    max-pool of the spikes, ``[T*B, C, H/2, W/2]``.
+
+    With a constant input the membrane after t steps is ``v_t = f_t(x)`` element-wise, and f_t is
+    non-decreasing in x *in float32 arithmetic*: ``v_1 = x/τ`` (τ = 2) and each later step is
+    ``fl(v + (x − v)/2)`` where ``x − v`` is exact (Sterbenz: v lies in [x/2, x]), i.e. one
+    rounding of ``(x + v)/2``, which increases with x. Hence ``maxpool(v_t) = f_t(maxpool(x))``
+    exactly, and the neurons can run at a quarter of the resolution.
+    """
+    if tau != 2.0:  # the monotonicity argument above is for τ = 2 only
+        v = torch.empty((timesteps, *x.shape), dtype=x.dtype, device=x.device)
+        v[0] = first_charge(x, tau)
+        tmp = torch.empty_like(x)
+        for t in range(1, timesteps):
+            v[t] = v[t - 1]
+            charge_(v[t], x, tmp, tau)
+        pooled = torch.stack([_max_pool2x2(vt) for vt in v])
+        return torch.ge(pooled, theta).to(x.dtype).flatten(0, 1)
+    xp = _max_pool2x2(x).contiguous(memory_format=_memory_format(x))
+    v = first_charge(xp, tau)
+    tmp = torch.empty_like(v)
+    n = v.shape[0]
+    out = xp.new_empty((timesteps * n, *v.shape[1:])).contiguous(memory_format=_memory_format(xp))
+    for t in range(timesteps):
+        if t:
+            charge_(v, xp, tmp, tau)
+        torch.ge(v, theta, out=out[t * n : (t + 1) * n])
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def constant_current_thresholds(
+    theta: float, tau: float, timesteps: int, dtype: torch.dtype, theta_dtype: torch.dtype = torch.float32
+) -> tuple[float, ...]:
+    """``c_t``, t = 1..T: a no-reset neuron fed a constant current x fires at step t iff ``x ≥ c_t``.
+
+    For τ = 2 the membrane ``f_t(x)`` is non-decreasing in x in floating point (see
+    :func:`_fire_pool_constant`), so ``[f_t(x) ≥ θ]`` switches once, at ``c_t``: the smallest
+    finite value of ``dtype`` that fires, found by bisection over the ordered bit patterns with
+    the very arithmetic of the forward pass (``first_charge``, ``charge_``, ``≥ θ`` in ``dtype``).
+    ``+inf`` where no finite current fires. Exact for finite currents (f_t(+inf) is NaN for t ≥ 2).
+    """
+    if tau != 2.0:
+        raise ValueError("constant_current_thresholds relies on τ = 2 (monotone membrane)")
+    ints = {torch.float32: torch.int32, torch.float64: torch.int64, torch.bfloat16: torch.int16,
+            torch.float16: torch.int16}
+    itype = ints[dtype]
+    bits = torch.iinfo(itype).bits
+    imin = -(1 << (bits - 1))
+    th = torch.tensor(theta, dtype=theta_dtype).to(dtype)
+
+    def key(value: float) -> int:  # ordered integer of a float: monotone in the value
+        b = int(torch.tensor([value], dtype=dtype).view(itype)[0])
+        return b if b >= 0 else imin - b
+
+    def values(keys: list[int]) -> torch.Tensor:
+        return torch.tensor([k if k >= 0 else imin - k for k in keys], dtype=itype).view(dtype)
+
+    def fires(keys: list[int]) -> list[bool]:
+        """Entry t: does the current ``keys[t]`` fire at step t + 1?"""
+        cur = values(keys)
+        v = first_charge(cur, tau)
+        tmp = torch.empty_like(v)
+        out = torch.empty(timesteps, dtype=torch.bool)
+        for t in range(timesteps):
+            if t:
+                charge_(v, cur, tmp, tau)
+            out[t] = v[t] >= th
+        return out.tolist()
+
+    big = torch.finfo(dtype).max
+    lo, hi = [key(-big)] * timesteps, [key(big)] * timesteps
+    first, last = fires(lo), fires(hi)
+    # invariant for open entries: lo does not fire, hi does
+    done = [f or not g for f, g in zip(first, last, strict=True)]
+    while True:
+        open_ = {i for i in range(timesteps) if not done[i] and hi[i] - lo[i] > 1}
+        if not open_:
+            break
+        mid = [(a + b) // 2 for a, b in zip(lo, hi, strict=True)]
+        for i, f in enumerate(fires(mid)):
+            if i in open_:
+                if f:
+                    hi[i] = mid[i]
+                else:
+                    lo[i] = mid[i]
+    out = []
+    for i in range(timesteps):
+        if first[i]:
+            out.append(-float(big))  # every finite current fires
+        elif not last[i]:
+            out.append(float("inf"))  # no finite current fires
+        else:
+            out.append(float(values([hi[i]])[0]))
+    return tuple(out)
+
+
+def constant_spike_totals(
+    lif: ALIF, x: torch.Tensor, timesteps: int, tau: float | None = None
+) -> list[torch.Tensor]:
+    """Spike counts of no-reset ``lif`` neurons fed the constant current ``x`` for T steps, as
+    tensors whose entries add up to the count (exact; no synchronisation).
+
+    For τ = 2 a neuron fires at step t iff ``x ≥ c_t`` (:func:`constant_current_thresholds`):
+    one comparison per distinct ``c_t`` instead of replaying the membrane, done chunk by chunk so
+    that the comparison results stay in cache; otherwise the membrane is replayed. ``tau``: the
+    layer's τ, when the caller has read it (saves a device synchronisation).
+    """
+    tau = float(lif.tau) if tau is None else tau
+    # IEEE single/double only: CPUs convert bf16 with flush-to-zero in vector code but not in
+    # scalar code, so the membrane of a bf16 subnormal current depends on where it sits
+    if tau == 2.0 and x.dtype in (torch.float32, torch.float64):
+        currents, weights = _firing_tensors(lif.firing_currents(timesteps, x.dtype), x.dtype, x.device)
+        flat = x.permute(*sorted(range(x.dim()), key=lambda d: -x.stride(d))).reshape(-1)
+        chunk = (1 << (20 if x.device.type == "cpu" else 24)) // currents.shape[0]
+        buf = torch.empty((currents.shape[0], min(chunk, flat.numel())), dtype=torch.float32, device=x.device)
+        rows = []  # per chunk, how many currents reach each c (float32: exact below 2^24)
+        for i in range(0, flat.numel(), chunk):
+            part = flat[i : i + chunk]
+            rows.append(torch.ge(part, currents, out=buf[:, : part.numel()]).sum(1))
+        return [torch.stack(rows).to(torch.float64).sum(0) @ weights]
+    theta = lif.v_threshold.detach().to(x.dtype)
+    full = torch.empty_like(x, dtype=torch.float32)
+    v = first_charge(x, tau)
+    tmp = torch.empty_like(v)
+    parts = []
+    for t in range(timesteps):
+        if t:
+            charge_(v, x, tmp, tau)
+        parts.append(exact_total(torch.ge(v, theta, out=full)))
+    return parts
+
+
+_FIRING_TENSORS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _firing_tensors(
+    currents: tuple[float, ...], dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct ``c_t`` as a ``[U, 1]`` tensor of ``dtype`` and how many steps use each (float64),
+    made once per device (no transfer per frame)."""
+    key = (currents, dtype, str(device))
+    hit = _FIRING_TENSORS.get(key)
+    if hit is None:
+        uniq = list(dict.fromkeys(currents))
+        if len(_FIRING_TENSORS) > 256:
+            _FIRING_TENSORS.clear()
+        hit = _FIRING_TENSORS[key] = (
+            torch.tensor(uniq, dtype=dtype, device=device).view(-1, 1),
+            torch.tensor([float(currents.count(c)) for c in uniq], dtype=torch.float64, device=device),
+        )
+    return hit
+
+
+def _max_pool2x2(v: torch.Tensor) -> torch.Tensor:
+    """2×2/stride-2 max-pool as three element-wise maxima of strided views (exact; several times
+    faster than ``F.max_pool2d`` on CPU, which also computes indices)."""
+    return torch.maximum(
+        torch.maximum(v[..., 0::2, 0::2], v[..., 0::2, 1::2]),
+        torch.maximum(v[..., 1::2, 0::2], v[..., 1::2, 1::2]),
+    )
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return (
+        torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    )

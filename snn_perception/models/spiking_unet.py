@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from snn_perception.models import registry
-from snn_perception.models.counting import OpCounter, OpCounts, conv_ops
+from snn_perception.models.counting import Conv, Dense, OpCounter, OpCounts, conv_ops, dense_conv_macs
 from snn_perception.models.multithreshold import (
     DEFAULT_THRESHOLDS,
     mt_constant,
@@ -105,6 +105,15 @@ class SpikingUNet(UNet):
         self._counting = False
         self._counter = OpCounter()
         self._consumers = site_consumers(config.unet)
+        #: site → the layers its spikes feed, as counter consumers
+        self._fan_outs: dict[str, tuple[Conv | Dense, ...]] = {
+            site: tuple(
+                Conv(layer, c_out, k, 1, pad) if kind == "conv"
+                else Dense(layer, c_out * k * k if kind == "tconv" else 1)
+                for layer, kind, k, pad, c_out in consumers
+            )
+            for site, consumers in self._consumers.items()
+        }
 
     # -- SpikingModel protocol
 
@@ -158,8 +167,7 @@ class SpikingUNet(UNet):
         if counting:
             self._counter.reset()
             # the static first convolution: one dense pass of MACs, not T
-            self._counter.add_macs(conv_ops(torch.ones_like(x[:, :1]).expand_as(x), self.config.channels[0],
-                                            3, 1, 1), "enc.0.conv1")
+            self._counter.add_macs(dense_conv_macs(x.shape, self.config.channels[0], 3, 1, 1), "enc.0.conv1")
 
         def act(name: str, z: torch.Tensor) -> torch.Tensor:
             v0 = self.membrane_init * self.thresholds[-1] if self.membrane_init else None
@@ -178,16 +186,11 @@ class SpikingUNet(UNet):
         return y.reshape(timesteps, b, *y.shape[1:])
 
     def _count(self, name: str, s: torch.Tensor) -> None:
-        """A graded spike is one event: one accumulate per synapse it reaches."""
-        mask = (s != 0).to(torch.float32)
-        self._counter.spikes(name, mask)
-        for layer, kind, k, pad, c_out in self._consumers[name]:
-            if kind == "conv":
-                self._counter.add_sops(conv_ops(mask, c_out, k, 1, pad), layer)
-            elif kind == "tconv":
-                self._counter.add_sops(float(mask.sum()) * c_out * k * k, layer)
-            else:  # 2×2 average pooling: every input feeds one output
-                self._counter.add_sops(float(mask.sum()), layer)
+        """A graded spike is one event: one accumulate per synapse it reaches (convolutions with
+        border-exact fan-out, transposed convolutions C_out·k², the 2×2 average pooling 1). One
+        pass counts the nonzero entries (no mask is written) for the rate and every consumer; the
+        counts stay on the device until :meth:`read_counters`."""
+        self._counter.spikes(name, s, *self._fan_outs[name], graded=True)
 
     # -- fine-tuning by accumulated spiking flow
 

@@ -298,7 +298,7 @@ def test_config_errors_name_the_setting_not_the_class() -> None:
 def test_require_task_refuses_weights_of_the_other_task_before_building() -> None:
     from snn_perception.runtime.engine import WrongTaskError
 
-    msg = r"holds a segment model \(spiking_unet\), not a dehaze model"
+    msg = r"holds a segment model \(spiking_lite_unet\), not a dehaze model"
     with pytest.raises(WrongTaskError, match=msg) as err:
         Engine.load("spiking_unet", task="dehaze", require_task=True)
     assert (err.value.found, err.value.expected) == ("segment", "dehaze")

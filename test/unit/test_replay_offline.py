@@ -315,7 +315,12 @@ def test_demo_renders_a_dive_and_writes_a_report(shared, tmp_path) -> None:
     assert "rendered a synthetic dive (10 frames" in res.stdout
     assert "dehaze only" not in res.stdout  # the shipped segmenter runs too
     doc = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert [s["timesteps"] for s in doc["summary"]] == [1, 2]
+    # the T sweep, then the default 100 ms latency-budget run, whose T varies per frame
+    assert [s["label"] for s in doc["summary"]] == ["T=1", "T=2", "budget=100ms"]
+    assert [s["timesteps"] for s in doc["summary"]] == [1, 2, None]
+    assert doc["summary"][2]["latency_budget_ms"] == 100.0
+    budgeted = doc["summary"][2]["dehaze"]
+    assert sum(budgeted["timesteps_histogram"].values()) == budgeted["processed"]
     seg = doc["summary"][1]["segment"]
     # paced in real time: on a loaded machine the segmenter may drop a frame, never lose one
     assert seg["processed"] + seg["dropped"] == 10 and seg["processed"] >= 5 and seg["undecodable"] == 0

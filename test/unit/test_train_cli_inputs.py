@@ -157,7 +157,7 @@ def test_train_overwrite_replaces_only_the_runs_own_files(work: Path, tmp_path: 
         (["train", "dhz", "--data", "dh", *DHZ, "--init", "rand.safetensors"],
          ["--init rand.safetensors", "not a readable safetensors file"]),
         (["train", "dhz", "--data", "dh", *DHZ, "--init", "spiking_unet"],
-         ["--init", "holds architecture 'spiking_unet', expected 'snntrans_dhz'"]),
+         ["--init", "holds architecture 'spiking_lite_unet', expected 'snntrans_dhz'"]),
         (["train", "dhz", "--data", "dh", *DHZ, "--resume", "w.txt"],
          ["--resume w.txt: not a training state", "'train dhz'"]),
         (["train", "dhz", "--data", "dh", *DHZ, "--resume", "dhz/best.safetensors"],
