@@ -60,7 +60,7 @@ def _entries(root: Path) -> set[str]:
 @pytest.mark.parametrize(
     ("weights", "words"),
     [
-        ("spiking_unet", ("dehaze weights:", "holds a segment model (spiking_lite_unet), not a dehaze model")),
+        ("spiking_unet", ("dehaze weights:", "holds a segment model (spiking_lite_unet), not a dehaze")),
         ("corrupt.safetensors", ("dehaze weights:", "corrupt.safetensors: not a readable safetensors file")),
     ],
     ids=["wrong-kind", "corrupt"],
