@@ -274,7 +274,11 @@ def build_workspace(ws: Path, env: dict[str, str], timeout: float = 900.0) -> Pa
 
 
 def workspace_env(ros_environment: dict[str, str], setup: Path) -> dict[str, str]:
-    """The module's ROS environment with only the workspace (and the tools' overlay) sourced."""
-    env = sourced(_without_checkout(ros_environment), setup, BUILD / "install" / "setup.bash")
+    """The module's ROS environment with only the workspace (and the tools' overlay) sourced.
+
+    The overlay's ``local_setup.bash``, not its ``setup.bash``: the latter re-sources the prefixes
+    that were sourced when the overlay was built (this checkout's ``install/`` when ``make test``
+    built it), which would put the checkout back in front of the workspace."""
+    env = sourced(_without_checkout(ros_environment), setup, BUILD / "install" / "local_setup.bash")
     env.setdefault("OMP_NUM_THREADS", "2")
     return env
