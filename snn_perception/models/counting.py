@@ -201,16 +201,6 @@ def exact_total(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((head, flat[k * _F32_EXACT :].sum(dtype=torch.float32).reshape(1)))
 
 
-def _nonzero_total(x: torch.Tensor) -> torch.Tensor:
-    """Nonzero entries of ``x``, like :func:`exact_total` of ``x != 0`` but through a small buffer
-    (chunks that stay in cache on a CPU), so no full-size mask is written."""
-    flat = x.permute(*sorted(range(x.dim()), key=lambda d: -x.stride(d))).reshape(-1)
-    k, n = 1 << (18 if x.device.type == "cpu" else 24), flat.numel()
-    buf = torch.empty(min(k, n), dtype=torch.float32, device=x.device)
-    parts = [torch.ne(flat[i : i + k], 0, out=buf[: min(k, n - i)]).sum() for i in range(0, n, k)]
-    return torch.stack(parts) if len(parts) > 1 else parts[0] if parts else buf.sum()
-
-
 def _per_pixel(x: torch.Tensor) -> torch.Tensor:
     """Active inputs per pixel of ``[N, C, H, W]`` (sum over N and C), exact, float64."""
     if x.dtype == torch.bool or not x.is_floating_point():
@@ -239,22 +229,17 @@ class Spikes:
     """Device-side statistics of one spike tensor ``[N, C, H, W]`` (any shape for the total), each
     computed once on first use: :meth:`total` and :meth:`terms` (border-exact conv fan-out)."""
 
-    __slots__ = ("_taps", "_total", "graded", "numel", "tensor")
+    __slots__ = ("_taps", "_total", "numel", "tensor")
 
-    def __init__(self, tensor: torch.Tensor, graded: bool = False) -> None:
+    def __init__(self, tensor: torch.Tensor) -> None:
         self.tensor = tensor.detach()  # counting is never differentiated
         self.numel = tensor.numel()
-        #: graded spikes (multi-threshold): every nonzero entry is one event; no 0/1 mask is built
-        self.graded = graded
         self._total: torch.Tensor | None = None
         self._taps: dict[tuple[int, ...], tuple] = {}
 
-    def _active(self, x: torch.Tensor) -> torch.Tensor:
-        return x.ne(0) if self.graded else x
-
     def total(self) -> torch.Tensor:
         if self._total is None:
-            self._total = _nonzero_total(self.tensor) if self.graded else exact_total(self.tensor)
+            self._total = exact_total(self.tensor)
         return self._total
 
     def terms(self, kernel: int, stride: int = 1, padding: int = 0, upsample: int = 1) -> tuple:
@@ -269,21 +254,21 @@ class Spikes:
         s = self.tensor
         n, c, h, w = s.shape
         fr = _frame(h, w, *key)
-        residues = None if fr is None or fr.base else _residue_sums(self._active(s), *fr.period)
+        residues = None if fr is None or fr.base else _residue_sums(s, *fr.period)
         if fr is None or (not fr.base and residues is None):
             rows, cols = (_constant(("fan", m, *key), fan_out_1d(m, *key), s.device) for m in (h, w))
-            hit = ((rows @ _per_pixel(self._active(s)) @ cols, 1.0),)
+            hit = ((rows @ _per_pixel(s) @ cols, 1.0),)
         else:
             out = [(self.total(), float(fr.base)) if fr.base else (residues, fr.residue_base)]
             if fr.edge is not None:  # row and column totals of the one-pixel frame, and corners
                 dt = torch.float32 if n * c * max(h, w) <= _F32_EXACT else torch.float64
-                rows, cols = self._active(s[:, :, :: h - 1]), self._active(s[:, :, 1 : h - 1, :: w - 1])
+                rows, cols = s[:, :, :: h - 1], s[:, :, 1 : h - 1, :: w - 1]
                 out += [(rows.sum(dim=(0, 1, 3), dtype=dt), fr.edge[:2]),
                         (cols.sum(dim=(0, 1, 2), dtype=dt), fr.edge[2:4]),
                         (rows[..., :: w - 1].sum(dim=(0, 1), dtype=dt), fr.edge[4:])]
             elif fr.weights:
                 weights = _constant(("frame", h, w, *key), fr.weights, s.device)
-                out.append((torch.dot(_frame_sums(self._active(s), fr), weights), 1.0))
+                out.append((torch.dot(_frame_sums(s, fr), weights), 1.0))
             hit = tuple(out)
         self._taps[key] = hit
         return hit
@@ -385,13 +370,10 @@ class OpCounter:
         """Drop the tensors that :meth:`measure` keeps (their counts stay)."""
         self._memo.clear()
 
-    def spikes(
-        self, name: str, s: torch.Tensor | Spikes, *consumers: Conv | Dense, graded: bool = False
-    ) -> Spikes:
+    def spikes(self, name: str, s: torch.Tensor | Spikes, *consumers: Conv | Dense) -> Spikes:
         """Record a spike tensor (any shape; every element is one neuron at one step) and the SOPs
-        of the ``consumers`` it feeds, from one reduction. Returns the handle for later use.
-        ``graded``: count nonzero entries of graded spikes (no 0/1 mask needed)."""
-        h = s if isinstance(s, Spikes) else Spikes(s, graded)
+        of the ``consumers`` it feeds, from one reduction. Returns the handle for later use."""
+        h = s if isinstance(s, Spikes) else Spikes(s)
         entry = self._spikes.setdefault(name, [0.0, 0.0])
         entry[1] += float(h.numel)
         self._pending.append((h.total(), entry, 0, 1.0))

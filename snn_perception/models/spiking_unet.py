@@ -188,9 +188,10 @@ class SpikingUNet(UNet):
     def _count(self, name: str, s: torch.Tensor) -> None:
         """A graded spike is one event: one accumulate per synapse it reaches (convolutions with
         border-exact fan-out, transposed convolutions C_out·k², the 2×2 average pooling 1). One
-        pass counts the nonzero entries (no mask is written) for the rate and every consumer; the
+        pass makes the 0/1 mask, one reduction counts it for the rate and every consumer; the
         counts stay on the device until :meth:`read_counters`."""
-        self._counter.spikes(name, s, *self._fan_outs[name], graded=True)
+        mask = torch.ne(s, 0, out=torch.empty_like(s, dtype=torch.float32))
+        self._counter.spikes(name, mask, *self._fan_outs[name])
 
     # -- fine-tuning by accumulated spiking flow
 

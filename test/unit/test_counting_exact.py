@@ -125,10 +125,10 @@ def test_closed_form_fan_out_equals_the_convolution_count(kernel, stride, paddin
     mask = (torch.rand(3, 4, *hw, generator=g) > 0.6).float()
     for m in (mask, mask.contiguous(memory_format=torch.channels_last), mask.bool()):
         assert conv_ops(m, 6, kernel, stride, padding) == legacy_conv_ops(mask, 6, kernel, stride, padding)
-    graded = mask * torch.randint(1, 16, mask.shape, generator=g) * 0.25  # multi-threshold outputs
     counter = OpCounter()
-    counter.spikes("s", graded, Conv("c", 6, kernel, stride, padding), graded=True)
+    counter.spikes("s", mask, Conv("c", 6, kernel, stride, padding), Conv("d", 2, kernel, stride, padding, 2))
     assert counter.layers["c"][0] == legacy_conv_ops(mask, 6, kernel, stride, padding)
+    assert counter.layers["d"][0] == legacy_conv_ops(mask, 2, kernel, stride, padding, 2)
     assert counter.result().layer_spike_rates == [legacy_count(mask) / mask.numel()]
     # and against brute force: unfold counts every (output, tap) pair reading an active input
     if hw[0] + 2 * padding >= kernel and hw[1] + 2 * padding >= kernel:
@@ -176,7 +176,7 @@ def test_exact_totals_beyond_float32_integers() -> None:
     assert count_active(x.bool()) == (1 << 24) + 3
     assert conv_ops(x.view(1, 1, 1, -1), 1, 1) == (1 << 24) + 3
     counter = OpCounter()
-    counter.spikes("g", Spikes(x * 0.5, graded=True))
+    counter.spikes("g", Spikes(x))
     assert counter.result().layer_spike_rates == [1.0]
 
 
