@@ -195,10 +195,11 @@ def _fire_pool(
     """No-reset neurons over ``[T*B, C, H, W]`` currents, pooled spikes ``[T*B, C, H/2, W/2]``.
 
     Pools the membrane, not the spikes: ``maxpool([v ≥ θ]) = [maxpool(v) ≥ θ]`` exactly.
-    ``counts``, when given, receives the number of full-resolution spikes of each step (exact
-    tensors, no sync). The spikes are then made at full resolution and summed per 2×2 window
-    into the output (0..4, clamped to 1 after counting: the same pooled spikes for finite
-    membranes; the currents here come from spikes, so they are finite for finite weights).
+    ``counts``, when given, receives the number of full-resolution spikes (exact tensors, no
+    sync). The spikes are then made at full resolution and summed per 2×2 window into the
+    output (0..4), which is counted and clamped to 1 once after the loop: the same pooled spikes
+    for finite membranes (the currents here come from spikes: finite for finite weights), with
+    as many operations per step as the membrane pooling.
     """
     steps = x.view(timesteps, -1, *x.shape[1:])
     v = first_charge(steps[0], tau)
@@ -206,22 +207,23 @@ def _fire_pool(
     n, c, h, w = v.shape
     out = x.new_empty((timesteps * n, c, h // 2, w // 2)).contiguous(memory_format=_memory_format(x))
     full = torch.empty_like(v, dtype=torch.float32) if counts is not None else None
-    windows = full is not None and full.numel() <= 1 << 24  # window sums stay exact in float32
+    windows = full is not None and 4 * out.numel() <= 1 << 24  # window sums add up exactly in float32
     if windows:
         q00, q01, q10, q11 = (full[..., i::2, j::2] for i in (0, 1) for j in (0, 1))
     for t in range(timesteps):
         if t:
             charge_(v, steps[t], tmp, tau)
         o = out[t * n : (t + 1) * n]
-        if not windows:
-            torch.ge(_max_pool2x2(v), theta, out=o)
-            if full is not None:
-                counts.append(exact_total(torch.ge(v, theta, out=full)))
+        if windows:
+            torch.ge(v, theta, out=full)
+            torch.add(q00, q01, out=o).add_(q10).add_(q11)
             continue
-        torch.ge(v, theta, out=full)
-        torch.add(q00, q01, out=o).add_(q10).add_(q11)
-        counts.append(o.sum(dtype=torch.float32))
-        o.clamp_(max=1.0)
+        torch.ge(_max_pool2x2(v), theta, out=o)
+        if full is not None:
+            counts.append(exact_total(torch.ge(v, theta, out=full)))
+    if windows:
+        counts.append(out.sum(dtype=torch.float32))
+        out.clamp_(max=1.0)
     return out
 
 
@@ -340,7 +342,7 @@ def constant_spike_totals(
     if tau == 2.0 and x.dtype in (torch.float32, torch.float64):
         currents, weights = _firing_tensors(lif.firing_currents(timesteps, x.dtype), x.dtype, x.device)
         flat = x.permute(*sorted(range(x.dim()), key=lambda d: -x.stride(d))).reshape(-1)
-        chunk = (1 << (20 if x.device.type == "cpu" else 24)) // currents.shape[0]
+        chunk = (1 << (21 if x.device.type == "cpu" else 24)) // currents.shape[0]
         buf = torch.empty((currents.shape[0], min(chunk, flat.numel())), dtype=torch.float32, device=x.device)
         rows = []  # per chunk, how many currents reach each c (float32: exact below 2^24)
         for i in range(0, flat.numel(), chunk):
