@@ -182,9 +182,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     image, image_name = _bench_image(args.image)
     info = engine.info
-    label = f"{info.arch}/{info.variant}" if info.variant else info.arch
     print(
-        f"model {args.model} ({label}, weights {info.weights_id}), "
+        f"model {args.model} ({info.label}, weights {info.weights_id}), "
         f"device {engine.device}, threads {torch.get_num_threads()}, image {image_name}, "
         f"median of {args.runs} runs, precision {args.precision}"
     )

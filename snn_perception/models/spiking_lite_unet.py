@@ -19,14 +19,14 @@ Also registers ``lite_unet`` (the ANN, for speed and accuracy comparisons throug
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from snn_perception.models import registry
-from snn_perception.models.counting import Conv, OpCounter, OpCounts, conv_ops
+from snn_perception.models.counting import Conv, conv_ops
+from snn_perception.models.folding import fold_conv_bn
 from snn_perception.models.lite_unet import (
     LiteUNet,
     LiteUNetConfig,
@@ -42,6 +42,7 @@ from snn_perception.models.multithreshold import (
     spiking_flow,
     validate_thresholds,
 )
+from snn_perception.models.spiking_protocol import AnnBaseline, AnytimeSpiking
 
 ARCH = "spiking_lite_unet"
 ANN_ARCH = "lite_unet"
@@ -110,49 +111,19 @@ def site_consumers(cfg: LiteUNetConfig) -> dict[str, Consumer]:
     return table
 
 
-class SpikingLiteUNet(LiteUNet):
+class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
     """Converted LiteUNet; ``forward(x, timesteps)`` follows the registry's SpikingModel protocol."""
 
     def __init__(self, config: SpikingLiteUNetConfig) -> None:
         super().__init__(config.net)
         self.snn_config = config
-        self.thresholds = tuple(config.thresholds)
-        self.membrane_init = float(config.membrane_init)
-        self._counting = False
-        self._counter = OpCounter()
+        self._init_spiking(config.thresholds, config.membrane_init)
         self._consumers = site_consumers(config.net)
         self._mac_cache: dict[tuple[int, int, int], list[tuple[str, float]]] = {}
 
-    # -- SpikingModel protocol
-
-    def set_counting(self, enabled: bool) -> None:
-        self._counting = bool(enabled)
-
-    def read_counters(self) -> OpCounts:
-        return self._counter.result()
-
-    def set_thresholds(self, thresholds: Sequence[float]) -> None:
-        """Hot change of the neuron thresholds (normalised units), applied at the next frame."""
-        self.thresholds = validate_thresholds(thresholds)
-
-    def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:  # type: ignore[override]
-        t = int(timesteps or self.snn_config.default_timesteps)
-        return self.forward_anytime(x, t, [t])[t]
-
-    def forward_anytime(
-        self, x: torch.Tensor, timesteps: int, report: Sequence[int]
-    ) -> dict[int, torch.Tensor]:
-        """One run of ``timesteps`` steps; the class scores as they stood after each step in ``report``."""
-        if timesteps < 1:
-            raise ValueError(f"timesteps={timesteps}: must be at least 1")
-        bad = [r for r in report if not 1 <= r <= timesteps]
-        if bad:
-            raise ValueError(f"report steps {bad} outside 1..{timesteps}")
-        y = self.multistep_output(x, timesteps)  # [T, B, C, H/2, W/2]
-        if list(report) == [timesteps]:
-            return {timesteps: upsample_scores(y.mean(0))}
-        cum = torch.cumsum(y, dim=0)
-        return {r: upsample_scores(cum[r - 1] / r) for r in report}
+    def readout(self, x: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        """Class scores at the input size (the head runs at half of it)."""
+        return upsample_scores(current)
 
     def prepare_inference(self) -> None:
         """Channels-last weights: oneDNN's depthwise and 1×1 convolutions are much faster."""
@@ -258,28 +229,19 @@ def _build(meta: dict[str, Any]) -> SpikingLiteUNet:
     return SpikingLiteUNet(SpikingLiteUNetConfig.from_metadata(meta))
 
 
-class AnnLiteUNet(LiteUNet):
+class AnnLiteUNet(AnnBaseline, LiteUNet):
     """The ANN behind the SpikingModel protocol (``timesteps`` ignored): a baseline for bench."""
 
     def __init__(self, config: LiteUNetConfig) -> None:
         super().__init__(config)
-        self._counting = False
-        self._macs = 0.0
-        self._cache: dict[tuple[int, int], float] = {}
+        self._init_ann()
 
     def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:  # type: ignore[override]
-        if self._counting:
-            hw = (int(x.shape[-2]), int(x.shape[-1]))
-            if hw not in self._cache:
-                self._cache[hw] = ann_macs(self.config, *hw)
-            self._macs = self._cache[hw] * x.shape[0]
+        self._count(x)
         return super().forward(x)
 
-    def set_counting(self, enabled: bool) -> None:
-        self._counting = bool(enabled)
-
-    def read_counters(self) -> OpCounts:
-        return OpCounts(analog_macs=self._macs)
+    def macs_per_image(self, h: int, w: int) -> float:
+        return ann_macs(self.config, h, w)
 
     def prepare_inference(self) -> None:
         """Inference only: batch-norm folded into the convolutions, channels-last weights."""
@@ -297,11 +259,9 @@ def fold_batchnorm_(model: LiteUNet) -> None:
             and len(mod) == 2
             and isinstance(mod[1], torch.nn.BatchNorm2d)
         ):
-            conv, bn = mod[0], mod[1]
-            gamma = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-            conv.weight.mul_(gamma.reshape(-1, 1, 1, 1))
-            conv.bias = torch.nn.Parameter((bias - bn.running_mean) * gamma + bn.bias, requires_grad=False)
+            w, b = fold_conv_bn(mod[0], mod[1])
+            mod[0].weight.copy_(w)
+            mod[0].bias = torch.nn.Parameter(b, requires_grad=False)
             mod[1] = torch.nn.Identity()
 
 

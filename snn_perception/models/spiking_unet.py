@@ -17,7 +17,6 @@ Also registers ``unet`` (the ANN, for speed and accuracy comparisons through the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from snn_perception.models import registry
-from snn_perception.models.counting import Conv, Dense, OpCounter, OpCounts, conv_ops, dense_conv_macs
+from snn_perception.models.counting import Conv, Dense, OpCounter, conv_ops, dense_conv_macs
 from snn_perception.models.multithreshold import (
     DEFAULT_THRESHOLDS,
     mt_constant,
@@ -33,6 +32,7 @@ from snn_perception.models.multithreshold import (
     spiking_flow,
     validate_thresholds,
 )
+from snn_perception.models.spiking_protocol import AnnBaseline, AnytimeSpiking
 from snn_perception.models.unet import DEPTH, UNet, UNetConfig, site_names
 
 ARCH = "spiking_unet"
@@ -94,16 +94,13 @@ def site_consumers(cfg: UNetConfig) -> dict[str, list[tuple[str, str, int, int, 
     return table
 
 
-class SpikingUNet(UNet):
+class SpikingUNet(AnytimeSpiking, UNet):
     """Converted U-Net; ``forward(x, timesteps)`` follows the registry's SpikingModel protocol."""
 
     def __init__(self, config: SpikingUNetConfig) -> None:
         super().__init__(config.unet)
         self.snn_config = config
-        self.thresholds = tuple(config.thresholds)
-        self.membrane_init = float(config.membrane_init)
-        self._counting = False
-        self._counter = OpCounter()
+        self._init_spiking(config.thresholds, config.membrane_init)
         self._consumers = site_consumers(config.unet)
         #: site → the layers its spikes feed, as counter consumers
         self._fan_outs: dict[str, tuple[Conv | Dense, ...]] = {
@@ -115,39 +112,9 @@ class SpikingUNet(UNet):
             for site, consumers in self._consumers.items()
         }
 
-    # -- SpikingModel protocol
-
-    def set_counting(self, enabled: bool) -> None:
-        self._counting = bool(enabled)
-
-    def read_counters(self) -> OpCounts:
-        return self._counter.result()
-
-    def set_thresholds(self, thresholds: Sequence[float]) -> None:
-        """Hot change of the neuron thresholds (normalised units), applied at the next frame."""
-        self.thresholds = validate_thresholds(thresholds)
-
-    def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
-        """Prediction after ``timesteps`` steps: class scores, or the denoised image."""
-        t = int(timesteps or self.snn_config.default_timesteps)
-        return self.forward_anytime(x, t, [t])[t]
-
-    def forward_anytime(
-        self, x: torch.Tensor, timesteps: int, report: Sequence[int]
-    ) -> dict[int, torch.Tensor]:
-        """One run of ``timesteps`` steps; the prediction as it stood after each step in ``report``."""
-        if timesteps < 1:
-            raise ValueError(f"timesteps={timesteps}: must be at least 1")
-        bad = [r for r in report if not 1 <= r <= timesteps]
-        if bad:
-            raise ValueError(f"report steps {bad} outside 1..{timesteps}")
-        y = self.multistep_output(x, timesteps)  # [T, B, C, H, W] output-layer current per step
-        cum = torch.cumsum(y, dim=0) if list(report) != [timesteps] else None
-        out = {}
-        for r in report:
-            pred = cum[r - 1] / r if cum is not None else y.mean(0)
-            out[r] = x - pred if self.config.head == "denoise" else pred
-        return out
+    def readout(self, x: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        """Class scores, or the denoised image (the head predicts the noise)."""
+        return x - current if self.config.head == "denoise" else current
 
     def pool(self, h: torch.Tensor) -> torch.Tensor:
         """2×2 average as three adds (≈2.5× faster than avg_pool2d on [T·B, ...] CPU tensors)."""
@@ -221,28 +188,19 @@ def build_spiking_unet(meta: dict[str, Any]) -> SpikingUNet:
     return SpikingUNet(SpikingUNetConfig.from_metadata(meta))
 
 
-class AnnUNet(UNet):
+class AnnUNet(AnnBaseline, UNet):
     """The ANN behind the SpikingModel protocol (``timesteps`` ignored): a baseline for bench."""
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__(config)
-        self._counting = False
-        self._macs = 0.0
-        self._macs_cache: dict[tuple[int, int], float] = {}
+        self._init_ann()
 
     def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
-        if self._counting:
-            hw = (int(x.shape[-2]), int(x.shape[-1]))
-            if hw not in self._macs_cache:
-                self._macs_cache[hw] = ann_macs(self.config, 1, *hw)
-            self._macs = self._macs_cache[hw] * x.shape[0]
+        self._count(x)
         return super().forward(x)
 
-    def set_counting(self, enabled: bool) -> None:
-        self._counting = bool(enabled)
-
-    def read_counters(self) -> OpCounts:
-        return OpCounts(analog_macs=self._macs)
+    def macs_per_image(self, h: int, w: int) -> float:
+        return ann_macs(self.config, 1, h, w)
 
 
 def ann_macs(cfg: UNetConfig, b: int, h: int, w: int) -> float:

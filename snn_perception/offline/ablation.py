@@ -32,6 +32,7 @@ from snn_perception.offline.convert import (
     convert,
     fold_batchnorm,
     load_unet,
+    pooled_scales,
 )
 from snn_perception.offline.finetune import FinetuneConfig, evaluate_snn_segment, finetune
 from snn_perception.offline.seg_data import SegDataset, select_split
@@ -130,7 +131,7 @@ def run_ablation(args: argparse.Namespace, log=print, checkpoint=None) -> dict:
                 out_meta.update({
                     "arch": "spiking_unet", "unet": folded.config.to_dict(), "thresholds": list(thresholds),
                     "default_timesteps": t, "membrane_init": v_init,
-                    "conversion": conversion_metadata(cfg, calib, args.calib),
+                    "conversion": conversion_metadata(cfg, pooled_scales(calib).scales, args.calib),
                     "finetune": {"timesteps": t, "batches": args.ft_batches, "batch": args.ft_batch,
                                  "lr": args.ft_lr, "train_loss": hist[-1]["loss"]},
                     "ann": {"sha256": ckpt.sha256, "metrics": meta.get("metrics", {})},

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from snn_perception.models.folding import fold_conv_bn
 from snn_perception.models.multithreshold import DEFAULT_THRESHOLDS, validate_thresholds
 from snn_perception.models.spiking_unet import SpikingUNet, SpikingUNetConfig
 from snn_perception.models.unet import DEPTH, UNet, UNetConfig, concat_inputs, site_names
@@ -70,17 +71,6 @@ class Calibration:
 
 
 # -- batch-norm folding
-
-
-def fold_conv_bn(conv: nn.Conv2d, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weight, bias) of ``conv`` with an eval-mode ``bn`` after it folded in (any groups)."""
-    w = conv.weight.detach().clone()
-    b = conv.bias.detach().clone() if conv.bias is not None else torch.zeros(w.shape[0], device=w.device)
-    if isinstance(bn, nn.BatchNorm2d):
-        gamma = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-        w = w * gamma.reshape(-1, 1, 1, 1)
-        b = (b - bn.running_mean) * gamma + bn.bias.detach()
-    return w, b
 
 
 def fold_batchnorm(ann: UNet) -> UNet:
@@ -216,7 +206,11 @@ def convert(folded: UNet, calib: Calibration, cfg: ConvertConfig) -> SpikingUNet
     return snn.eval()
 
 
-def conversion_metadata(cfg: ConvertConfig, calib: Calibration, n_calib: int) -> dict:
+def conversion_metadata(
+    cfg: ConvertConfig, scales: dict[str, float], n_calib: int, **per_site: dict[str, float]
+) -> dict:
+    """The ``conversion`` metadata of a converted checkpoint: its settings, the scale λ of every
+    site, and any other per-site numbers given (e.g. ``percentiles``), rounded alike."""
     return {
         "norm": cfg.norm,
         "percentile": cfg.percentile,
@@ -224,7 +218,8 @@ def conversion_metadata(cfg: ConvertConfig, calib: Calibration, n_calib: int) ->
         "default_timesteps": cfg.default_timesteps,
         "membrane_init": cfg.membrane_init,
         "calibration_images": n_calib,
-        "scales": {k: round(v, 6) for k, v in pooled_scales(calib).scales.items()},
+        "scales": {k: round(v, 6) for k, v in scales.items()},
+        **{name: {k: round(v, 6) for k, v in values.items()} for name, values in per_site.items()},
     }
 
 
@@ -316,7 +311,7 @@ def convert_checkpoint(ann_path: str | Path, data: list[str], cfg: ConvertConfig
         "thresholds": list(cfg.thresholds),
         "default_timesteps": cfg.default_timesteps,
         "membrane_init": cfg.membrane_init,
-        "conversion": conversion_metadata(cfg, calib, sum(len(b) for b in batches)),
+        "conversion": conversion_metadata(cfg, pooled_scales(calib).scales, sum(len(b) for b in batches)),
         "ann": {"sha256": ckpt.sha256, "path": str(ckpt.path), "metrics": meta.get("metrics", {})},
     })
     return snn, out_meta

@@ -26,13 +26,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from snn_perception.models.folding import fold_conv_bn
 from snn_perception.models.lite_unet import LiteUNet, LiteUNetConfig, site_names
 from snn_perception.models.spiking_lite_unet import (
     SpikingLiteUNet,
     SpikingLiteUNetConfig,
     site_consumers,
 )
-from snn_perception.offline.convert import ConvertConfig, fold_conv_bn
+from snn_perception.offline.convert import ConvertConfig, conversion_metadata
 
 
 def LiteConvertConfig(**kw: Any) -> ConvertConfig:
@@ -143,21 +144,6 @@ def _layerwise_decoder(snn: SpikingLiteUNet, scales: dict[str, float]) -> None:
         w[:, dec[j - 1] :].mul_(shared)
 
 
-def conversion_metadata(
-    cfg: ConvertConfig, percentiles: dict[str, float], scales: dict[str, float], n_calib: int
-) -> dict:
-    return {
-        "norm": cfg.norm,
-        "percentile": cfg.percentile,
-        "thresholds": list(cfg.thresholds),
-        "default_timesteps": cfg.default_timesteps,
-        "membrane_init": cfg.membrane_init,
-        "calibration_images": n_calib,
-        "scales": {k: round(v, 6) for k, v in scales.items()},
-        "percentiles": {k: round(v, 6) for k, v in percentiles.items()},
-    }
-
-
 def convert_lite(
     ann: LiteUNet, batches: list[torch.Tensor], cfg: ConvertConfig
 ) -> tuple[SpikingLiteUNet, dict]:
@@ -166,7 +152,7 @@ def convert_lite(
     pct = calibrate(folded, batches, cfg)
     scales = site_scales(pct, folded.config.clip, cfg.thresholds)
     snn = convert(folded, scales, cfg)
-    return snn, conversion_metadata(cfg, pct, scales, sum(len(b) for b in batches))
+    return snn, conversion_metadata(cfg, scales, sum(len(b) for b in batches), percentiles=pct)
 
 
 def lite_snn_metadata(

@@ -31,7 +31,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from snn_perception.msg import EnergyTelemetry
 from snn_perception.ros import parameters
 from snn_perception.ros.diagnostics import BudgetStats, FrameCounters, diagnostic_values
-from snn_perception.ros.telemetry import describe, model_label, telemetry_msg, timesteps_in_use
+from snn_perception.ros.telemetry import describe, telemetry_msg, timesteps_in_use
 from snn_perception.runtime.budget import Budget
 from snn_perception.runtime.engine import Engine, EngineConfig, EngineResult
 from snn_perception.runtime.image_codec import (
@@ -435,7 +435,7 @@ class PerceptionNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         engine = self._engine
-        model = model_label(engine.info) if engine else ""
+        model = engine.info.label if engine else ""
         t = timesteps_in_use(engine.info, self.params.timesteps) if engine else self.params.timesteps
         topic = self._sub.topic_name if self._sub is not None else ""
         level, summary, values = diagnostic_values(

@@ -10,21 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from snn_perception.models.spiking_unet import ANN_ARCH as UNET_ANN_ARCH
 from snn_perception.msg import EnergyTelemetry
-from snn_perception.runtime.engine import EngineResult, ModelInfo
+from snn_perception.runtime.engine import ANN_ARCHS, EngineResult, ModelInfo
 
-#: architectures that run once per frame: the timestep budget does not apply to them
-ANN_ARCHS = frozenset({UNET_ANN_ARCH, "lite_unet"})  # the U-Net and LiteUNet baselines
+__all__ = ["ANN_ARCHS", "describe", "is_ann", "telemetry_msg", "timesteps_in_use"]
 
 
 def is_ann(info: ModelInfo) -> bool:
-    return info.arch in ANN_ARCHS
-
-
-def model_label(info: ModelInfo) -> str:
-    """``arch/variant``, or ``arch`` alone when the weights name no variant."""
-    return f"{info.arch}/{info.variant}" if info.variant else info.arch
+    """An ANN baseline (:data:`~snn_perception.runtime.engine.ANN_ARCHS`): no timesteps."""
+    return not info.spiking
 
 
 def timesteps_in_use(info: ModelInfo, requested: int) -> int:
@@ -37,8 +31,8 @@ def timesteps_in_use(info: ModelInfo, requested: int) -> int:
 def describe(info: ModelInfo, requested: int) -> str:
     """``unet (ANN, no timesteps)`` or ``spiking_unet/w16, T=4``: for log lines and replies."""
     if is_ann(info):
-        return f"{model_label(info)} (ANN, no timesteps)"
-    return f"{model_label(info)}, T={timesteps_in_use(info, requested)}"
+        return f"{info.label} (ANN, no timesteps)"
+    return f"{info.label}, T={timesteps_in_use(info, requested)}"
 
 
 def telemetry_msg(

@@ -106,6 +106,11 @@ class ModelInfo:
         """False for the ANN baselines, which run once per frame and have no timesteps."""
         return self.arch not in ANN_ARCHS
 
+    @property
+    def label(self) -> str:
+        """``arch/variant``, or ``arch`` alone when the weights name no variant (``unet``, not ``unet/``)."""
+        return f"{self.arch}/{self.variant}" if self.variant else self.arch
+
 
 @dataclass
 class EngineResult:
