@@ -20,7 +20,6 @@ from dataclasses import dataclass
 class _Costs:
     fixed: float
     per_step: float
-    n: int = 1
 
 
 class CostModel:
@@ -51,17 +50,11 @@ class CostModel:
         a = self.alpha_up if fixed + variable > c.fixed + c.per_step * steps else self.alpha
         c.fixed += a * (fixed - c.fixed)
         c.per_step += a * (per_step - c.per_step)
-        c.n += 1
 
     def coefficients(self, key: tuple[int, ...]) -> tuple[float, float] | None:
         """``(fixed, per_step)`` for this size; None before its first frame."""
         c = self._costs.get(key)
         return None if c is None else (c.fixed, c.per_step)
-
-    def predict(self, key: tuple[int, ...], steps: int) -> float | None:
-        """Predicted cost of ``steps`` timesteps at size ``key``; None before its first frame."""
-        coef = self.coefficients(key)
-        return None if coef is None else coef[0] + coef[1] * steps
 
     def steps_within(
         self, key: tuple[int, ...], available: float, max_steps: int, margin: float = 0.9
