@@ -1,7 +1,8 @@
 """Synthetic underwater footage from clean photographs, with the clean frames as ground truth.
 
-The demo's clean frames are real underwater photographs (already blue and hazy: the rendered water
-comes on top of theirs), and ``train --synthetic`` renders pairs from clean references, through
+The demo's clean frames are real underwater photographs from the shared SUIM data when it is beside
+the repository (already blue and hazy: the rendered water comes on top of theirs; scikit-image's
+sample photographs otherwise), and ``train --synthetic`` renders pairs from clean references, through
 the simplified underwater image-formation model (Jaffe-McGlamery, as used by e.g. Akkaynak &
 Treibitz, CVPR 2018, without forward scatter)::
 
@@ -12,9 +13,9 @@ metres, ``β_c`` the attenuation coefficient and ``B_c`` the veiling (background
 absorbs red far faster than green and blue (β_R ≫ β_G > β_B), so red fades first as the distance
 grows and far scenes tend to the blue-green veiling light.
 
-:func:`render_dive` turns six real underwater photographs shipped with the package (SUIM, MIT)
-into a slow pan along a "reef wall" whose distance changes over the dive (approach, then retreat)
-and whose upper part is farther away than its lower part, with a little sensor noise.
+:func:`render_dive` turns those photographs into a slow pan along a "reef wall" whose distance
+changes over the dive (approach, then retreat) and whose upper part is farther away than its lower
+part, with a little sensor noise.
 """
 
 from __future__ import annotations
@@ -27,13 +28,27 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-#: the demo dive's wall: six real underwater photographs shipped in ``snn_perception/data/dive``
-#: (SUIM, MIT licence; see the ATTRIBUTION.md there)
-DIVE_PHOTOS: tuple[str, ...] = ("d_r_195_", "f_r_1584_", "w_r_170_", "f_r_502_", "f_r_536_", "f_r_1594_")
-#: skimage.data photographs bundled with the wheel (no download), all public domain or CC0:
-#: extra sources of synthetic training pairs (``train dhz --synthetic``)
+#: the demo dive's wall: six real underwater photographs of SUIM (MIT licence; images this project's
+#: fixed-seed split puts in validation), read from the shared data when it is there
+SUIM_PHOTOS: tuple[str, ...] = ("d_r_195_", "f_r_1584_", "w_r_170_", "f_r_502_", "f_r_536_", "f_r_1594_")
+SUIM_IMAGES = Path("data") / "suim_trainval" / "images"
+#: skimage.data photographs bundled with the wheel (no download), all public domain or CC0: the
+#: dive's wall without the shared data, and extra sources of synthetic training pairs
 SKIMAGE_PHOTOS: tuple[str, ...] = ("coffee", "chelsea", "rocket", "astronaut")
-DIVE_DIR = Path(__file__).resolve().parents[1] / "data" / "dive"
+
+
+def _suim_folder() -> Path | None:
+    from snn_perception.runtime.weights import shared_dirs
+
+    for d in shared_dirs():
+        if all((d / SUIM_IMAGES / f"{name}.jpg").is_file() for name in SUIM_PHOTOS):
+            return d / SUIM_IMAGES
+    return None
+
+
+def dive_photos() -> tuple[str, ...]:
+    """The SUIM photographs where the shared data is present, else scikit-image's."""
+    return SUIM_PHOTOS if _suim_folder() is not None else SKIMAGE_PHOTOS
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,7 @@ class DiveConfig:
     depth_gradient: float = 0.6
     noise_sigma: float = 2.0  # sensor noise, 8-bit units
     seed: int = 0
-    photos: tuple[str, ...] = DIVE_PHOTOS
+    photos: tuple[str, ...] = field(default_factory=dive_photos)
     water: WaterType = field(default_factory=WaterType)
 
     def __post_init__(self) -> None:
@@ -130,12 +145,12 @@ class DiveFrame:
 
 
 def _photo(name: str) -> np.ndarray:
-    """A shipped dive photograph by stem, else a scikit-image sample photograph by name."""
-    shipped = DIVE_DIR / f"{name}.jpg"
-    if shipped.is_file():
+    """A SUIM photograph of the shared data by stem, else a scikit-image sample photograph by name."""
+    folder = _suim_folder() if name in SUIM_PHOTOS else None
+    if folder is not None:
         from snn_perception.runtime.image_codec import read_image_file
 
-        return read_image_file(shipped)
+        return read_image_file(folder / f"{name}.jpg")
     from skimage import data
 
     img = getattr(data, name)()
@@ -144,10 +159,11 @@ def _photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
-def panorama(height: int, photos: tuple[str, ...] = DIVE_PHOTOS) -> np.ndarray:
-    """The photos scaled to ``height`` and placed side by side: the wall the camera pans along."""
+def panorama(height: int, photos: tuple[str, ...] | None = None) -> np.ndarray:
+    """The photos (default :func:`dive_photos`) scaled to ``height`` and placed side by side: the
+    wall the camera pans along."""
     parts = []
-    for name in photos:
+    for name in photos or dive_photos():
         img = _photo(name)
         w = max(1, round(img.shape[1] * height / img.shape[0]))
         parts.append(cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA))

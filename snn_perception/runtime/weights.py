@@ -25,14 +25,16 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def shared_dirs() -> list[Path]:
+    """Where the project's shared material may be: ``$SNN_SHARED_DIR``, then ``../shared`` beside
+    the repository (absent from a user's clone: callers fall back or say so)."""
+    dirs = [Path(os.environ["SNN_SHARED_DIR"])] if os.environ.get("SNN_SHARED_DIR") else []
+    return [*dirs, _REPO.parent / "shared"]
+
+
 def external_dirs() -> list[Path]:
-    dirs = []
-    if os.environ.get("SNN_WEIGHTS_DIR"):
-        dirs.append(Path(os.environ["SNN_WEIGHTS_DIR"]))
-    if os.environ.get("SNN_SHARED_DIR"):
-        dirs.append(Path(os.environ["SNN_SHARED_DIR"]) / "weights")
-    dirs.append(_REPO.parent / "shared" / "weights")
-    return dirs
+    dirs = [Path(os.environ["SNN_WEIGHTS_DIR"])] if os.environ.get("SNN_WEIGHTS_DIR") else []
+    return [*dirs, *(d / "weights" for d in shared_dirs())]
 
 
 def available() -> dict[str, Path]:

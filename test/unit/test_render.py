@@ -99,3 +99,24 @@ def test_synthetic_pair_degrades_a_clean_image() -> None:
     raw, ref = synthetic_pair(clean, np.random.default_rng(3))
     assert ref is clean and raw.shape == clean.shape
     assert raw[..., 0].mean() < raw[..., 2].mean()
+
+
+def test_the_dive_uses_the_shared_suim_photographs_or_falls_back(tmp_path, monkeypatch) -> None:
+    """Beside ../shared the dive pans over six SUIM photographs; a user's clone without it gets
+    scikit-image's sample photographs, so ``make demo`` still runs."""
+    from snn_perception.offline import underwater_render as u
+    from snn_perception.runtime import weights
+
+    monkeypatch.setattr(weights, "shared_dirs", lambda: [tmp_path / "nowhere"])
+    assert u.dive_photos() == u.SKIMAGE_PHOTOS
+    assert u.panorama(32).shape[0] == 32
+    folder = tmp_path / "shared" / u.SUIM_IMAGES
+    folder.mkdir(parents=True)
+    import cv2
+    import numpy as np
+
+    for name in u.SUIM_PHOTOS:
+        cv2.imwrite(str(folder / f"{name}.jpg"), np.full((24, 32, 3), 80, np.uint8))
+    monkeypatch.setattr(weights, "shared_dirs", lambda: [tmp_path / "shared"])
+    assert u.dive_photos() == u.SUIM_PHOTOS
+    assert u.panorama(24).shape == (24, 6 * 32, 3)

@@ -1,1 +1,0 @@
-"""Small data files shipped with the package (the demo dive's photographs)."""
