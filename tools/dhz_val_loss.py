@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 
 from snn_perception.models import registry
+from snn_perception.offline.dhz_mix import validate_sources as validate
 from snn_perception.offline.losses import LossWeights, RestorationLoss
 from snn_perception.offline.pairs import PairsError
-from snn_perception.offline.train_dhz import TrainDhzConfig, build_datasets, validate
+from snn_perception.offline.train_dhz import TrainDhzConfig, build_datasets
 from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint, load_into
 from snn_perception.runtime.weights import resolve
 
@@ -49,10 +50,10 @@ def validation_scorer(args: argparse.Namespace) -> Callable[[torch.nn.Module], d
         raise ValueError(f"--val-fraction {args.val_fraction}: must be above 0 (it scores validation pairs)")
     cfg = TrainDhzConfig(data=args.data, val_fraction=args.val_fraction, seed=args.split_seed,
                          val_size=args.val_size)
-    val = build_datasets(cfg)[1]
+    val = build_datasets(cfg)[2]
     torch.set_num_threads(args.threads)
     loss = RestorationLoss(LossWeights())
-    return lambda model: validate(model, val, args.timesteps, loss, "cpu")
+    return lambda model: validate(model, val, args.timesteps, (), loss, torch.device("cpu"))
 
 
 def main() -> int:

@@ -90,6 +90,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="add N pairs rendered from the validation references to the validation set "
         "(model selection then also rewards undoing rendered waters)",
     )
+    parser.add_argument(
+        "--mix",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="W",
+        help="sampling weight of each --data folder, in order (plus one for --synthetic pairs): each epoch "
+        "draws --epoch-size pairs, a folder's share being its weight over the sum (default: every pair "
+        "once per epoch, so large folders dominate)",
+    )
+    parser.add_argument(
+        "--source-resize",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="S",
+        help="square size each --data folder's pairs are resized to before cropping, in order (0: native "
+        "size; default: --resize for all)",
+    )
+    parser.add_argument("--epoch-size", type=int, default=0, metavar="N",
+                        help="pairs drawn per epoch with --mix (default: the number of training pairs)")
+    parser.add_argument("--val-max", type=int, default=0, metavar="N",
+                        help="at most N validation pairs per --data folder; the rest of its split trains "
+                        "(default 0: no cap)")
+    parser.add_argument(
+        "--anytime",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="T",
+        help="anytime training: the loss is the mean over the outputs read out after each of these steps "
+        "(one run of the longest, which must be --timesteps), e.g. 1 2 4 8 with --timesteps 8; "
+        "validation reports each. Use with --readout normalized",
+    )
+    parser.add_argument(
+        "--readout",
+        choices=["leaky", "normalized"],
+        default="leaky",
+        help="leaky: the published read-out (its scale grows with T, so weights suit one T); normalized: "
+        "a weighted mean at every step, so one set of weights serves every T (default leaky)",
+    )
     parser.add_argument("--w-mse", type=float, default=1.0)
     parser.add_argument("--w-ssim", type=float, default=0.5)
     parser.add_argument("--w-tv", type=float, default=0.25)
@@ -148,6 +189,12 @@ def config_from_args(args: argparse.Namespace):
         val_size=args.val_size,
         seed=args.seed,
         split_seed=args.split_seed,
+        mix=list(args.mix),
+        source_resize=list(args.source_resize),
+        epoch_size=args.epoch_size,
+        val_max=args.val_max,
+        anytime=list(args.anytime),
+        readout=args.readout,
         synthetic=args.synthetic,
         synthetic_val=args.synthetic_val,
         synthetic_from=[str(Path(d)) for d in args.synthetic_from],

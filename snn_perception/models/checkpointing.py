@@ -41,7 +41,7 @@ def replayed_running_stats(module: nn.Module) -> tuple[AbstractContextManager, A
     """Context managers for the forward pass and for its recomputation in backward.
 
     BatchNorms in training mode update their running statistics, and this network also *reads*
-    them in training (the ring of :class:`~snn_perception.models.dhz.BNAndPad`). So the
+    them in training (the ring of :class:`~snn_perception.models.dhz_blocks.BNAndPad`). So the
     recomputation starts from the statistics the forward pass started from (it then computes
     exactly the same values) and afterwards puts back what was there, so each batch is counted
     once, as without checkpointing.

@@ -25,25 +25,20 @@ from torch import nn
 from snn_perception.models import registry
 from snn_perception.models.checkpointing import stage
 from snn_perception.models.colour import rgb_to_lab_scaled
-from snn_perception.models.counting import (
-    Conv,
-    Dense,
-    OpCounter,
-    OpCounts,
-    Spikes,
-    dense_conv_macs,
-)
-from snn_perception.models.neurons import (
-    ALIF,
-    Reset,
-    _fire_pool,
+from snn_perception.models.counting import Conv, Dense, OpCounter, OpCounts, dense_conv_macs
+from snn_perception.models.dhz_blocks import (  # noqa: F401  (SpikingMLP, _fire_pool_constant: tests)
+    SpikingMLP,
+    TransformerBlock,
     _fire_pool_constant,
-    _needs_grad,
-    constant_spike_totals,
-    leaky_readout,
+    _lif,
+    _lif_pool,
 )
+from snn_perception.models.neurons import ALIF, Reset, leaky_readout
 
 Variant = Literal["official", "paper"]
+#: how the two leaky read-outs turn T steps into one value: the published ``leaky`` membrane (its
+#: scale grows with T, so weights suit one T) or ``normalized`` (a weighted mean at every T: anytime)
+Readout = Literal["leaky", "normalized"]
 MAX_TIMESTEPS = 64
 
 
@@ -59,8 +54,11 @@ class DHZConfig:
     tau: float = 2.0
     v_threshold: float = 0.25
     surrogate_alpha: float = 4.0
+    readout: Readout = "leaky"
 
     def __post_init__(self) -> None:
+        if self.readout not in ("leaky", "normalized"):
+            raise ValueError(f"DHZ readout must be 'leaky' or 'normalized', got {self.readout!r}")
         if self.variant not in ("official", "paper"):
             raise ValueError(f"DHZ variant must be 'official' or 'paper', got {self.variant!r}")
         if self.variant == "official" and self.reset != "none":
@@ -72,206 +70,8 @@ class DHZConfig:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _lif(
-    lif: ALIF, x: torch.Tensor, timesteps: int, cnt: OpCounter | None, *consumers: Conv | Dense
-) -> tuple[torch.Tensor, Spikes | None]:
-    """Run a neuron layer over ``[T*B, ...]`` (time-major); counting records its spikes and the
-    SOPs of the ``consumers`` they feed (one reduction), and returns the spikes' handle."""
-    s = lif(x.view(timesteps, -1, *x.shape[1:])).view(x.shape)
-    return s, (cnt.spikes(lif.layer_name, s, *consumers) if cnt is not None else None)
-
-
-def _lif_pool(
-    lif: ALIF, x: torch.Tensor, timesteps: int, cnt: OpCounter | None, constant: bool = False
-) -> torch.Tensor:
-    """Neuron layer followed by a 2×2 max-pool of its spikes, returning ``[T*B, C, H/2, W/2]``.
-
-    ``constant``: ``x`` is ``[B, C, H, W]`` and the same current is fed at every step.
-    Without reset the pool is taken on the membrane: ``maxpool([v ≥ θ]) = [maxpool(v) ≥ θ]``
-    exactly, which saves materialising full-resolution spikes. Spike rates are per
-    full-resolution neuron.
-    """
-    if lif.reset != "none" or _needs_grad(x, lif.v_threshold):
-        seq = x.expand(timesteps, *x.shape) if constant else x.view(timesteps, -1, *x.shape[1:])
-        s = lif(seq).flatten(0, 1)
-        if cnt is not None:
-            cnt.spikes(lif.layer_name, s)
-        return F.max_pool2d(s, 2)
-    theta = lif.v_threshold.detach().to(x.dtype)
-    tau = float(lif.tau)
-    if constant:
-        if cnt is not None:  # full-resolution spikes, from the currents (no replay when τ = 2)
-            spikes = constant_spike_totals(lif, x, timesteps, tau)
-            cnt.add_spikes(lif.layer_name, spikes, timesteps * x.numel())
-        return _fire_pool_constant(x, theta, tau, timesteps)
-    if cnt is None:
-        return _fire_pool(x, theta, tau, timesteps)
-    parts: list[torch.Tensor] = []
-    out = _fire_pool(x, theta, tau, timesteps, parts)
-    cnt.add_spikes(lif.layer_name, parts, x.numel())
-    return out
-
-
-# ----------------------------------------------------------------------------- blocks
-
-
-class BNAndPad(nn.Module):
-    """BatchNorm, then a 1-pixel ring filled with the BN's output for a zero input (its bias).
-
-    That ring makes ``1×1 conv → BN → 3×3 depthwise (no padding)`` equal to a padded 3×3
-    convolution after re-parameterisation. The ring value uses the running statistics, as in the
-    official code, also in training mode.
-    """
-
-    def __init__(self, channels: int, pad: int = 1) -> None:
-        super().__init__()
-        self.bn = nn.BatchNorm2d(channels)
-        self.pad = pad
-
-    def ring_value(self) -> torch.Tensor:
-        bn = self.bn
-        return bn.bias.detach() - bn.running_mean * bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn(x)
-        p = self.pad
-        if p <= 0:
-            return out
-        out = F.pad(out, [p] * 4)
-        ring = self.ring_value().view(1, -1, 1, 1).to(out.dtype)
-        out[:, :, :p, :] = ring
-        out[:, :, -p:, :] = ring
-        out[:, :, :, :p] = ring
-        out[:, :, :, -p:] = ring
-        return out
-
-
-class RepConv(nn.Module):
-    """1×1 conv → BN (+ ring) → 3×3 depthwise (valid) → 1×1 conv → BN (official layout)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 1, bias=False),
-            BNAndPad(channels, pad=1),
-            nn.Sequential(
-                nn.Conv2d(channels, channels, 3, groups=channels, bias=False),
-                nn.Conv2d(channels, channels, 1, bias=False),
-                nn.BatchNorm2d(channels),
-            ),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def count(self, x: torch.Tensor | Spikes, cnt: OpCounter, spiking_input: bool) -> None:
-        """First 1×1 fed by ``x``; depthwise and second 1×1 fed by analog values; BNs fold away."""
-        t = x.tensor if isinstance(x, Spikes) else x
-        n, c, h, w = t.shape
-        first, dw, second = self.body[0], self.body[2][0], self.body[2][1]
-        if spiking_input:
-            cnt.fan_out(x, Dense(first.layer_name, c))
-        else:
-            cnt.add_macs(float(t.numel()) * c, first.layer_name)
-        cnt.add_macs(n * c * h * w * 9, dw.layer_name)
-        cnt.add_macs(n * h * w * c * c, second.layer_name)
-
-
-def _rep_branch(channels: int) -> nn.Sequential:
-    return nn.Sequential(RepConv(channels), nn.BatchNorm2d(channels))
-
-
-def _kv_ops(kv: torch.Tensor, kh: torch.Tensor, vh: torch.Tensor) -> torch.Tensor:
-    """``Σ_tokens (Σ_d k)(Σ_d v)`` per head, as a float64 tensor: the sum of ``kv = kᵀv``'s entries
-    where ``kv`` holds exact integers (float32 sums of 0/1 products below 2^24), else recounted."""
-    if kv.dtype in (torch.float32, torch.float64) and kh.shape[-2] <= 1 << 24:
-        return kv.sum(dtype=torch.float64)
-    return (kh.sum(-1, dtype=torch.float64) * vh.sum(-1, dtype=torch.float64)).sum()
-
-
-class SpikingAttention(nn.Module):
-    """Spike-driven linear attention: per head ``y = q (kᵀ v)``, no softmax and no scale."""
-
-    def __init__(self, dim: int, heads: int, cfg: DHZConfig) -> None:
-        super().__init__()
-        self.heads = heads
-
-        def lif() -> ALIF:
-            return ALIF(cfg.tau, cfg.v_threshold, cfg.reset, cfg.surrogate_alpha)
-
-        self.head_lif = lif()
-        self.q_conv = _rep_branch(dim)
-        self.k_conv = _rep_branch(dim)
-        self.v_conv = _rep_branch(dim)
-        self.q_lif = lif()
-        self.k_lif = lif()
-        self.v_lif = lif()
-        self.attn_lif = lif()
-        self.proj_conv = _rep_branch(dim)
-
-    def forward(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None) -> torch.Tensor:
-        tb, c, h, w = x.shape
-        n, d = h * w, c // self.heads
-        s, s_spikes = _lif(self.head_lif, x, timesteps, cnt)
-        q, q_spikes = _lif(self.q_lif, self.q_conv(s), timesteps, cnt)
-        k, _ = _lif(self.k_lif, self.k_conv(s), timesteps, cnt)
-        v, _ = _lif(self.v_lif, self.v_conv(s), timesteps, cnt)
-        # tokens × channels per head, [TB, heads, N, d]; free views for channels-last tensors
-        qh, kh, vh = (z.permute(0, 2, 3, 1).reshape(tb, n, self.heads, d).transpose(1, 2) for z in (q, k, v))
-        kv = kh.transpose(-1, -2) @ vh  # [TB, heads, d, d]; sums of 0/1 products: exact
-        y = (qh @ kv).transpose(1, 2).reshape(tb, h, w, c).permute(0, 3, 1, 2)
-        a, a_spikes = _lif(self.attn_lif, y, timesteps, cnt)
-        if cnt is not None:
-            for branch in (self.q_conv, self.k_conv, self.v_conv):
-                branch[0].count(s_spikes, cnt, spiking_input=True)
-            # kᵀv: an accumulate wherever a key and a value spike at the same token (per head),
-            # Σ_tokens (Σ k)(Σ v), which is the sum of kᵀv's entries; q(kᵀv): each query spike
-            # adds d entries of kᵀv.
-            cnt.add_sops(_kv_ops(kv, kh, vh), f"{self.layer_name}.kv")
-            cnt.fan_out(q_spikes, Dense(f"{self.layer_name}.qkv", d))
-            self.proj_conv[0].count(a_spikes, cnt, spiking_input=True)
-        return self.proj_conv(a)
-
-
-class SpikingMLP(nn.Module):
-    """Conv1d (k = 1) → BN1d → ALIF, on the analog residual stream."""
-
-    def __init__(self, dim: int, cfg: DHZConfig) -> None:
-        super().__init__()
-        self.fc1_conv = nn.Conv1d(dim, dim, kernel_size=1)
-        self.fc1_bn = nn.BatchNorm1d(dim)
-        self.fc1_lif = ALIF(cfg.tau, cfg.v_threshold, cfg.reset, cfg.surrogate_alpha)
-
-    def forward(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None) -> torch.Tensor:
-        # the Conv1d over tokens is a 1×1 Conv2d; running it in 2-D keeps channels-last layouts
-        c = x.shape[1]
-        bn = self.fc1_bn
-        y = F.conv2d(x, self.fc1_conv.weight.unsqueeze(-1), self.fc1_conv.bias)
-        use_batch_stats = bn.training or bn.running_mean is None
-        factor = 0.0 if bn.momentum is None else bn.momentum
-        if bn.training and bn.num_batches_tracked is not None:
-            bn.num_batches_tracked.add_(1)
-            if bn.momentum is None:  # cumulative average, as nn.BatchNorm (used to recalibrate statistics)
-                factor = 1.0 / float(bn.num_batches_tracked)
-        y = F.batch_norm(
-            y, bn.running_mean, bn.running_var, bn.weight, bn.bias, use_batch_stats, factor, bn.eps
-        )
-        if cnt is not None:
-            cnt.add_macs(float(x.numel()) * c, self.fc1_conv.layer_name)
-        return _lif(self.fc1_lif, y, timesteps, cnt)[0]
-
-
-class TransformerBlock(nn.Module):
-    """``x + attn(x)``, then ``+ mlp(·)``."""
-
-    def __init__(self, dim: int, heads: int, cfg: DHZConfig) -> None:
-        super().__init__()
-        self.attn = SpikingAttention(dim, heads, cfg)
-        self.mlp = SpikingMLP(dim, cfg)
-
-    def forward(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None = None) -> torch.Tensor:
-        x = x + self.attn(x, timesteps, cnt)
-        return x + self.mlp(x, timesteps, cnt)
+def _readout(cfg: DHZConfig, seq: torch.Tensor, steps: tuple[int, ...] | None) -> torch.Tensor:
+    return leaky_readout(seq, cfg.tau, normalized=cfg.readout == "normalized", steps=steps)
 
 
 class SpikeCoder(nn.Module):
@@ -310,6 +110,8 @@ class KEstimator(nn.Module):
         self.up2_Hx = nn.ConvTranspose2d(96, 16, kernel_size=2, stride=2)
         self.lif_up2_Hx = lif()
         self.up3_Hx = nn.ConvTranspose2d(48, 3, kernel_size=2, stride=2)
+        #: read the output out after each of these steps too (see :meth:`SnnTransDHZ.forward_steps`)
+        self.readout_steps: tuple[int, ...] | None = None
         #: recompute each encoder branch and the decoder in backward (see :mod:`.checkpointing`)
         self.grad_checkpointing = False
 
@@ -361,7 +163,7 @@ class KEstimator(nn.Module):
             for part, layer in ((d1_r, up2), (d1_l, up2), (sc_rgb, up3), (sc_lab, up3)):
                 cnt.fan_out(cnt.measure(part), layer)
             cnt.add_macs(u3.numel(), f"{self.layer_name}.readout")  # one multiply-add per neuron and step
-        return leaky_readout(u3.view(timesteps, -1, *u3.shape[1:]), self.cfg.tau)
+        return _readout(self.cfg, u3.view(timesteps, -1, *u3.shape[1:]), self.readout_steps)
 
 
 class BackgroundLight(nn.Module):
@@ -375,6 +177,7 @@ class BackgroundLight(nn.Module):
         self.conv2 = nn.Conv2d(16, 8, kernel_size=3, padding=1)
         self.lif2 = ALIF(cfg.tau, cfg.v_threshold, cfg.reset, cfg.surrogate_alpha)
         self.convf = nn.ConvTranspose2d(8, 3, kernel_size=2, stride=2)
+        self.readout_steps: tuple[int, ...] | None = None
 
     def forward(
         self,
@@ -391,7 +194,7 @@ class BackgroundLight(nn.Module):
             for part in sc_parts or (sc,):
                 cnt.fan_out(cnt.measure(part), Conv(self.conv1.layer_name, 16, 3, 1, 1))
             cnt.add_macs(f.numel(), f"{self.layer_name}.readout")
-        return leaky_readout(f.view(timesteps, -1, *f.shape[1:]), self.cfg.tau)
+        return _readout(self.cfg, f.view(timesteps, -1, *f.shape[1:]), self.readout_steps)
 
 
 # ----------------------------------------------------------------------------- the network
@@ -441,7 +244,10 @@ class SnnTransDHZ(nn.Module):
             return {}
         return {k: (v[0], v[1]) for k, v in self._counter.layers.items()}
 
-    def forward(self, x: torch.Tensor, timesteps: int = 4) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, timesteps: int = 4, steps: tuple[int, ...] | None = None
+    ) -> torch.Tensor:
+        """``steps``: also read out after each of these steps (see :meth:`forward_steps`)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"SnnTransDHZ expects [B, 3, H, W] RGB in [0, 1], got {tuple(x.shape)}")
         if (
@@ -450,18 +256,41 @@ class SnnTransDHZ(nn.Module):
             or not 1 <= timesteps <= MAX_TIMESTEPS
         ):
             raise ValueError(f"timesteps must be an int in 1..{MAX_TIMESTEPS}, got {timesteps!r}")
+        if steps is not None:
+            if max(steps) != timesteps:
+                raise ValueError(f"steps {steps!r} must end at timesteps {timesteps}")
+            return self.forward_steps(x, steps)
         h, w = x.shape[-2:]
-        m = self.size_multiple
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
         cnt = OpCounter() if self._counting else None
-        j = self._run(x, timesteps, cnt)
+        j = self._run(self._pad(x), timesteps, cnt)
         if cnt is not None:
             cnt.release()
             self._counter = cnt
-        return j[..., :h, :w] if (ph or pw) else j
+        return j[..., :h, :w]
+
+    def forward_steps(self, x: torch.Tensor, steps: tuple[int, ...]) -> torch.Tensor:
+        """Outputs after each of ``steps`` (1-based) from one run of ``max(steps)`` timesteps,
+        ``[len(steps), B, 3, H, W]``: what anytime training scores. Step ``t`` equals ``forward(x, t)``
+        (every layer is causal in time). Not counted."""
+        if not steps or any(not 1 <= t <= MAX_TIMESTEPS for t in steps):
+            raise ValueError(f"steps must be 1..{MAX_TIMESTEPS}, got {steps!r}")
+        owners = (self.H_est, self.BL_est_conv)
+        for m in owners:
+            m.readout_steps = tuple(steps)
+        try:
+            j = self._run(self._pad(x), max(steps), None)
+        finally:
+            for m in owners:
+                m.readout_steps = None
+        return j[..., : x.shape[-2], : x.shape[-1]]
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Reflect-pad (replicate where too small to reflect) to a multiple of 8."""
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.size_multiple, (-w) % self.size_multiple
+        if not (ph or pw):
+            return x
+        return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
 
     def prepare_inference(self) -> None:
         """Channels-last weights: oneDNN convolutions and pooling are several times faster."""
@@ -487,8 +316,12 @@ def num_parameters(model: nn.Module) -> int:
 
 
 def build_dhz(metadata: dict[str, Any]) -> SnnTransDHZ:
-    """Registry builder: ``variant`` ('official' | 'paper') and ``reset`` from the metadata."""
-    cfg = DHZConfig(variant=metadata.get("variant", "official"), reset=metadata.get("reset", "none"))
+    """Registry builder: ``variant`` ('official' | 'paper'), ``reset`` and ``readout`` from the metadata."""
+    cfg = DHZConfig(
+        variant=metadata.get("variant", "official"),
+        reset=metadata.get("reset", "none"),
+        readout=metadata.get("readout", "leaky"),
+    )
     return SnnTransDHZ(cfg)
 
 

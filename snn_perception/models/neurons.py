@@ -168,18 +168,38 @@ def first_charge(x: torch.Tensor, tau: float) -> torch.Tensor:
     return x * (1.0 / tau) if mantissa == 0.5 else x / tau
 
 
-def leaky_readout(x_seq: torch.Tensor, tau: float = 2.0) -> torch.Tensor:
-    """Final membrane of a non-spiking leaky integrator over ``[T, ...]`` (v starts at 0)."""
-    if _needs_grad(x_seq):
+def leaky_readout(
+    x_seq: torch.Tensor, tau: float = 2.0, normalized: bool = False, steps: tuple[int, ...] | None = None
+) -> torch.Tensor:
+    """Final membrane of a non-spiking leaky integrator over ``[T, ...]`` (v starts at 0).
+
+    ``normalized`` divides the membrane after ``t`` steps by ``1 − (1 − 1/τ)^t``, the sum of its
+    weights, so it is a weighted *average* of the inputs at every ``t``: its scale no longer depends
+    on T, which lets one set of weights be read out after any number of steps (anytime). ``steps``
+    (1-based, each ≤ T) returns the read-out after each of those steps, stacked ``[len(steps), ...]``;
+    the network is causal in time, so step ``t`` of a longer run equals a run of ``t`` steps.
+    """
+    wanted = set(steps or ())
+    taken: dict[int, torch.Tensor] = {}
+    if _needs_grad(x_seq) or wanted:
         v = torch.zeros_like(x_seq[0])
         for t in range(x_seq.shape[0]):
             v = v + (x_seq[t] - v) / tau
-        return v
-    v = first_charge(x_seq[0], tau)
-    tmp = torch.empty_like(v)
-    for t in range(1, x_seq.shape[0]):
-        charge_(v, x_seq[t], tmp, tau)
-    return v
+            if t + 1 in wanted:
+                taken[t + 1] = v / readout_gain(tau, t + 1) if normalized else v
+    else:
+        v = first_charge(x_seq[0], tau)
+        tmp = torch.empty_like(v)
+        for t in range(1, x_seq.shape[0]):
+            charge_(v, x_seq[t], tmp, tau)
+    if wanted:
+        return torch.stack([taken[t] for t in steps])
+    return v / readout_gain(tau, x_seq.shape[0]) if normalized else v
+
+
+def readout_gain(tau: float, t: int) -> float:
+    """Sum of the weights a leaky integrator from ``v = 0`` gives its inputs after ``t`` steps."""
+    return 1.0 - (1.0 - 1.0 / tau) ** t
 
 
 # ----------------------------------------------------------------------------- fast no-reset kernels

@@ -11,13 +11,14 @@ Under ``torchrun`` (WORLD_SIZE > 1) the same code trains with DistributedDataPar
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -28,124 +29,30 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from snn_perception.models import registry
+from snn_perception.offline.dhz_mix import validate_sources
 from snn_perception.offline.ema import WeightAverage
-from snn_perception.offline.losses import LossWeights, RestorationLoss, ssim
+from snn_perception.offline.losses import RestorationLoss
 from snn_perception.offline.pairs import (
     IMAGE_SUFFIXES,
-    TONE_JITTER_MAX,
     PairAugment,
     PairedImages,
     PairsError,
     image_files,
-    list_pairs,
     read_rgb,
-    split_pairs,
 )
 from snn_perception.offline.run_checks import (
     check_run_dir,
-    finite,
     load_resume,
     prepare_run_dir,
-    require,
 )
+from snn_perception.offline.train_dhz_config import VARIANTS, TrainDhzConfig  # noqa: F401  (re-exported)
 from snn_perception.runtime.checkpoint import WeightsError
 
 ARCH = "snntrans_dhz"
-VARIANTS = ("official", "paper")
 #: what ``train`` writes into its run folder: ``overwrite`` removes these (and nothing else)
 RUN_OUTPUTS = ("best.safetensors", "last.pt", "metrics.csv", "summary.json", "tensorboard")
 #: what a ``train dhz`` last.pt holds (written at the end of every epoch)
 _RESUME_KEYS = ("model", "optimizer", "epoch", "step", "best", "rng", "history")
-
-
-@dataclass
-class TrainDhzConfig:
-    data: list[str]
-    out: str = "runs/dhz"
-    variant: str = "official"
-    timesteps: int = 4
-    crop: int = 256
-    resize: int | None = 512
-    scale_min: float = 1.0
-    extra_water: float = 0.0
-    tone_jitter: float = 0.0
-    #: decay of an exponential moving average of the weights that is validated and exported
-    #: instead of the raw weights (0: off; 0.99 averages over the last ~100 steps)
-    ema: float = 0.0
-    #: recompute activations in backward instead of storing them: less memory, slower steps
-    grad_checkpoint: bool = False
-    epochs: int = 100
-    batch: int = 4
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    weight_decay: float = 0.0
-    val_fraction: float = 0.2
-    val_size: int = 256
-    seed: int = 0
-    #: seed of the train/validation split alone (None: ``seed``), so runs with different
-    #: ``seed``s (augmentation, order, renders) can share one validation split, e.g. to average them
-    split_seed: int | None = None
-    synthetic: int = 0
-    #: synthetic pairs rendered from the *validation* references and added to the validation
-    #: set, so model selection also rewards undoing waters the real validation pairs lack
-    synthetic_val: int = 0
-    #: folders of good-looking images to render synthetic pairs from (e.g. well-lit underwater
-    #: footage, so the pairs look like your water); default: training references + bundled photos
-    synthetic_from: list[str] = field(default_factory=list)
-    init: str | None = None
-    resume: str | None = None
-    device: str = "auto"
-    threads: int | None = None
-    loss: LossWeights = field(default_factory=LossWeights)
-    overwrite: bool = False  # replace an earlier run in ``out`` (otherwise refused unless resuming)
-    command: str = ""
-
-    def __post_init__(self) -> None:
-        """Bad settings fail here, before any image is read (messages name the CLI flag)."""
-        require(bool(self.data), "--data", self.data, "at least one folder")
-        resolved = [Path(d).expanduser().resolve() for d in self.data]
-        require(len(set(resolved)) == len(resolved), "--data", " ".join(self.data),
-                "different folders (one given twice would weigh its pairs double)")
-        require(self.variant in VARIANTS, "--variant", self.variant, f"one of {', '.join(VARIANTS)}")
-        require(1 <= self.timesteps <= 64, "--timesteps", self.timesteps, "between 1 and 64")
-        require(self.crop >= 8 and self.crop % 8 == 0, "--crop", self.crop, "a positive multiple of 8")
-        # the transformer runs at 1/8 resolution: one 8×8 crop is a single value per channel there,
-        # and BatchNorm cannot train on one value
-        require(self.crop >= 16 or self.batch >= 2, "--crop", self.crop, "at least 16 with --batch 1")
-        require(self.resize is None or self.resize >= self.crop, "--resize", self.resize,
-                f"0 (native size) or at least --crop ({self.crop})")
-        require(finite(self.scale_min, 0.1, high=1.0), "--scale-min", self.scale_min, "in [0.1, 1]")
-        require(finite(self.extra_water, 0.0, high=1.0), "--extra-water", self.extra_water,
-                "a probability in [0, 1]")
-        require(finite(self.tone_jitter, 0.0, high=TONE_JITTER_MAX), "--tone-jitter", self.tone_jitter,
-                f"in [0, {TONE_JITTER_MAX}]")
-        require(finite(self.ema, 0.0) and self.ema < 1, "--ema", self.ema,
-                "0 (off) or a decay in (0, 1), e.g. 0.99")
-        require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
-        require(self.batch >= 1, "--batch", self.batch, "at least 1")
-        require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 1e-3")
-        require(finite(self.min_lr, 0.0, high=self.lr if finite(self.lr, 0.0) else math.inf), "--min-lr",
-                self.min_lr, f"a finite number in [0, --lr ({self.lr})]: the schedule decays from --lr to it")
-        require(finite(self.weight_decay, 0.0), "weight_decay", self.weight_decay, "a finite number ≥ 0")
-        require(finite(self.val_fraction, 0.0) and self.val_fraction < 1, "--val-fraction",
-                self.val_fraction, "in [0, 1)")
-        require(self.val_size >= 8, "--val-size", self.val_size, "at least 8 (pixels per side)")
-        require(self.synthetic >= 0, "--synthetic", self.synthetic, "0 or more pairs")
-        require(not self.synthetic_from or self.synthetic > 0, "--synthetic-from", self.synthetic_from,
-                "used only with --synthetic N > 0")
-        require(self.synthetic_val >= 0, "--synthetic-val", self.synthetic_val, "0 or more pairs")
-        require(self.synthetic_val == 0 or self.val_fraction > 0, "--synthetic-val", self.synthetic_val,
-                "0 when --val-fraction is 0 (it renders from the validation references)")
-        require(self.threads is None or self.threads >= 1, "--threads", self.threads, "at least 1")
-        weights = {"--w-mse": self.loss.mse, "--w-ssim": self.loss.ssim, "--w-tv": self.loss.tv}
-        for flag, w in weights.items():
-            require(finite(w, 0.0), flag, w, "a finite number ≥ 0")
-        if not any(w > 0 for w in weights.values()):
-            raise ValueError("--w-mse, --w-ssim and --w-tv are all 0: at least one must be above 0")
-
-    @property
-    def val_split_seed(self) -> int:
-        return self.seed if self.split_seed is None else self.split_seed
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -160,47 +67,55 @@ def _dist_info() -> tuple[int, int, int]:
     return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def build_datasets(cfg: TrainDhzConfig) -> tuple[PairedImages, PairedImages, list[str], list[str]]:
-    train_paths, val_paths = [], []
-    for root in cfg.data:
-        pairs = list_pairs(Path(root))
-        tr, va = split_pairs(pairs, cfg.val_fraction, cfg.val_split_seed)
-        if not tr:
-            raise PairsError(
-                f"--val-fraction {cfg.val_fraction} leaves no training pair of the {len(pairs)} in {root}: "
-                "lower it"
-            )
-        train_paths += tr
-        val_paths += va
-    if cfg.val_fraction > 0 and not val_paths:
+def build_datasets(cfg: TrainDhzConfig):
+    """Training set (with its sampler when mixing), validation sets per source, and the names of
+    the pairs in each (recorded in the checkpoint)."""
+    from snn_perception.offline import dhz_mix
+
+    weights = cfg.mix[: len(cfg.data)] or [1.0] * len(cfg.data)
+    resizes = [r or None for r in cfg.source_resize] or [cfg.resize] * len(cfg.data)
+    sources = dhz_mix.split_sources(
+        cfg.data, weights, resizes, cfg.val_fraction, cfg.val_max, cfg.val_split_seed
+    )
+    n_val = sum(len(src.val) for src in sources)
+    if cfg.val_fraction > 0 and not n_val:
         raise PairsError(
-            f"--val-fraction {cfg.val_fraction} of {len(train_paths)} pair(s) leaves no validation pair: "
-            "add pairs, or give --val-fraction 0 to train without validation (the last epoch is exported)"
+            f"--val-fraction {cfg.val_fraction} of {sum(len(s.train) for s in sources)} pair(s) leaves no "
+            "validation pair: add pairs, or give --val-fraction 0 to train without validation "
+            "(the last epoch is exported)"
         )
-    resize = (cfg.resize, cfg.resize) if cfg.resize else None
     augment = PairAugment(
-        crop=cfg.crop, resize_hw=resize, scale=(cfg.scale_min, 1.0), extra_water=cfg.extra_water,
+        crop=cfg.crop,
+        resize_hw=None,
+        scale=(cfg.scale_min, 1.0),
+        extra_water=cfg.extra_water,
         tone=cfg.tone_jitter,
     )
-    train = PairedImages.from_paths(train_paths, augment=augment)
+    train, train_names = dhz_mix.training_set(sources, augment)
+    parts = [(src.name, len(src.train), src.weight) for src in sources]
     if cfg.synthetic > 0:
         side = max(cfg.crop, cfg.resize or cfg.crop)
         if cfg.synthetic_from:
-            sources, photos = clean_images(cfg.synthetic_from, cfg.synthetic, cfg.seed), False
+            clean, photos = clean_images(cfg.synthetic_from, cfg.synthetic, cfg.seed), False
         else:
-            sources, photos = [ref for _, ref in train.pairs], True
-        extra = synthetic_pairs(cfg.synthetic, sources, side, cfg.seed, photos=photos)
-        names = train.names + [f"synthetic_{i}" for i in range(cfg.synthetic)]
-        train = PairedImages(train.pairs + list(extra), augment=train.augment, names=names)
-    val = PairedImages.from_paths(val_paths, eval_hw=(cfg.val_size, cfg.val_size)) if val_paths else None
-    val_names = [p[0].name for p in val_paths]
-    if val is not None and cfg.synthetic_val > 0:
+            clean, photos = [ref for part in train.datasets for _, ref in part.pairs], True
+        extra = synthetic_pairs(cfg.synthetic, clean, side, cfg.seed, photos=photos)
+        aug = dataclasses.replace(augment, resize_hw=(side, side))
+        synth = PairedImages(list(extra), augment=aug, names=[f"synthetic_{i}" for i in range(cfg.synthetic)])
+        parts.append(("synthetic", cfg.synthetic, cfg.mix[-1] if cfg.mix else 1.0))
+        train = torch.utils.data.ConcatDataset([*train.datasets, synth])
+        train_names += synth.names
+    val = dhz_mix.validation_sets(sources, cfg.val_size)
+    val_names = [f"{src.name}/{p[0].name}" for src in sources for p in src.val]
+    if val and cfg.synthetic_val > 0:
         # a different seed from the training renders; sources are validation references only
-        refs = [ref for _, ref in val.pairs]
+        refs = [ref for part in val.values() for _, ref in part.pairs]
         extra = synthetic_pairs(cfg.synthetic_val, refs, cfg.val_size, cfg.seed + 1, photos=False)
-        val_names += [f"synthetic_val_{i}" for i in range(cfg.synthetic_val)]
-        val = PairedImages(val.pairs + list(extra), names=val.names + val_names[len(val.names):])
-    return train, val, [p[0].name for p in train_paths], val_names
+        val["synthetic_val"] = PairedImages(
+            list(extra), names=[f"synthetic_val_{i}" for i in range(cfg.synthetic_val)]
+        )
+        val_names += val["synthetic_val"].names
+    return train, (parts if cfg.mix else None), val, train_names, val_names
 
 
 def clean_images(folders: list[str], n: int, seed: int) -> list[np.ndarray]:
@@ -245,22 +160,6 @@ def cosine_lr(cfg: TrainDhzConfig, epoch: int) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * epoch / (cfg.epochs - 1)))
 
 
-@torch.no_grad()
-def validate(model, data: PairedImages, timesteps: int, loss_fn: RestorationLoss, device) -> dict[str, float]:
-    """Validation loss, PSNR and SSIM (outputs clamped to [0, 1] for the metrics)."""
-    model.eval()
-    totals = {"val_loss": 0.0, "val_psnr": 0.0, "val_ssim": 0.0}
-    for i in range(len(data)):
-        raw, ref = (t.unsqueeze(0).to(device) for t in data[i])
-        out = model(raw, timesteps)
-        totals["val_loss"] += float(loss_fn(out, ref)[0])
-        mse = float(torch.mean((out.clamp(0, 1) - ref) ** 2))
-        totals["val_psnr"] += 10 * math.log10(1.0 / max(mse, 1e-12))
-        totals["val_ssim"] += float(ssim(out, ref))
-    model.train()
-    return {k: v / len(data) for k, v in totals.items()}
-
-
 def _rng_state() -> dict:
     """Every RNG that shapes training (crops, flips, shuffling), as weights_only-safe values."""
     np_state = np.random.get_state()
@@ -298,7 +197,13 @@ def train(cfg: TrainDhzConfig) -> dict:
     np.random.seed(cfg.seed + rank)
     torch.manual_seed(cfg.seed + rank)
 
-    meta = {"arch": ARCH, "task": "dehaze", "variant": cfg.variant, "default_timesteps": cfg.timesteps}
+    meta = {
+        "arch": ARCH,
+        "task": "dehaze",
+        "variant": cfg.variant,
+        "default_timesteps": cfg.timesteps,
+        "readout": cfg.readout,
+    }
     model = registry.build(ARCH, meta)
     model.set_grad_checkpointing(cfg.grad_checkpoint)
     # weights to start from are checked before any image is read or anything written
@@ -311,7 +216,8 @@ def train(cfg: TrainDhzConfig) -> dict:
     if cfg.init:
         load_init(model, cfg.init)
     model = model.to(device)
-    train_set, val_set, train_names, val_names = build_datasets(cfg)
+    train_set, mix_parts, val_set, train_names, val_names = build_datasets(cfg)
+    val_set = val_set or None
     out = prepare_run_dir(cfg.out, RUN_OUTPUTS, overwrite=cfg.overwrite and main)
     # The official variant's first five transformer blocks never reach the output (as in
     # the published code), so DDP must expect parameters without gradients.
@@ -321,8 +227,20 @@ def train(cfg: TrainDhzConfig) -> dict:
         net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=unused)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = RestorationLoss(cfg.loss)
-    sampler = DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if world > 1 else None
+    mix_gen = torch.Generator()
+    if mix_parts is not None:
+        if world > 1:
+            raise ValueError("--mix trains in one process; drop --mix or run without torchrun")
+        from snn_perception.offline.dhz_mix import mixing_sampler, mixing_shares
+
+        sampler = mixing_sampler(mix_parts, cfg.epoch_size or len(train_set), mix_gen)
+        if main:
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in mixing_shares(mix_parts).items())
+            print(f"mixing {len(sampler)} draws per epoch: {shares}", flush=True)
+    else:
+        sampler = DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if world > 1 else None
     loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=sampler is None, sampler=sampler)
+    steps = tuple(sorted(cfg.anytime)) or None
 
     # the averaged copy is what validation scores and what best.safetensors holds
     ema = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
@@ -350,14 +268,19 @@ def train(cfg: TrainDhzConfig) -> dict:
         lr = cosine_lr(cfg, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
-        if sampler is not None:
+        if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
+        mix_gen.manual_seed(cfg.seed * 100_003 + epoch)  # each epoch's draws fixed, so resume repeats them
         sums: dict[str, float] = {}
         bar = progress.bar(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not main, leave=False)
         for raw, ref in bar:
             raw, ref = raw.to(device), ref.to(device)
-            pred = net(raw, cfg.timesteps)
-            loss, parts = loss_fn(pred, ref)
+            if steps is None:
+                loss, parts = loss_fn(net(raw, cfg.timesteps), ref)
+            else:  # anytime: the mean loss of the outputs read out after each step in --anytime
+                scored_steps = [loss_fn(out, ref) for out in net(raw, max(steps), steps=steps)]
+                loss = sum(item[0] for item in scored_steps) / len(steps)
+                parts = {k: sum(item[1][k] for item in scored_steps) / len(steps) for k in scored_steps[0][1]}
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -372,7 +295,7 @@ def train(cfg: TrainDhzConfig) -> dict:
         row = {"epoch": epoch + 1, "step": step, "lr": lr}
         row.update({f"train_{k}": v / max(1, len(loader)) for k, v in sums.items()})
         if val_set is not None:
-            row.update(validate(scored, val_set, cfg.timesteps, loss_fn, device))
+            row.update(validate_sources(scored, val_set, cfg.timesteps, steps or (), loss_fn, device))
         row["elapsed_s"] = time.monotonic() - started
         history.append(row)
         if main:
@@ -418,14 +341,28 @@ def train(cfg: TrainDhzConfig) -> dict:
 def load_init(model: torch.nn.Module, path: str) -> None:
     """Start from earlier snnTrans-DHZ weights (either variant: they share every parameter).
 
+    From ``leaky`` weights into a ``normalized`` model the two read-out layers are scaled by the
+    leaky read-out's gain at the weights' T, so the new model starts with the same output at that T.
     Another architecture is a one-line WeightsError naming the expected and the found one.
     """
+    from snn_perception.models.neurons import readout_gain
     from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint, load_into
 
     try:
-        load_into(model, load_checkpoint(path, expect_arch=ARCH))
+        ckpt = load_checkpoint(path, expect_arch=ARCH)
+        load_into(model, ckpt)
     except WeightsError as exc:
         raise WeightsError(f"--init {exc}") from None
+    cfg = model.cfg
+    if ckpt.metadata.get("readout", "leaky") == "leaky" and cfg.readout == "normalized":
+        t0 = int(ckpt.metadata.get("default_timesteps", 4))
+        gain = readout_gain(cfg.tau, t0)
+        with torch.no_grad():
+            for layer in (model.H_est.up3_Hx, model.BL_est_conv.convf):
+                layer.weight.mul_(gain)
+                layer.bias.mul_(gain)
+        print(f"--init: leaky read-out weights rescaled by {gain:.4f} for the normalized read-out "
+              f"(the same output at T = {t0})")
 
 
 def _export_best(model, cfg: TrainDhzConfig, out: Path, row: dict, train_names, val_names) -> None:
@@ -436,6 +373,7 @@ def _export_best(model, cfg: TrainDhzConfig, out: Path, row: dict, train_names, 
         "task": "dehaze",
         "variant": cfg.variant,
         "default_timesteps": cfg.timesteps,
+        "readout": cfg.readout,
         "training": {
             "data": cfg.data,
             "train_images": len(train_names),

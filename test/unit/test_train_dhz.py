@@ -89,7 +89,7 @@ def test_split_seed_keeps_the_validation_split_when_the_seed_changes(eight_pairs
     from snn_perception.offline.train_dhz import build_datasets
 
     def val_names(**kw) -> list[str]:
-        return build_datasets(_cfg(eight_pairs, Path("unused"), epochs=1, val_fraction=0.5, **kw))[3]
+        return build_datasets(_cfg(eight_pairs, Path("unused"), epochs=1, val_fraction=0.5, **kw))[4]
 
     first = val_names(seed=0)
     assert val_names(seed=3, split_seed=0) == first
@@ -123,17 +123,17 @@ def test_resume_with_other_ema_setting_is_refused(
 def test_synthetic_validation_pairs_are_rendered_from_validation_references_only(eight_pairs: Path) -> None:
     from snn_perception.offline.train_dhz import build_datasets
 
-    plain = build_datasets(_cfg(eight_pairs, Path("unused"), epochs=1))
+    plain_train, _, plain_val, _, _ = build_datasets(_cfg(eight_pairs, Path("unused"), epochs=1))
     cfg = _cfg(eight_pairs, Path("unused"), epochs=1, synthetic_val=3)
-    train_set, val, _, val_names = build_datasets(cfg)
-    assert len(val) == len(plain[1]) + 3 == 5
+    train_set, _, val, _, val_names = build_datasets(cfg)
+    assert sum(map(len, val.values())) == sum(map(len, plain_val.values())) + 3 == 5
     assert val_names[-3:] == ["synthetic_val_0", "synthetic_val_1", "synthetic_val_2"]
-    real_refs = [ref for _, ref in plain[1].pairs]
-    for raw, ref in val.pairs[2:]:
+    real_refs = [ref for part in plain_val.values() for _, ref in part.pairs]
+    for raw, ref in val["synthetic_val"].pairs:
         assert raw.shape == ref.shape == (64, 64, 3)
         assert any(np.array_equal(ref, r) for r in real_refs), "target is not a val image"
         assert not np.array_equal(raw, ref)
-    assert len(train_set) == len(plain[0]), "synthetic validation pairs must not reach training"
+    assert len(train_set) == len(plain_train), "synthetic validation pairs must not reach training"
 
 
 def test_synthetic_validation_needs_a_validation_split() -> None:
@@ -156,10 +156,10 @@ def test_synthetic_pairs_can_be_rendered_from_a_folder_of_clean_images(
     clean = [str(tmp_path / "clean")]
     cfg = _cfg(eight_pairs, Path("unused"), epochs=1, synthetic=3, synthetic_from=clean)
     train_set, *_ = build_datasets(cfg)
-    synthetic = train_set.pairs[-3:]
+    synthetic = train_set.datasets[-1].pairs
     refs = sorted(tuple(int(v) for v in ref.reshape(-1, 3).mean(0).round()) for _, ref in synthetic)
     assert refs == sorted(colours), "the synthetic references are not the given clean images"
-    for raw, ref in train_set.pairs[-3:]:
+    for raw, ref in synthetic:
         assert raw.shape == ref.shape == (128, 128, 3) and not np.array_equal(raw, ref)
 
 
