@@ -151,7 +151,14 @@ def test_output_keeps_the_input_colour_family(peer, node, outputs, frames, encod
 def test_a_30hz_stream_keeps_inference_steady_and_the_spin_thread_idle(peer, node, outputs, frames):
     """Frames faster than the node runs (it drops the surplus): inference time stays steady and
     the executor's spin thread does not busy-loop (rclpy's MultiThreadedExecutor did, starving the
-    inference worker of the GIL: 80 ms frames took seconds)."""
+    inference worker of the GIL: 80 ms frames took seconds).
+
+    What it assumes: nothing about the machine's speed. It streams at 30 Hz until 55 frames have
+    come out after 5 of warm-up (at most 90 s: 1.4 s per frame would still pass), and compares the
+    node with itself: the slowest frame within 3× the median + 100 ms, and the spin thread under
+    25 % of a core. A starved worker shows as a max far above the median; a busy-looping executor as
+    a spin thread near 100 %. Absolute figures for a quiet machine are in ``tools/node_bench.py``.
+    """
     from sensor_msgs.msg import Image
 
     if not os.path.isdir(f"/proc/{node.proc.pid}/task"):
@@ -163,19 +170,22 @@ def test_a_30hz_stream_keeps_inference_steady_and_the_spin_thread_idle(peer, nod
     pid = node.proc.pid  # the main thread spins the executor: its thread id is the process id
     tel.clear()
     cpu0 = t0 = None
-    for i in range(300):  # 10 s at 30 Hz
+    start, i = time.monotonic(), 0
+    while len(tel) < 60 and time.monotonic() - start < 90:
         if cpu0 is None and len(tel) >= 5:  # after warm-up
             cpu0, t0 = thread_cpu_s(pid, pid), time.monotonic()
         pub.publish(image_msg(small[i % 5], (4000 + i) * 10**9, FRAME_ID))
+        i += 1
         time.sleep(1 / 30)
-    assert cpu0 is not None, f"fewer than 5 outputs in 10 s\n{node.log()}"
+    assert cpu0 is not None, f"fewer than 5 outputs in 90 s\n{node.log()}"
     spin_share = (thread_cpu_s(pid, pid) - cpu0) / (time.monotonic() - t0)
     inf = np.array([t.inference_ms for t in tel.snapshot()][5:])
     print(
-        f"30 Hz 256x256: {len(inf) + 5} outputs, inference median {np.median(inf):.0f} ms, "
-        f"p95 {np.percentile(inf, 95):.0f} ms, max {inf.max():.0f} ms; spin thread CPU {spin_share:.0%}"
+        f"30 Hz 256x256: {i} frames sent in {time.monotonic() - start:.1f} s, {len(inf) + 5} outputs, "
+        f"inference median {np.median(inf):.0f} ms, p95 {np.percentile(inf, 95):.0f} ms, "
+        f"max {inf.max():.0f} ms; spin thread CPU {spin_share:.0%}"
     )
-    assert len(inf) >= 20
+    assert len(inf) >= 20, f"only {len(inf) + 5} outputs in 90 s"
     assert inf.max() <= 3 * np.median(inf) + 100, "inference stalled while frames arrived"
     assert spin_share < 0.25, f"the executor's spin thread used {spin_share:.0%} of a core"
 

@@ -3,6 +3,10 @@
 Latency of processed frames stays bounded (the one-frame slot leaves no backlog), every frame is
 accounted for (published = processed + dropped, where dropped counts overwritten, rejected and
 middleware-lost frames), and resident memory after 2,000 frames is within 5 % of after 200.
+
+What it assumes: that this process can publish at least 5× the node's throughput (asserted first).
+No bound is absolute: latency is compared with the node's own inference median, so the test holds
+on a slower or shared machine; a growing queue would add seconds, far beyond those bounds.
 """
 
 from __future__ import annotations
@@ -128,7 +132,11 @@ def test_flood_at_ten_times_throughput(peer, node, topics):
     # (inference itself may spike when other processes take the CPU; that is not queuing)
     waiting = e2e - inf
     assert np.percentile(waiting, 99) <= 2 * np.median(inf) + 100, "frames are queuing"
-    assert waiting[-quarter:].mean() <= 1.5 * waiting[:quarter].mean() + 30, "waiting time drifts upwards"
+    # a queue that grows makes the waiting time climb by a frame period per frame (seconds within
+    # the flood); scheduler noise on a shared machine moves single frames, so medians are compared,
+    # with half an inference of slack (a frame may arrive just after the worker took the previous one)
+    drift = np.median(waiting[-quarter:]) - np.median(waiting[:quarter])
+    assert drift <= 0.5 * np.median(inf) + 30, f"waiting time drifts upwards by {drift:.0f} ms"
     assert abs(rss[MIN_FRAMES] - rss[200]) <= 0.05 * rss[200], f"RSS {rss}"
     assert tels[-1].frames_dropped == int(diag["frames dropped"])
     assert stamp_ns(tels[-1].header) > 0

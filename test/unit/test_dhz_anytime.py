@@ -53,7 +53,8 @@ def test_step_t_of_one_run_equals_a_run_of_t_steps(readout: str) -> None:
 def test_leaky_weights_start_a_normalized_model_with_the_same_output(tmp_path: Path) -> None:
     leaky = _model("leaky")
     path = tmp_path / "leaky.safetensors"
-    save_checkpoint(path, leaky.state_dict(), {"arch": "snntrans_dhz", "task": "dehaze", "default_timesteps": 4})
+    meta = {"arch": "snntrans_dhz", "task": "dehaze", "default_timesteps": 4}
+    save_checkpoint(path, leaky.state_dict(), meta)
     normalized = SnnTransDHZ(DHZConfig(readout="normalized")).eval()
     load_init(normalized, str(path))
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
