@@ -26,8 +26,9 @@ from snn_perception.runtime.weights import resolve
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("weights", nargs="+",
-                   help="checkpoint paths or shipped names (runs fine-tuned from the same weights)")
+    p.add_argument(
+        "weights", nargs="+", help="checkpoint paths or shipped names (runs fine-tuned from the same weights)"
+    )
     p.add_argument("--out", required=True, type=Path, help="output .safetensors (never an input)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out (default: refuse)")
     add_split_arguments(p)

@@ -84,8 +84,14 @@ def main() -> int:
     if args.worker:
         print(json.dumps(one_setting(args)))
         return 0
-    common = [f"--batch={args.batch}", f"--size={args.size}", f"--timesteps={args.timesteps}",
-              f"--threads={args.threads}", f"--steps={args.steps}", WORKER]
+    common = [
+        f"--batch={args.batch}",
+        f"--size={args.size}",
+        f"--timesteps={args.timesteps}",
+        f"--threads={args.threads}",
+        f"--steps={args.steps}",
+        WORKER,
+    ]
     rows = []
     for checkpoint in (False, True):
         row: dict = {"grad_checkpoint": checkpoint}
@@ -104,8 +110,10 @@ def main() -> int:
             if result["device"] == "cuda":
                 break  # the allocator setting does not apply
         rows.append(row)
-    print(f"batch {args.batch}, {args.size}x{args.size}, T={args.timesteps}, {args.threads} threads, "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"batch {args.batch}, {args.size}x{args.size}, T={args.timesteps}, {args.threads} threads, "
+        f"{os.cpu_count()} CPUs"
+    )
     print(json.dumps(rows, indent=2))
     return 0
 

@@ -30,11 +30,19 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "lsui_p
 
 def add_split_arguments(p: argparse.ArgumentParser) -> None:
     """The options that decide the validation images and how they are scored (shared with the soup tool)."""
-    p.add_argument("--data", nargs="+", default=[str(DEFAULT_DATA)],
-                   help="raw/ + reference/ pair folders, as given to train dhz (default: %(default)s)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=[str(DEFAULT_DATA)],
+        help="raw/ + reference/ pair folders, as given to train dhz (default: %(default)s)",
+    )
     p.add_argument("--val-fraction", type=float, default=0.2, help="as in training (default: %(default)s)")
-    p.add_argument("--split-seed", type=int, default=0,
-                   help="the training runs' --split-seed (or their --seed if they had none)")
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="the training runs' --split-seed (or their --seed if they had none)",
+    )
     p.add_argument("--val-size", type=int, default=256, help="as in training (default: %(default)s)")
     p.add_argument("--timesteps", type=int, default=4, help="default: %(default)s")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: %(default)s)")
@@ -48,8 +56,9 @@ def validation_scorer(args: argparse.Namespace) -> Callable[[torch.nn.Module], d
         raise ValueError(f"--timesteps {args.timesteps}: must be between 1 and 64")
     if args.val_fraction <= 0:
         raise ValueError(f"--val-fraction {args.val_fraction}: must be above 0 (it scores validation pairs)")
-    cfg = TrainDhzConfig(data=args.data, val_fraction=args.val_fraction, seed=args.split_seed,
-                         val_size=args.val_size)
+    cfg = TrainDhzConfig(
+        data=args.data, val_fraction=args.val_fraction, seed=args.split_seed, val_size=args.val_size
+    )
     val = build_datasets(cfg)[2]
     torch.set_num_threads(args.threads)
     loss = RestorationLoss(LossWeights())

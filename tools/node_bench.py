@@ -253,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default="dhz", help="dehaze weights (default dhz)")
     p.add_argument("--count-ops", action="store_true", help="node counts operations (telemetry energy)")
     p.add_argument("--no-viewer-cases", action="store_true", help="only the cases without a viewer")
+    p.add_argument(
+        "--executor",
+        choices=["perception", "events"],
+        default="perception",
+        help="the node's executor (rclpy's experimental EventsExecutor or ours; default ours)",
+    )
     p.add_argument("--json", type=Path, help="write the rows as JSON")
     args = p.parse_args(argv)
     if args.role == "camera":
@@ -264,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    env["SNN_PERCEPTION_EXECUTOR"] = args.executor
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
     import rclpy
 
@@ -276,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             for rate in args.rates:
                 for with_viewer in (False,) if args.no_viewer_cases else (False, True):
                     row = measure(rate, size, with_viewer, args, env)
+                    row["executor"] = args.executor
                     row["engine_median_ms"] = engine_ms
                     row["node_over_engine"] = row["inference_median_ms"] / engine_ms
                     rows.append(row)

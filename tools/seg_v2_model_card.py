@@ -100,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         "`spiking_unet_w8_suim.md`).\n"
     )
     w("## Validation results (SUIM validation split: 294 images at 256²)\n")
-    w("The validation split was never trained on; it chose the ANN's best epoch (not the SNN's T or "
-      "any conversion setting), so the held-out SUIM test split is the check of generalisation.\n")
+    w(
+        "The validation split was never trained on; it chose the ANN's best epoch (not the SNN's T or "
+        "any conversion setting), so the held-out SUIM test split is the check of generalisation.\n"
+    )
     head = "| model | T | mIoU (8 classes) | mIoU (7, no background) | pixel acc. |"
     w(head + "\n|---|---:|---:|---:|---:|")
     w(f"| ANN (`unet_suim_ann`) | – | {ann['miou']:.3f} | {_miou7(ann):.3f} | {ann['pixel_acc']:.3f} |")

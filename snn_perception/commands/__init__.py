@@ -42,7 +42,9 @@ def add_device_argument(parser: argparse.ArgumentParser, default: str | None = "
     """``--device cpu|cuda|auto``, the same choices and fallback wording on every verb."""
     where = f"{what}: " if what else ""
     parser.add_argument(
-        "--device", choices=DEVICES, default=default,
+        "--device",
+        choices=DEVICES,
+        default=default,
         help=f"{where}cpu, cuda or auto (auto: cuda when a GPU is present); cuda without a GPU "
         "warns once and runs on the CPU",
     )
@@ -51,6 +53,7 @@ def add_device_argument(parser: argparse.ArgumentParser, default: str | None = "
 def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     """``--no-progress``: the bars are drawn only on a terminal anyway; this hides them there too."""
     parser.add_argument(
-        "--no-progress", action="store_true",
+        "--no-progress",
+        action="store_true",
         help="no progress bars (they are shown only when stderr is a terminal, never in logs)",
     )

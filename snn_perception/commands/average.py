@@ -9,12 +9,18 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", nargs="+", required=True, metavar="NAME|PATH",
-                        help="two or more checkpoints of one network (e.g. runs fine-tuned from the same "
-                        "weights); score the result on your validation split before using it")
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        required=True,
+        metavar="NAME|PATH",
+        help="two or more checkpoints of one network (e.g. runs fine-tuned from the same "
+        "weights); score the result on your validation split before using it",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output .safetensors (never an input)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out (default: refuse)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out (default: refuse)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

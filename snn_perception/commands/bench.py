@@ -237,8 +237,10 @@ def _run(args: argparse.Namespace) -> int:
                 if on >= off:
                     print(f"{'':>9} counting costs {on - off:+.1f} ms ({(on / off - 1) * 100:+.0f} %)")
                 else:  # a negative cost is run-to-run noise, not a speed-up
-                    print(f"{'':>9} counting costs nothing measurable here ({on - off:+.1f} ms: noise; "
-                          "more --runs narrow it)")
+                    print(
+                        f"{'':>9} counting costs nothing measurable here ({on - off:+.1f} ms: noise; "
+                        "more --runs narrow it)"
+                    )
             if exact is not None:
                 psnr, max_abs = _agreement(
                     engine.run(frame, timesteps=t).output, exact.run(frame, timesteps=t).output

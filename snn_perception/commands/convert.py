@@ -35,27 +35,47 @@ def parse_hw(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", required=True, metavar="ANN",
-                        help="ANN checkpoint from 'train unet' (best.safetensors)")
-    parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
-                        help="training folders; calibration images come from their training split")
-    parser.add_argument("--norm", choices=["layer", "connection"], default="connection",
-                        help="weight normalisation (connection: one scale per concatenated segment)")
-    parser.add_argument("--thresholds", type=parse_thresholds, default=(2.0, 1.0, 0.5, 0.25),
-                        help="neuron thresholds, high to low, in normalised units (default 2,1,0.5,0.25)")
-    parser.add_argument("--membrane-init", type=float, default=0.5,
-                        help="initial membrane in units of the lowest threshold: 0 = the paper's neuron, "
-                             "0.5 = rounding instead of truncation (default; far better at short T)")
+    parser.add_argument(
+        "--weights", required=True, metavar="ANN", help="ANN checkpoint from 'train unet' (best.safetensors)"
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="training folders; calibration images come from their training split",
+    )
+    parser.add_argument(
+        "--norm",
+        choices=["layer", "connection"],
+        default="connection",
+        help="weight normalisation (connection: one scale per concatenated segment)",
+    )
+    parser.add_argument(
+        "--thresholds",
+        type=parse_thresholds,
+        default=(2.0, 1.0, 0.5, 0.25),
+        help="neuron thresholds, high to low, in normalised units (default 2,1,0.5,0.25)",
+    )
+    parser.add_argument(
+        "--membrane-init",
+        type=float,
+        default=0.5,
+        help="initial membrane in units of the lowest threshold: 0 = the paper's neuron, "
+        "0.5 = rounding instead of truncation (default; far better at short T)",
+    )
     parser.add_argument("--percentile", type=float, default=99.9, help="activation percentile for λ")
     parser.add_argument("--calib", type=int, default=64, metavar="N", help="calibration images")
     parser.add_argument("--size", type=parse_hw, help="calibration size S or HxW (default: the ANN's)")
     parser.add_argument("--timesteps", type=int, default=4, help="default T stored in the checkpoint")
     parser.add_argument("--threads", type=int, help="CPU threads")
     add_device_argument(parser, what="where calibration runs")
-    parser.add_argument("--out", required=True, type=Path,
-                        help="output .safetensors (never the --weights file)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing --out (default: refuse)")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="output .safetensors (never the --weights file)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out (default: refuse)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,19 +89,28 @@ def run(args: argparse.Namespace) -> int:
 
     check_threads(args.threads)
     if args.calib < 1:
-        print(f"snn-perception convert: error: --calib {args.calib}: need at least one calibration image",
-              file=sys.stderr)
+        print(
+            f"snn-perception convert: error: --calib {args.calib}: need at least one calibration image",
+            file=sys.stderr,
+        )
         return 2
     if not 1 <= args.timesteps <= 64:
-        print(f"snn-perception convert: error: --timesteps {args.timesteps}: must be between 1 and 64",
-              file=sys.stderr)
+        print(
+            f"snn-perception convert: error: --timesteps {args.timesteps}: must be between 1 and 64",
+            file=sys.stderr,
+        )
         return 2
     if args.out.suffix != ".safetensors":
         print(f"snn-perception convert: error: --out {args.out}: must end in .safetensors", file=sys.stderr)
         return 2
     try:
-        cfg = ConvertConfig(norm=args.norm, percentile=args.percentile, thresholds=args.thresholds,
-                            default_timesteps=args.timesteps, membrane_init=args.membrane_init)
+        cfg = ConvertConfig(
+            norm=args.norm,
+            percentile=args.percentile,
+            thresholds=args.thresholds,
+            default_timesteps=args.timesteps,
+            membrane_init=args.membrane_init,
+        )
         weights = resolve(args.weights)
         # the ANN is never replaced, an earlier result only with --overwrite: checked before calibrating
         check_output_file(args.out, inputs=[weights], overwrite=args.overwrite)
@@ -90,16 +119,19 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         from snn_perception.runtime.engine import resolve_device
 
-        snn, meta = convert_checkpoint(weights, args.data, cfg, args.calib, args.size,
-                                       device=resolve_device(args.device))
+        snn, meta = convert_checkpoint(
+            weights, args.data, cfg, args.calib, args.size, device=resolve_device(args.device)
+        )
     except (WeightsError, SegDataError, ValueError) as exc:
         print(f"snn-perception convert: error: {exc}", file=sys.stderr)
         return 2
     meta["command"] = "snn-perception convert " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     sha = save_checkpoint(args.out, snn.state_dict(), meta)
     scales = meta["conversion"]["scales"]
-    print(f"converted ({args.norm}-wise, thresholds {list(args.thresholds)}, "
-          f"{meta['conversion']['calibration_images']} calibration images); "
-          f"λ range {min(scales.values()):.3g}..{max(scales.values()):.3g}")
+    print(
+        f"converted ({args.norm}-wise, thresholds {list(args.thresholds)}, "
+        f"{meta['conversion']['calibration_images']} calibration images); "
+        f"λ range {min(scales.values()):.3g}..{max(scales.values()):.3g}"
+    )
     print(f"wrote {args.out} (sha256 {sha[:12]})")
     return 0

@@ -63,8 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_device_argument(parser)
     parser.add_argument(
-        "--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
-        help="tf32 (CUDA) and bf16 are faster but inexact (opt-in)"
+        "--precision",
+        choices=["fp32", "tf32", "bf16"],
+        default="fp32",
+        help="tf32 (CUDA) and bf16 are faster but inexact (opt-in)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     add_batch_arguments(parser)

@@ -32,27 +32,65 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", choices=["dehaze", "segment"], required=True,
-                        help="dehaze: PSNR/SSIM/UIQM/UCIQE of raw/ vs reference/; segment: mIoU on masks/")
-    parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
-                        help="dehaze: folders with raw/ + reference/; segment: images/ + masks/")
-    parser.add_argument("--weights", nargs="*", default=None, metavar="NAME|PATH",
-                        help="models to evaluate (default: the shipped default for the task)")
+    parser.add_argument(
+        "--task",
+        choices=["dehaze", "segment"],
+        required=True,
+        help="dehaze: PSNR/SSIM/UIQM/UCIQE of raw/ vs reference/; segment: mIoU on masks/",
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="dehaze: folders with raw/ + reference/; segment: images/ + masks/",
+    )
+    parser.add_argument(
+        "--weights",
+        nargs="*",
+        default=None,
+        metavar="NAME|PATH",
+        help="models to evaluate (default: the shipped default for the task)",
+    )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--size", type=_size,
-                      help="resize inputs and references to N×N or HxW (default: 512 for dehaze; for "
-                      "segment the weights' size, a multiple of 16)")
+    size.add_argument(
+        "--size",
+        type=_size,
+        help="resize inputs and references to N×N or HxW (default: 512 for dehaze; for "
+        "segment the weights' size, a multiple of 16)",
+    )
     size.add_argument("--native", action="store_true", help="dehaze only: evaluate at each image's own size")
-    parser.add_argument("--timesteps", type=timestep_list, nargs="+",
-                        help="T values to sweep, e.g. 1,2,4,8 or 1 2 4 8 (default: the weights' T)")
-    parser.add_argument("--method", nargs="*", default=None, choices=list(METHODS),
-                        help="dehaze only: non-learned methods to score beside the weights (default: both)")
-    parser.add_argument("--split", choices=["all", "train", "val"], default="all",
-                        help="score only the training or validation split (same seed as training)")
-    parser.add_argument("--val-fraction", type=float, default=0.2,
-                        help="share of each folder held out for validation, 0 < f < 1 (default 0.2)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="split seed: the training run's --split-seed, or its --seed if it had none")
+    parser.add_argument(
+        "--timesteps",
+        type=timestep_list,
+        nargs="+",
+        help="T values to sweep, e.g. 1,2,4,8 or 1 2 4 8 (default: the weights' T)",
+    )
+    parser.add_argument(
+        "--method",
+        nargs="*",
+        default=None,
+        choices=list(METHODS),
+        help="dehaze only: non-learned methods to score beside the weights (default: both)",
+    )
+    parser.add_argument(
+        "--split",
+        choices=["all", "train", "val"],
+        default="all",
+        help="score only the training or validation split (same seed as training)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="share of each folder held out for validation, 0 < f < 1 (default 0.2)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="split seed: the training run's --split-seed, or its --seed if it had none",
+    )
     parser.add_argument("--no-uiqm", action="store_true", help="skip the no-reference metrics (faster)")
     add_device_argument(parser, what="where the models run")
     add_progress_argument(parser)
@@ -135,10 +173,17 @@ def _run_dehaze(args: argparse.Namespace) -> int:
         only = ", ".join(methods)
         print(f"note: no default dehaze weights ({exc}); scoring only {only}", file=sys.stderr)
     cfg = DehazeEvalConfig(
-        data=args.data, weights=weights, methods=methods,
-        size=None if args.native else (args.size or (512, 512)), timesteps=args.timesteps,
-        split=args.split, val_fraction=args.val_fraction, seed=args.seed,
-        no_reference_metrics=not args.no_uiqm, device=args.device, limit=args.limit,
+        data=args.data,
+        weights=weights,
+        methods=methods,
+        size=None if args.native else (args.size or (512, 512)),
+        timesteps=args.timesteps,
+        split=args.split,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        no_reference_metrics=not args.no_uiqm,
+        device=args.device,
+        limit=args.limit,
     )
     try:
         result = evaluate_dehaze(cfg, progress=progress_enabled())

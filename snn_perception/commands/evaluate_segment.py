@@ -24,8 +24,9 @@ def format_rows(rows: list[dict]) -> str:
     for r in rows:
         per = " ".join(f"{(v if v is not None else float('nan')):6.3f}" for v in r["per_class_iou"].values())
         t = "-" if r["timesteps"] is None else str(r["timesteps"])
-        lines.append(f"{r['model'][:28]:<28} {t:>3} {r['miou']:6.3f} {r['pixel_acc']:6.3f} "
-                     f"{r['mean_f1']:6.3f}  {per}")
+        lines.append(
+            f"{r['model'][:28]:<28} {t:>3} {r['miou']:6.3f} {r['pixel_acc']:6.3f} {r['mean_f1']:6.3f}  {per}"
+        )
     return "\n".join(lines)
 
 
@@ -62,9 +63,19 @@ def load_segmenter(name: str):
     return model, ckpt
 
 
-def evaluate_models(weights: list[str], data: list[str], split: str, val_fraction: float, seed: int,
-                    size: tuple[int, int] | None, timesteps: list[int] | None, batch: int = 4,
-                    limit: int | None = None, progress: bool = True, device: str = "cpu") -> list[dict]:
+def evaluate_models(
+    weights: list[str],
+    data: list[str],
+    split: str,
+    val_fraction: float,
+    seed: int,
+    size: tuple[int, int] | None,
+    timesteps: list[int] | None,
+    batch: int = 4,
+    limit: int | None = None,
+    progress: bool = True,
+    device: str = "cpu",
+) -> list[dict]:
     import torch
 
     from snn_perception.offline.finetune import evaluate_snn_segment
@@ -96,8 +107,15 @@ def evaluate_models(weights: list[str], data: list[str], split: str, val_fractio
             cache[key] = SegDataset(pairs, hw, None, model.config.num_classes)
         ds = cache[key]
         names = meta.get("class_names")
-        base = {"model": str(name), "weights": str(ckpt.path), "sha256": ckpt.sha256, "arch": meta["arch"],
-                "images": len(ds), "size": list(hw), "split": split}
+        base = {
+            "model": str(name),
+            "weights": str(ckpt.path),
+            "sha256": ckpt.sha256,
+            "arch": meta["arch"],
+            "images": len(ds),
+            "size": list(hw),
+            "split": split,
+        }
         if meta["arch"] not in ANN_ARCHS:
             ts = timesteps or [int(meta.get("default_timesteps", 4))]
             for t, sc in evaluate_snn_segment(model, ds, ts, batch, names, progress, device=dev).items():
@@ -128,9 +146,19 @@ def run_segment(args: argparse.Namespace) -> int:
         return fail(f"--size {h}x{w}: segmentation sizes must be multiples of 16, e.g. 256 or 256x320")
     try:
         weights = args.weights if args.weights else [default_weights("segment")]
-        rows = evaluate_models(weights, args.data, args.split, args.val_fraction, args.seed, args.size,
-                               args.timesteps, args.batch, args.limit, progress=progress_enabled(),
-                               device=args.device)
+        rows = evaluate_models(
+            weights,
+            args.data,
+            args.split,
+            args.val_fraction,
+            args.seed,
+            args.size,
+            args.timesteps,
+            args.batch,
+            args.limit,
+            progress=progress_enabled(),
+            device=args.device,
+        )
     except (WeightsError, SegDataError, ValueError) as exc:
         return fail(str(exc))
     print(format_rows(rows))

@@ -43,7 +43,8 @@ class Batch:
 
 def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--skip-unreadable", action="store_true",
+        "--skip-unreadable",
+        action="store_true",
         help="leave out damaged or unreadable images and list them at the end (default: refuse the "
         "whole command before any work)",
     )
@@ -111,7 +112,10 @@ def _why_not(entry: Path) -> str:
 
 
 def plan_outputs(
-    images: Sequence[Path], out: Path, names: Callable[[str], Sequence[str]], overwrite: bool = False,
+    images: Sequence[Path],
+    out: Path,
+    names: Callable[[str], Sequence[str]],
+    overwrite: bool = False,
     extra: Sequence[Path] = (),
 ) -> list[list[Path]]:
     """Every output path of every image (``names(stem)`` → file names in ``out``), fixed before any work.

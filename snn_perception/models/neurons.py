@@ -292,8 +292,12 @@ def constant_current_thresholds(
     """
     if tau != 2.0:
         raise ValueError("constant_current_thresholds relies on τ = 2 (monotone membrane)")
-    ints = {torch.float32: torch.int32, torch.float64: torch.int64, torch.bfloat16: torch.int16,
-            torch.float16: torch.int16}
+    ints = {
+        torch.float32: torch.int32,
+        torch.float64: torch.int64,
+        torch.bfloat16: torch.int16,
+        torch.float16: torch.int16,
+    }
     itype = ints[dtype]
     bits = torch.iinfo(itype).bits
     imin = -(1 << (bits - 1))

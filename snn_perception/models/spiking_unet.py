@@ -78,8 +78,10 @@ def site_consumers(cfg: UNetConfig) -> dict[str, list[tuple[str, str, int, int, 
     for i in range(DEPTH + 1):
         table[f"enc{i}.a1"] = [(f"enc.{i}.conv2", "conv", 3, 1, ch[i])]
         if i < DEPTH:
-            table[f"enc{i}.a2"] = [(f"pool{i}", "pool", 2, 0, ch[i]),
-                                   (f"dec.{DEPTH - 1 - i}.conv1", "conv", 3, 1, ch[i])]
+            table[f"enc{i}.a2"] = [
+                (f"pool{i}", "pool", 2, 0, ch[i]),
+                (f"dec.{DEPTH - 1 - i}.conv1", "conv", 3, 1, ch[i]),
+            ]
             table[f"pool{i}"] = [(f"enc.{i + 1}.conv1", "conv", 3, 1, ch[i + 1])]
         else:
             table[f"enc{i}.a2"] = [("up.0", "tconv", 2, 0, ch[DEPTH - 1])]
@@ -88,7 +90,8 @@ def site_consumers(cfg: UNetConfig) -> dict[str, list[tuple[str, str, int, int, 
         table[f"up{i}"] = [(f"dec.{i}.conv1", "conv", 3, 1, c)]
         table[f"dec{i}.a1"] = [(f"dec.{i}.conv2", "conv", 3, 1, c)]
         table[f"dec{i}.a2"] = (
-            [(f"up.{i + 1}", "tconv", 2, 0, ch[DEPTH - 2 - i])] if i < DEPTH - 1
+            [(f"up.{i + 1}", "tconv", 2, 0, ch[DEPTH - 2 - i])]
+            if i < DEPTH - 1
             else [("head", "conv", 1, 0, cfg.out_channels)]
         )
     return table
@@ -105,7 +108,8 @@ class SpikingUNet(AnytimeSpiking, UNet):
         #: site → the layers its spikes feed, as counter consumers
         self._fan_outs: dict[str, tuple[Conv | Dense, ...]] = {
             site: tuple(
-                Conv(layer, c_out, k, 1, pad) if kind == "conv"
+                Conv(layer, c_out, k, 1, pad)
+                if kind == "conv"
                 else Dense(layer, c_out * k * k if kind == "tconv" else 1)
                 for layer, kind, k, pad, c_out in consumers
             )

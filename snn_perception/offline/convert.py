@@ -193,9 +193,14 @@ def convert(folded: UNet, calib: Calibration, cfg: ConvertConfig) -> SpikingUNet
     if folded.config.batch_norm:
         raise ValueError("convert() needs a batch-norm-free U-Net; call fold_batchnorm() first")
     calib = pooled_scales(calib)
-    snn = SpikingUNet(SpikingUNetConfig(unet=folded.config, thresholds=cfg.thresholds,
-                                        default_timesteps=cfg.default_timesteps,
-                                        membrane_init=cfg.membrane_init))
+    snn = SpikingUNet(
+        SpikingUNetConfig(
+            unet=folded.config,
+            thresholds=cfg.thresholds,
+            default_timesteps=cfg.default_timesteps,
+            membrane_init=cfg.membrane_init,
+        )
+    )
     snn.load_state_dict(folded.state_dict(), strict=True)
     layers = dict(snn.named_modules())
     with torch.no_grad():
@@ -244,8 +249,16 @@ def load_unet(weights: str | Path, expect: tuple[str, ...] = ("unet", "spiking_u
     return model.eval(), ckpt
 
 
-def calibration_batches(data: list[str], n: int, size: tuple[int, int], head: str, batch: int = 8,
-                        val_fraction: float = 0.2, seed: int = 0, sigma_max: float = 50.0):
+def calibration_batches(
+    data: list[str],
+    n: int,
+    size: tuple[int, int],
+    head: str,
+    batch: int = 8,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    sigma_max: float = 50.0,
+):
     """The first ``n`` images of a seeded shuffle of the training split (never validation)."""
     import random
 
@@ -273,9 +286,14 @@ def calibration_batches(data: list[str], n: int, size: tuple[int, int], head: st
         yield x
 
 
-def convert_checkpoint(ann_path: str | Path, data: list[str], cfg: ConvertConfig, n_calib: int = 64,
-                       size: tuple[int, int] | None = None,
-                       device: torch.device | None = None) -> tuple[nn.Module, dict]:
+def convert_checkpoint(
+    ann_path: str | Path,
+    data: list[str],
+    cfg: ConvertConfig,
+    n_calib: int = 64,
+    size: tuple[int, int] | None = None,
+    device: torch.device | None = None,
+) -> tuple[nn.Module, dict]:
     """Load an ANN checkpoint, fold, calibrate on its training split, convert; returns (snn, metadata).
 
     A ``lite_unet`` ANN goes through :mod:`.convert_lite` (same settings; its scales are capped at
@@ -288,30 +306,51 @@ def convert_checkpoint(ann_path: str | Path, data: list[str], cfg: ConvertConfig
         from snn_perception.offline.convert_lite import LiteConvertConfig, convert_lite, lite_snn_metadata
 
         training = meta.get("training", {})
-        lcfg = LiteConvertConfig(norm=cfg.norm, percentile=cfg.percentile, thresholds=cfg.thresholds,
-                                 default_timesteps=cfg.default_timesteps, membrane_init=cfg.membrane_init,
-                                 seed=cfg.seed)
-        batches = list(calibration_batches(data, n_calib, size, "segment",
-                                           val_fraction=float(training.get("val_fraction", 0.2)),
-                                           seed=int(training.get("seed", 0))))
+        lcfg = LiteConvertConfig(
+            norm=cfg.norm,
+            percentile=cfg.percentile,
+            thresholds=cfg.thresholds,
+            default_timesteps=cfg.default_timesteps,
+            membrane_init=cfg.membrane_init,
+            seed=cfg.seed,
+        )
+        batches = list(
+            calibration_batches(
+                data,
+                n_calib,
+                size,
+                "segment",
+                val_fraction=float(training.get("val_fraction", 0.2)),
+                seed=int(training.get("seed", 0)),
+            )
+        )
         dev = device or torch.device("cpu")
         snn, conv = convert_lite(ann.to(dev), [b.to(dev) for b in batches], lcfg)
         return snn.cpu(), lite_snn_metadata(meta, conv, lcfg, ckpt.sha256, ckpt.path)
     folded = fold_batchnorm(ann)
     training = meta.get("training", {})
-    batches = list(calibration_batches(data, n_calib, size, folded.config.head,
-                                       val_fraction=float(training.get("val_fraction", 0.2)),
-                                       seed=int(training.get("seed", 0))))
+    batches = list(
+        calibration_batches(
+            data,
+            n_calib,
+            size,
+            folded.config.head,
+            val_fraction=float(training.get("val_fraction", 0.2)),
+            seed=int(training.get("seed", 0)),
+        )
+    )
     calib = calibrate(folded, batches, cfg)
     snn = convert(folded, calib, cfg)
     out_meta = {k: v for k, v in meta.items() if k not in ("arch", "command", "metrics")}
-    out_meta.update({
-        "arch": "spiking_unet",
-        "unet": folded.config.to_dict(),
-        "thresholds": list(cfg.thresholds),
-        "default_timesteps": cfg.default_timesteps,
-        "membrane_init": cfg.membrane_init,
-        "conversion": conversion_metadata(cfg, pooled_scales(calib).scales, sum(len(b) for b in batches)),
-        "ann": {"sha256": ckpt.sha256, "path": str(ckpt.path), "metrics": meta.get("metrics", {})},
-    })
+    out_meta.update(
+        {
+            "arch": "spiking_unet",
+            "unet": folded.config.to_dict(),
+            "thresholds": list(cfg.thresholds),
+            "default_timesteps": cfg.default_timesteps,
+            "membrane_init": cfg.membrane_init,
+            "conversion": conversion_metadata(cfg, pooled_scales(calib).scales, sum(len(b) for b in batches)),
+            "ann": {"sha256": ckpt.sha256, "path": str(ckpt.path), "metrics": meta.get("metrics", {})},
+        }
+    )
     return snn, out_meta

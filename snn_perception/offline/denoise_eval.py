@@ -25,8 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     from snn_perception.offline.metrics import psnr, ssim
     from snn_perception.offline.seg_data import ImageFolder, image_only_pairs
 
-    p = argparse.ArgumentParser(prog="python -m snn_perception.offline.denoise_eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m snn_perception.offline.denoise_eval",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--weights", nargs="+", required=True)
     p.add_argument("--images", required=True, help="folder of clean images")
     p.add_argument("--sigma", type=float, default=25.0, help="noise σ on the 0-255 scale")
@@ -45,8 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         a, b = noisy.permute(1, 2, 0).numpy(), clean.permute(1, 2, 0).numpy()
         base["psnr"].append(psnr(a, b))
         base["ssim"].append(ssim(a, b))
-    rows = [{"model": "noisy input", "timesteps": None, "psnr": sum(base["psnr"]) / len(images),
-             "ssim": sum(base["ssim"]) / len(images)}]
+    rows = [
+        {
+            "model": "noisy input",
+            "timesteps": None,
+            "psnr": sum(base["psnr"]) / len(images),
+            "ssim": sum(base["ssim"]) / len(images),
+        }
+    ]
     for w in args.weights:
         model, ckpt = load_unet(w)
         if model.config.head != "denoise":
@@ -56,16 +65,29 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             scores = evaluate_snn_denoise(model, images, ts, args.sigma, args.seed)
         for t, sc in scores.items():
-            rows.append({"model": str(w), "arch": ckpt.metadata["arch"], "sha256": ckpt.sha256,
-                         "timesteps": t if ckpt.metadata["arch"] == "spiking_unet" else None, **sc})
+            rows.append(
+                {
+                    "model": str(w),
+                    "arch": ckpt.metadata["arch"],
+                    "sha256": ckpt.sha256,
+                    "timesteps": t if ckpt.metadata["arch"] == "spiking_unet" else None,
+                    **sc,
+                }
+            )
     for r in rows:
         t = "-" if r["timesteps"] is None else r["timesteps"]
         print(f"{r['model'][-40:]:>40} T={t}: PSNR {r['psnr']:.2f} dB, SSIM {r['ssim']:.4f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"images": args.images, "count": len(images), "sigma": args.sigma, "size": args.size,
-               "seed": args.seed, "rows": rows,
-               "command": "python -m snn_perception.offline.denoise_eval " + " ".join(sys.argv[1:])}
+        doc = {
+            "images": args.images,
+            "count": len(images),
+            "sigma": args.sigma,
+            "size": args.size,
+            "seed": args.seed,
+            "rows": rows,
+            "command": "python -m snn_perception.offline.denoise_eval " + " ".join(sys.argv[1:]),
+        }
         args.json.write_text(json.dumps(doc, indent=2, default=lambda v: None if math.isnan(v) else v))
     return 0
 

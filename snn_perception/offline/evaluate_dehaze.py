@@ -159,8 +159,12 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
             per[name].append(row)
     result = {
         "config": {
-            "data": cfg.data, "size": list(cfg.size) if cfg.size else "native", "split": cfg.split,
-            "val_fraction": cfg.val_fraction, "seed": cfg.seed, "weights": cfg.weights,
+            "data": cfg.data,
+            "size": list(cfg.size) if cfg.size else "native",
+            "split": cfg.split,
+            "val_fraction": cfg.val_fraction,
+            "seed": cfg.seed,
+            "weights": cfg.weights,
             "timesteps": cfg.timesteps,
         },
         "images": [p[0].name for p in pairs],

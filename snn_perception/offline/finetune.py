@@ -46,10 +46,15 @@ class FinetuneConfig:
         require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
         require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 1e-4")
         require(self.batch >= 1, "--batch", self.batch, "at least 1")
-        require(finite(self.sigma_max, 0.0, high=255.0), "sigma_max", self.sigma_max,
-                "a noise σ from 0 to 255")
-        require(self.max_batches is None or self.max_batches >= 1, "--max-batches", self.max_batches,
-                "at least 1 (omit it to use every batch)")
+        require(
+            finite(self.sigma_max, 0.0, high=255.0), "sigma_max", self.sigma_max, "a noise σ from 0 to 255"
+        )
+        require(
+            self.max_batches is None or self.max_batches >= 1,
+            "--max-batches",
+            self.max_batches,
+            "at least 1 (omit it to use every batch)",
+        )
 
 
 def flow_loss(model: SpikingUNet, x: torch.Tensor, y: torch.Tensor, cfg: FinetuneConfig) -> torch.Tensor:
@@ -65,9 +70,15 @@ def flow_loss(model: SpikingUNet, x: torch.Tensor, y: torch.Tensor, cfg: Finetun
 
 
 @torch.no_grad()
-def evaluate_snn_segment(model: SpikingUNet, data, timesteps: list[int], batch: int = 4,
-                         class_names=None, progress: bool = False,
-                         device: torch.device | None = None) -> dict[int, dict]:
+def evaluate_snn_segment(
+    model: SpikingUNet,
+    data,
+    timesteps: list[int],
+    batch: int = 4,
+    class_names=None,
+    progress: bool = False,
+    device: torch.device | None = None,
+) -> dict[int, dict]:
     """Scores at every T in ``timesteps`` from one run of max(T) steps (anytime output)."""
     from tqdm import tqdm
 
@@ -85,8 +96,13 @@ def evaluate_snn_segment(model: SpikingUNet, data, timesteps: list[int], batch: 
 
 
 @torch.no_grad()
-def evaluate_snn_denoise(model: SpikingUNet, images: list[torch.Tensor], timesteps: list[int],
-                         sigma: float = 25.0, seed: int = 1234) -> dict[int, dict]:
+def evaluate_snn_denoise(
+    model: SpikingUNet,
+    images: list[torch.Tensor],
+    timesteps: list[int],
+    sigma: float = 25.0,
+    seed: int = 1234,
+) -> dict[int, dict]:
     """PSNR/SSIM of the denoised images at each T (fixed-seed noise, outputs clamped to [0, 1]).
 
     Works for the ANN too (same noise draws), so ANN and SNN are compared on identical inputs.
@@ -112,9 +128,16 @@ def evaluate_snn_denoise(model: SpikingUNet, images: list[torch.Tensor], timeste
     return {t: {k: float(np.mean(v)) for k, v in d.items()} for t, d in acc.items()}
 
 
-def finetune(model: SpikingUNet, train_set, cfg: FinetuneConfig, out: Path | None = None,
-             log=print, resume: dict | None = None, device: torch.device | None = None,
-             workers: int = 0) -> list[dict]:
+def finetune(
+    model: SpikingUNet,
+    train_set,
+    cfg: FinetuneConfig,
+    out: Path | None = None,
+    log=print,
+    resume: dict | None = None,
+    device: torch.device | None = None,
+    workers: int = 0,
+) -> list[dict]:
     """Adam on spiking flow; writes ``out/last.pt`` after every epoch (resumable)."""
     from tqdm import tqdm
 
@@ -128,8 +151,14 @@ def finetune(model: SpikingUNet, train_set, cfg: FinetuneConfig, out: Path | Non
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         opt.load_state_dict(resume["optimizer"])
         start, history = int(resume["epoch"]) + 1, json.loads(resume["history"])
-    loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=True, drop_last=len(train_set) > cfg.batch,
-                        num_workers=workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        train_set,
+        batch_size=cfg.batch,
+        shuffle=True,
+        drop_last=len(train_set) > cfg.batch,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+    )
     for epoch in range(start, cfg.epochs):
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / max(cfg.epochs, 1)))
         for g in opt.param_groups:
@@ -153,7 +182,14 @@ def finetune(model: SpikingUNet, train_set, cfg: FinetuneConfig, out: Path | Non
         log(json.dumps(row))
         if out is not None:
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            save_training_state(out / "last.pt", {"model": state, "optimizer": opt.state_dict(),
-                                                  "epoch": epoch, "history": json.dumps(history)})
+            save_training_state(
+                out / "last.pt",
+                {
+                    "model": state,
+                    "optimizer": opt.state_dict(),
+                    "epoch": epoch,
+                    "history": json.dumps(history),
+                },
+            )
     model.eval().cpu()
     return history

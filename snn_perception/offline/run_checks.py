@@ -34,8 +34,9 @@ def finite(value: float, low: float, *, above: bool = False, high: float = math.
     return math.isfinite(v) and (v > low if above else v >= low) and v <= high
 
 
-def check_outside(out: str | Path, folders: Sequence[str | Path], what: str = "--out",
-                  flag: str = "--data") -> None:
+def check_outside(
+    out: str | Path, folders: Sequence[str | Path], what: str = "--out", flag: str = "--data"
+) -> None:
     """Refuse an output folder that is, or is inside, an input folder: a later run would read it as data."""
     target = Path(out).expanduser().resolve()
     for folder in folders:
@@ -47,8 +48,9 @@ def check_outside(out: str | Path, folders: Sequence[str | Path], what: str = "-
             )
 
 
-def check_run_dir(out: str | Path, *, resume: str | None, overwrite: bool,
-                  data: Sequence[str | Path] = ()) -> None:
+def check_run_dir(
+    out: str | Path, *, resume: str | None, overwrite: bool, data: Sequence[str | Path] = ()
+) -> None:
     """Refuse an ``out`` that is (inside) a file or a ``data`` folder, or that holds an earlier run
     we would overwrite.
 
@@ -109,8 +111,9 @@ def _state_kind(state: Mapping) -> str:
     return f"a dict with keys {sorted(map(str, state))[:6]}"
 
 
-def load_resume(path: str | Path, model: torch.nn.Module, *, kind: str, required: Sequence[str],
-                hint: str = "OUT/last.pt") -> dict:
+def load_resume(
+    path: str | Path, model: torch.nn.Module, *, kind: str, required: Sequence[str], hint: str = "OUT/last.pt"
+) -> dict:
     """A training state written by ``kind`` for this very network, or a WeightsError saying what it is.
 
     Loaded with ``weights_only=True`` (no pickle runs code); checked against ``model``'s parameter names
@@ -140,8 +143,10 @@ def load_resume(path: str | Path, model: torch.nn.Module, *, kind: str, required
     found = _state_kind(state)
     if set(ours) != set(theirs):
         if found.startswith(f"a '{kind}'"):
-            raise WeightsError(f"--resume {path}: {found} of a different network (other layers); "
-                               "resume with the settings of the original run")
+            raise WeightsError(
+                f"--resume {path}: {found} of a different network (other layers); "
+                "resume with the settings of the original run"
+            )
         raise WeightsError(f"--resume {path}: holds {found}; {expected}")
     missing = [k for k in required if k not in state]
     if missing:

@@ -244,8 +244,13 @@ def image_only_pairs(root: str | Path) -> list[tuple[Path, Path]]:
 class ImageFolder(Dataset):
     """Clean images for denoising (``(image, image)`` so it drops in where masks go)."""
 
-    def __init__(self, pairs: list[tuple[Path, Path]], size: tuple[int, int] | None = (256, 256),
-                 crop: tuple[int, int] | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        pairs: list[tuple[Path, Path]],
+        size: tuple[int, int] | None = (256, 256),
+        crop: tuple[int, int] | None = None,
+        seed: int = 0,
+    ) -> None:
         self.pairs, self.crop = list(pairs), crop
         self.rng = np.random.default_rng(seed)
         self.images = []

@@ -361,8 +361,10 @@ def load_init(model: torch.nn.Module, path: str) -> None:
             for layer in (model.H_est.up3_Hx, model.BL_est_conv.convf):
                 layer.weight.mul_(gain)
                 layer.bias.mul_(gain)
-        print(f"--init: leaky read-out weights rescaled by {gain:.4f} for the normalized read-out "
-              f"(the same output at T = {t0})")
+        print(
+            f"--init: leaky read-out weights rescaled by {gain:.4f} for the normalized read-out "
+            f"(the same output at T = {t0})"
+        )
 
 
 def _export_best(model, cfg: TrainDhzConfig, out: Path, row: dict, train_names, val_names) -> None:

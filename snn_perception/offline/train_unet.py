@@ -104,33 +104,55 @@ class TrainUNetConfig:
         require(self.augment in ("crop", "full"), "--augment", self.augment, "crop or full")
         require(finite(self.dice, 0.0), "--dice", self.dice, "a finite weight ≥ 0")
         require(isinstance(self.workers, int) and self.workers >= 0, "--workers", self.workers, "0 or more")
-        require(self.max_minutes is None or finite(self.max_minutes, 0.0, above=True), "--max-minutes",
-                self.max_minutes, "a positive number of minutes")
+        require(
+            self.max_minutes is None or finite(self.max_minutes, 0.0, above=True),
+            "--max-minutes",
+            self.max_minutes,
+            "a positive number of minutes",
+        )
         require(self.head in HEADS, "--head", self.head, f"one of {', '.join(HEADS)}")
         require(isinstance(self.width, int) and self.width >= 1, "--width", self.width, "a positive integer")
         if self.head == "segment":
-            require(isinstance(self.num_classes, int) and 2 <= self.num_classes <= 255, "--classes",
-                    self.num_classes, "an integer from 2 to 255 (mask value 255 marks ignored pixels)")
+            require(
+                isinstance(self.num_classes, int) and 2 <= self.num_classes <= 255,
+                "--classes",
+                self.num_classes,
+                "an integer from 2 to 255 (mask value 255 marks ignored pixels)",
+            )
         m = ARCHS.get(self.arch, ("", 16))[1]
         for flag, hw in (("--size", self.size), ("--crop", self.crop or self.size)):  # crop None: whole
             require(_is_hw(hw, m), flag, hw, f"S or HxW with sides multiples of {m} and at least {m}")
         if self.crop is not None:
             size = "x".join(map(str, self.size))
-            require(self.crop[0] <= self.size[0] and self.crop[1] <= self.size[1], "--crop",
-                    "x".join(map(str, self.crop)), f"at most --size {size} on each side")
+            require(
+                self.crop[0] <= self.size[0] and self.crop[1] <= self.size[1],
+                "--crop",
+                "x".join(map(str, self.crop)),
+                f"at most --size {size} on each side",
+            )
         require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
         require(self.batch >= 1, "--batch", self.batch, "at least 1")
         require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 2e-3")
         require(finite(self.min_lr, 0.0), "min_lr", self.min_lr, "a finite number ≥ 0")
         require(finite(self.weight_decay, 0.0), "weight_decay", self.weight_decay, "a finite number ≥ 0")
-        require(self.class_weights in ("sqrt_inv", "none"), "--class-weights", self.class_weights,
-                "sqrt_inv or none")
-        require(finite(self.val_fraction, 0.0, above=True) and self.val_fraction < 1, "--val-fraction",
-                self.val_fraction, "strictly between 0 and 1 (the best epoch is picked on validation)")
-        require(finite(self.sigma_max, 0.0, high=255.0), "--sigma-max", self.sigma_max,
-                "a noise σ from 0 to 255")
-        require(finite(self.val_sigma, 0.0, high=255.0), "val_sigma", self.val_sigma,
-                "a noise σ from 0 to 255")
+        require(
+            self.class_weights in ("sqrt_inv", "none"),
+            "--class-weights",
+            self.class_weights,
+            "sqrt_inv or none",
+        )
+        require(
+            finite(self.val_fraction, 0.0, above=True) and self.val_fraction < 1,
+            "--val-fraction",
+            self.val_fraction,
+            "strictly between 0 and 1 (the best epoch is picked on validation)",
+        )
+        require(
+            finite(self.sigma_max, 0.0, high=255.0), "--sigma-max", self.sigma_max, "a noise σ from 0 to 255"
+        )
+        require(
+            finite(self.val_sigma, 0.0, high=255.0), "val_sigma", self.val_sigma, "a noise σ from 0 to 255"
+        )
         require(self.threads is None or self.threads >= 1, "--threads", self.threads, "at least 1")
         require(self.limit is None or self.limit >= 1, "--limit", self.limit, "at least 1 training pair")
 
@@ -164,8 +186,14 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def evaluate_ann(model: UNet | LiteUNet, data: SegDataset, head: str, val_sigma: float = 25.0, batch: int = 8,
-                 device: torch.device | None = None) -> dict:
+def evaluate_ann(
+    model: UNet | LiteUNet,
+    data: SegDataset,
+    head: str,
+    val_sigma: float = 25.0,
+    batch: int = 8,
+    device: torch.device | None = None,
+) -> dict:
     model.eval()
     device = device or torch.device("cpu")
     if head == "segment":
@@ -188,8 +216,13 @@ def evaluate_ann(model: UNet | LiteUNet, data: SegDataset, head: str, val_sigma:
 
 def metadata_for(cfg: UNetConfig | LiteUNetConfig, extra: dict | None = None) -> dict:
     if isinstance(cfg, LiteUNetConfig):
-        meta: dict[str, Any] = {"arch": LITE_ARCH, "task": "segment", "lite_unet": cfg.to_dict(),
-                                "size_multiple": 32, "num_classes": cfg.num_classes}
+        meta: dict[str, Any] = {
+            "arch": LITE_ARCH,
+            "task": "segment",
+            "lite_unet": cfg.to_dict(),
+            "size_multiple": 32,
+            "num_classes": cfg.num_classes,
+        }
         head, out_channels = "segment", cfg.num_classes
     else:
         meta = {"arch": ANN_ARCH, "task": cfg.head, "unet": cfg.to_dict(), "size_multiple": 16}
@@ -269,8 +302,7 @@ def train(cfg: TrainUNetConfig, log=print) -> dict:
         ucfg = UNetConfig(width=cfg.width, num_classes=cfg.num_classes, head=cfg.head)
         model = UNet(ucfg)
     # weights to start from are checked before any data is read or anything written
-    state = (load_resume(cfg.resume, model, kind="train unet", required=_RESUME_KEYS)
-             if cfg.resume else None)
+    state = load_resume(cfg.resume, model, kind="train unet", required=_RESUME_KEYS) if cfg.resume else None
     if cfg.init and not cfg.resume:
         load_init(model, ucfg, cfg.init)
 
@@ -301,9 +333,15 @@ def train(cfg: TrainUNetConfig, log=print) -> dict:
     weights = class_weights(train_set, cfg.num_classes, cfg.class_weights) if cfg.head == "segment" else None
     if weights is not None:
         weights = weights.to(device)
-    loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=True, drop_last=len(train_set) > cfg.batch,
-                        num_workers=cfg.workers, pin_memory=device.type == "cuda",
-                        persistent_workers=cfg.workers > 0)
+    loader = DataLoader(
+        train_set,
+        batch_size=cfg.batch,
+        shuffle=True,
+        drop_last=len(train_set) > cfg.batch,
+        num_workers=cfg.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.workers > 0,
+    )
     what = "lite (Lite0 encoder)" if cfg.arch == "lite" else f"width {cfg.width}"
     log(
         f"train unet: {what}, head {cfg.head}, {count_parameters(model)} parameters, "
@@ -354,8 +392,13 @@ def train(cfg: TrainUNetConfig, log=print) -> dict:
             n += x.shape[0]
             bar.set_postfix(loss=f"{total / n:.4f}")
         scores = evaluate_ann(model, val_set, cfg.head, cfg.val_sigma, device=device)
-        row = {"epoch": epoch + 1, "lr": lr, "train_loss": total / max(n, 1), "seconds": time.time() - t0,
-               score_key: scores[score_key]}
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": total / max(n, 1),
+            "seconds": time.time() - t0,
+            score_key: scores[score_key],
+        }
         if cfg.head == "segment":
             row["pixel_acc"] = scores["pixel_acc"]
         history.append(row)
@@ -364,24 +407,39 @@ def train(cfg: TrainUNetConfig, log=print) -> dict:
             left = cfg.max_minutes * 60 - (time.time() - t_run)
             fit = max(epoch + 1, epoch + 1 + int(left // max(row["seconds"], 1e-3)))
             if fit < cfg.epochs:
-                log(f"--max-minutes {cfg.max_minutes:g}: {row['seconds']:.1f} s per epoch, "
-                    f"so {fit} epochs instead of {cfg.epochs} (the cosine schedule follows)")
+                log(
+                    f"--max-minutes {cfg.max_minutes:g}: {row['seconds']:.1f} s per epoch, "
+                    f"so {fit} epochs instead of {cfg.epochs} (the cosine schedule follows)"
+                )
                 cfg.epochs = fit
         improved = scores[score_key] > best
         if improved:
             best = scores[score_key]
-            meta = metadata_for(ucfg, {
-                "metrics": {f"val_{score_key}": best, "epoch": epoch + 1, **(
-                    {"val_per_class_iou": scores["per_class_iou"]} if cfg.head == "segment" else {})},
-                "input_hw": list(cfg.size),
-                "training": {k: v for k, v in asdict(cfg).items() if k not in ("resume", "overwrite")},
-                "command": cfg.command,
-            })
+            meta = metadata_for(
+                ucfg,
+                {
+                    "metrics": {
+                        f"val_{score_key}": best,
+                        "epoch": epoch + 1,
+                        **({"val_per_class_iou": scores["per_class_iou"]} if cfg.head == "segment" else {}),
+                    },
+                    "input_hw": list(cfg.size),
+                    "training": {k: v for k, v in asdict(cfg).items() if k not in ("resume", "overwrite")},
+                    "command": cfg.command,
+                },
+            )
             save_checkpoint(out / "best.safetensors", _cpu_state(model), meta)
-        save_training_state(out / "last.pt", {
-            "model": _cpu_state(model), "optimizer": opt.state_dict(), "epoch": epoch, "best": best,
-            "history": json.dumps(history), "rng": _rng_state(),
-        })
+        save_training_state(
+            out / "last.pt",
+            {
+                "model": _cpu_state(model),
+                "optimizer": opt.state_dict(),
+                "epoch": epoch,
+                "best": best,
+                "history": json.dumps(history),
+                "rng": _rng_state(),
+            },
+        )
         log(json.dumps(row) + ("  (best)" if improved else ""))
         epoch += 1
     summary = {"best": best, "metric": score_key, "history": history, "out": str(out)}

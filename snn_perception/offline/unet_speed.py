@@ -49,23 +49,42 @@ def measure(snn: str, ann: str, sizes, timesteps, threads: int = 2, runs: int = 
         ann_ms = _median_ms(e_ann, frame, 1, runs, warmup)
         for t in timesteps:
             snn_ms = _median_ms(e_snn, frame, t, runs, warmup)
-            rows.append({"size": list(hw), "timesteps": t, "snn_ms": snn_ms, "ann_ms": ann_ms,
-                         "snn_over_t_ann": snn_ms / (t * ann_ms)})
-    return {"threads": threads, "runs": runs, "snn": snn, "ann": ann, "rows": rows,
-            "cpu": os.cpu_count(), "torch": __import__("torch").__version__}
+            rows.append(
+                {
+                    "size": list(hw),
+                    "timesteps": t,
+                    "snn_ms": snn_ms,
+                    "ann_ms": ann_ms,
+                    "snn_over_t_ann": snn_ms / (t * ann_ms),
+                }
+            )
+    return {
+        "threads": threads,
+        "runs": runs,
+        "snn": snn,
+        "ann": ann,
+        "rows": rows,
+        "cpu": os.cpu_count(),
+        "torch": __import__("torch").__version__,
+    }
 
 
 def to_markdown(doc: dict) -> str:
     lines = ["| size (H×W) | T | SNN ms | ANN ms | SNN / (T · ANN) |", "|---|---|---|---|---|"]
     for r in doc["rows"]:
-        lines.append(f"| {r['size'][0]}×{r['size'][1]} | {r['timesteps']} | {r['snn_ms']:.1f} | "
-                     f"{r['ann_ms']:.1f} | {r['snn_over_t_ann']:.2f} |")
+        lines.append(
+            f"| {r['size'][0]}×{r['size'][1]} | {r['timesteps']} | {r['snn_ms']:.1f} | "
+            f"{r['ann_ms']:.1f} | {r['snn_over_t_ann']:.2f} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m snn_perception.offline.unet_speed", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m snn_perception.offline.unet_speed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--snn", default="spiking_unet")
     p.add_argument("--ann", default="unet_suim_ann")
     p.add_argument("--sizes", nargs="+", default=["256x256", "240x320"])

@@ -186,8 +186,7 @@ def _check_mask_sizes(pairs: list[tuple[Path, Path]], sizes: dict[Path, tuple[in
         (fh, fw), (mh, mw) = sizes[f], sizes[m]
         also = f" (and {more} more pair{'s' if more > 1 else ''})" if more else ""
         raise BagError(
-            f"mask {m} is {mw}×{mh} but its image {f} is {fw}×{fh}{also}: "
-            "a mask must have its image's size"
+            f"mask {m} is {mw}×{mh} but its image {f} is {fw}×{fh}{also}: a mask must have its image's size"
         )
 
 

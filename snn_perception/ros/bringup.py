@@ -83,6 +83,7 @@ def source_transport(cfg: BringupConfig, table: dict[str, dict[str, Any]]) -> st
     A source publishing raw frames to a node that reads ``/compressed`` would leave it idle with
     no error, so a disagreement is refused with what to change.
     """
+
     def value(name: str, key: str) -> Any:
         merged = {**table.get("/**", {}), **table.get(name, {}), **cfg.overrides.get(name, {})}
         return merged.get(key)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from rclpy.context import Context
 from rclpy.executors import (
     ConditionReachedException,
     Executor,
@@ -118,6 +119,28 @@ def interrupted() -> bool:
     return _interrupted.is_set()
 
 
+#: the node processes' executor: ``perception`` (the default) or ``events``, rclpy's experimental
+#: C++ ``EventsExecutor``, kept only to measure one against the other (``tools/node_bench.py
+#: --executor``). Not for use: in rclpy 9.1.2 its ``spin`` busy-waits (a plain Node with nothing to
+#: do: 4.6 s CPU in 5 s; our dehaze node idle: ~1 core against 0.19 with ours, and 0 outputs at
+#: 30 Hz), and its one thread would hold frames up behind a slow ``~/load_model``.
+EXECUTOR_ENV = "SNN_PERCEPTION_EXECUTOR"
+
+
+def make_executor(kind: str | None = None, context: Context | None = None) -> Executor:
+    """The executor ``run_node`` spins: ``kind``, else ``$SNN_PERCEPTION_EXECUTOR``, else ``perception``."""
+    import os
+
+    kind = kind or os.environ.get(EXECUTOR_ENV, "perception")
+    if kind == "perception":
+        return PerceptionExecutor(num_threads=4, context=context)
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+
+        return EventsExecutor(context=context)
+    raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected 'perception' or 'events'")
+
+
 def run_node(node_cls: type, args: list[str] | None = None) -> int:
     """``main()`` of a perception node executable: spin until Ctrl-C or shutdown, then tear down.
 
@@ -140,7 +163,7 @@ def run_node(node_cls: type, args: list[str] | None = None) -> int:
         if rclpy.ok():
             raise
         return finish(0)  # interrupted while starting: the context was shut down under the constructor
-    executor = PerceptionExecutor(num_threads=4)
+    executor = make_executor()
     executor.add_node(node)
     try:
         executor.spin()

@@ -117,8 +117,9 @@ class BudgetPlanner:
             steps = min(steps, self.energy.steps_within(key, budget.energy_mj, max_steps, margin=1.0))
         return max(1, steps)
 
-    def observe(self, key: tuple[int, ...], steps: int, post_ms: float, network_ms: float,
-                energy_mj: float | None) -> None:
+    def observe(
+        self, key: tuple[int, ...], steps: int, post_ms: float, network_ms: float, energy_mj: float | None
+    ) -> None:
         self.time.observe(key, steps, post_ms, network_ms)
         if energy_mj is not None:
             self.energy.observe(key, steps, 0.0, energy_mj)

@@ -71,9 +71,7 @@ class EngineConfig:
         if self.device not in ("cpu", "cuda", "auto") and not str(self.device).startswith("cuda:"):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {self.device!r}")
         if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-            )
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.timesteps is not None:
             validate_timesteps(self.timesteps, "timesteps")
         if self.input_hw is not None:
@@ -387,8 +385,11 @@ class Engine:
                 output, scores = TASKS[self.info.task](y, in_hw)
             counts = self.model.read_counters() if counting else None
         t_end = time.perf_counter()
-        energy_mj = (self.config.energy.joules(counts.synaptic_ops, counts.analog_macs) * 1e3
-                     if counts is not None else None)
+        energy_mj = (
+            self.config.energy.joules(counts.synaptic_ops, counts.analog_macs) * 1e3
+            if counts is not None
+            else None
+        )
         self.planner.observe(key, steps, (t_end - t_inf) * 1e3, (t_inf - t_pre) * 1e3, energy_mj)
         stats = FrameStats(
             timesteps=steps,

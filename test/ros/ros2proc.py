@@ -80,8 +80,13 @@ def ros2(env: dict[str, str], *args: str, timeout: float = 90.0) -> subprocess.C
     """``ros2 ARGS...``; stdout and stderr together in ``.stdout``."""
     try:
         return subprocess.run(
-            [str(ROS2), *args], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, timeout=timeout,
+            [str(ROS2), *args],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired as exc:
         command = " ".join(args)
@@ -97,7 +102,11 @@ class Launch:
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(
             [str(ROS2), "launch", "snn_perception", "perception.launch.py", *args],
-            env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def log(self) -> str:
@@ -226,7 +235,11 @@ def lifecycle_get(env: dict[str, str], fqn: str) -> str:
 
 #: path lists in which the Makefile's environment names this checkout (its install/, the repo itself)
 _CHECKOUT_VARS = (
-    "AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH", "COLCON_PREFIX_PATH", "PYTHONPATH", "LD_LIBRARY_PATH"
+    "AMENT_PREFIX_PATH",
+    "CMAKE_PREFIX_PATH",
+    "COLCON_PREFIX_PATH",
+    "PYTHONPATH",
+    "LD_LIBRARY_PATH",
 )
 
 
@@ -236,7 +249,8 @@ def _without_checkout(env: dict[str, str]) -> dict[str, str]:
     venv = str(Path(sys.prefix))
     for var in _CHECKOUT_VARS:
         kept = [
-            p for p in env.get(var, "").split(os.pathsep)
+            p
+            for p in env.get(var, "").split(os.pathsep)
             if p and (p.startswith(venv) or not (p == str(REPO) or p.startswith(str(REPO) + os.sep)))
         ]
         if kept:
@@ -252,10 +266,17 @@ def build_workspace(ws: Path, env: dict[str, str], timeout: float = 900.0) -> Pa
     without ``--symlink-install`` against the venv's ROS wheels (where /opt/ros/<distro> would be).
     Returns the workspace's ``install/setup.bash``; failures raise with colcon's output."""
     src = ws / "src" / "snn_perception"
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=True, timeout=60,
-    ).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         if (REPO / rel).is_file():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -264,10 +285,24 @@ def build_workspace(ws: Path, env: dict[str, str], timeout: float = 900.0) -> Pa
     build_env = _without_checkout(env)
     build_env.update(AMENT_PREFIX_PATH=str(venv), CMAKE_PREFIX_PATH=str(venv))
     build_env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
-    cmd = [sys.executable, "-m", "colcon", "build", "--cmake-args", f"-DPython3_EXECUTABLE={sys.executable}",
-           "-DBUILD_TESTING=OFF"]
-    res = subprocess.run(cmd, cwd=ws, env=build_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, timeout=timeout)
+    cmd = [
+        sys.executable,
+        "-m",
+        "colcon",
+        "build",
+        "--cmake-args",
+        f"-DPython3_EXECUTABLE={sys.executable}",
+        "-DBUILD_TESTING=OFF",
+    ]
+    res = subprocess.run(
+        cmd,
+        cwd=ws,
+        env=build_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
     if res.returncode != 0:
         raise RuntimeError(f"colcon build in {ws} failed:\n{res.stdout[-4000:]}")
     return ws / "install" / "setup.bash"

@@ -166,3 +166,14 @@ def test_a_node_process_ends_with_0_however_many_ctrl_cs_arrive(ros_environment,
         raise
     assert rc == 0, f"{name} exited with {rc}\n{proc.log()}"
     assert "Traceback" not in proc.log(), proc.log()
+
+
+def test_an_unknown_executor_name_is_refused_with_the_choices(context):
+    from snn_perception.ros.executor import EXECUTOR_ENV, PerceptionExecutor, make_executor
+
+    with pytest.raises(ValueError, match="expected 'perception' or 'events'"):
+        make_executor("fast")
+    assert EXECUTOR_ENV == "SNN_PERCEPTION_EXECUTOR"
+    executor = make_executor("perception", context=context)
+    assert isinstance(executor, PerceptionExecutor)
+    executor.shutdown()

@@ -76,8 +76,9 @@ def test_node_refuses_formats_and_encodings_it_cannot_publish_and_keeps_publishi
     ns = f"/src{os.getpid()}"
     out = peer.collect(CompressedImage, f"{ns}/image_source_node/image/compressed", reliable=False)
     params = {"source": str(tmp_path), "transport": "compressed", "rate_hz": 20.0, "width": 32}
-    proc = NodeProcess("snn_perception.ros.image_source_node", "image_source_node", ns, params,
-                       ros_environment, tmp_path)
+    proc = NodeProcess(
+        "snn_perception.ros.image_source_node", "image_source_node", ns, params, ros_environment, tmp_path
+    )
     try:
         wait_for(lambda: len(out) > 0, 60, f"a compressed frame\n{proc.log()}")
         fqn = f"{ns}/image_source_node"

@@ -235,8 +235,9 @@ def spiking_unet_reference(model, x: torch.Tensor, t: int) -> tuple[torch.Tensor
     cnt = LegacyOpCounter()
     b = x.shape[0]
     consumers = model._consumers
-    cnt.add_macs(conv_ops(torch.ones_like(x[:, :1]).expand_as(x), model.config.channels[0], 3, 1, 1),
-                 "enc.0.conv1")
+    cnt.add_macs(
+        conv_ops(torch.ones_like(x[:, :1]).expand_as(x), model.config.channels[0], 3, 1, 1), "enc.0.conv1"
+    )
 
     def act(name: str, z: torch.Tensor) -> torch.Tensor:
         v0 = model.membrane_init * model.thresholds[-1] if model.membrane_init else None

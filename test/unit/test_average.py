@@ -23,14 +23,22 @@ def _ckpt(path: Path, seed: int, **meta) -> Path:
         for p in model.parameters():
             p.normal_()
     training = {"data": ["pairs"], "val_fraction": 0.2, "seed": 0, "val_images": ["a.jpg"]}
-    save_checkpoint(path, model.state_dict(), {**META, "training": training, "metrics": {"val_loss": seed},
-                                               "command": f"run {seed}", **meta})
+    save_checkpoint(
+        path,
+        model.state_dict(),
+        {**META, "training": training, "metrics": {"val_loss": seed}, "command": f"run {seed}", **meta},
+    )
     return path
 
 
 def _cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snn_perception.cli", "average", *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "snn_perception.cli", "average", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_average_is_the_mean_and_loads_into_the_network(tmp_path: Path) -> None:
@@ -80,12 +88,18 @@ def test_cli_writes_the_average_with_its_provenance(tmp_path: Path) -> None:
         (["--weights", "a.safetensors", "b.safetensors", "--out", "x.pt"], ["must end in .safetensors"]),
         (["--weights", "a.safetensors", "nope.safetensors", "--out", "x.safetensors"], ["nope.safetensors"]),
         (["--weights", "a.safetensors", "--out", "x.safetensors"], ["at least two"]),
-        (["--weights", "a.safetensors", "a.safetensors", "--out", "x.safetensors"],
-         ["the same weights as a.safetensors", "once"]),
-        (["--weights", "a.safetensors", "b.safetensors", "u.safetensors", "--out", "new/x.safetensors"],
-         ["u.safetensors", "arch"]),
-        (["--weights", "a.safetensors", "b.safetensors", "--out", "old.safetensors"],
-         ["already exists", "--overwrite"]),
+        (
+            ["--weights", "a.safetensors", "a.safetensors", "--out", "x.safetensors"],
+            ["the same weights as a.safetensors", "once"],
+        ),
+        (
+            ["--weights", "a.safetensors", "b.safetensors", "u.safetensors", "--out", "new/x.safetensors"],
+            ["u.safetensors", "arch"],
+        ),
+        (
+            ["--weights", "a.safetensors", "b.safetensors", "--out", "old.safetensors"],
+            ["already exists", "--overwrite"],
+        ),
     ],
 )
 def test_cli_refuses_bad_input_and_writes_nothing(tmp_path: Path, argv: list[str], words: list[str]) -> None:

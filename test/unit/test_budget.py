@@ -39,8 +39,15 @@ class SlowSpiking(torch.nn.Module):
 
 
 def _engine(per_step_s: float, default_t: int = 8) -> Engine:
-    info = ModelInfo(task="segment", arch="slow_spiking", variant="", weights_id="fake", weights_path="",
-                     default_timesteps=default_t, num_classes=2)
+    info = ModelInfo(
+        task="segment",
+        arch="slow_spiking",
+        variant="",
+        weights_id="fake",
+        weights_path="",
+        default_timesteps=default_t,
+        num_classes=2,
+    )
     return Engine(SlowSpiking(per_step_s), info, EngineConfig(tune_allocator=False), torch.device("cpu"))
 
 

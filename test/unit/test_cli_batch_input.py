@@ -57,7 +57,7 @@ def test_skip_unreadable_leaves_damaged_files_out_and_lists_them(tmp_path: Path,
     proc = _ok(cli(verb, "imgs", "--out", "o", "--skip-unreadable", *SMALL, cwd=tmp_path))
     written = sorted(p.name for p in (tmp_path / "o").iterdir() if p.name != "legend.png")
     assert written == sorted(_outputs(verb, "a") + _outputs(verb, "d"))
-    summary = proc.stdout[proc.stdout.index("left out 2 input(s):"):]
+    summary = proc.stdout[proc.stdout.index("left out 2 input(s):") :]
     assert "imgs/b.png: corrupt PNG: truncated" in summary
     assert "imgs/c.jpg: not a readable image" in summary
 
@@ -67,16 +67,23 @@ def test_without_the_flag_a_damaged_file_refuses_and_names_the_flag(tmp_path: Pa
     _image(tmp_path / "imgs" / "a.png")
     _truncated(tmp_path / "imgs" / "b.png")
     before = snapshot(tmp_path)
-    refused(cli(verb, "imgs", "--out", "o", *SMALL, cwd=tmp_path), "imgs/b.png", "--skip-unreadable",
-            one_line=True)
+    refused(
+        cli(verb, "imgs", "--out", "o", *SMALL, cwd=tmp_path),
+        "imgs/b.png",
+        "--skip-unreadable",
+        one_line=True,
+    )
     assert snapshot(tmp_path) == before and not (tmp_path / "o").exists()
 
 
 def test_skip_unreadable_with_nothing_readable_refuses(tmp_path: Path) -> None:
     _truncated(tmp_path / "imgs" / "a.png")
     (tmp_path / "imgs" / "b.png").write_bytes(b"")
-    refused(cli("enhance", "imgs", "--out", "o", "--skip-unreadable", *SMALL, cwd=tmp_path),
-            "none of the 2 inputs can be read", one_line=True)
+    refused(
+        cli("enhance", "imgs", "--out", "o", "--skip-unreadable", *SMALL, cwd=tmp_path),
+        "none of the 2 inputs can be read",
+        one_line=True,
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -90,7 +97,7 @@ def test_other_files_sub_folders_and_videos_in_a_folder_are_listed(tmp_path: Pat
     _image(tmp_path / "imgs" / "more" / "b.png")
     (tmp_path / "imgs" / ".hidden").write_text("")
     proc = _ok(cli("enhance", "imgs", "--out", "o", *SMALL, cwd=tmp_path))
-    listed = proc.stdout[proc.stdout.index("left out 3 input(s):"):].splitlines()[1:]
+    listed = proc.stdout[proc.stdout.index("left out 3 input(s):") :].splitlines()[1:]
     assert [line.split(":")[0].strip() for line in listed] == ["imgs/clip.mp4", "imgs/more", "imgs/notes.txt"]
     assert "make-bag" in listed[0] and "not searched recursively" in listed[1] and "not an image" in listed[2]
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.png"]
@@ -116,17 +123,25 @@ def test_collect_and_check_report_what_they_leave_out(tmp_path: Path) -> None:
 def test_a_video_input_points_to_make_bag_and_bringup(tmp_path: Path, verb: str, suffix: str) -> None:
     (tmp_path / f"dive{suffix}").write_bytes(b"\x00" * 64)
     before = snapshot(tmp_path)
-    refused(cli(verb, f"dive{suffix}", "--out", "o", *SMALL, cwd=tmp_path),
-            "is a video", f"snn-perception make-bag dive{suffix}", f"bringup --source dive{suffix}",
-            one_line=True)
+    refused(
+        cli(verb, f"dive{suffix}", "--out", "o", *SMALL, cwd=tmp_path),
+        "is a video",
+        f"snn-perception make-bag dive{suffix}",
+        f"bringup --source dive{suffix}",
+        one_line=True,
+    )
     assert snapshot(tmp_path) == before and not (tmp_path / "o").exists()
 
 
 def test_a_folder_of_videos_only_points_to_the_video_tools(tmp_path: Path) -> None:
     (tmp_path / "vids").mkdir()
     (tmp_path / "vids" / "a.mkv").write_bytes(b"\x00")
-    refused(cli("segment", "vids", "--out", "o", *SMALL, cwd=tmp_path), "holds no images", "make-bag",
-            one_line=True)
+    refused(
+        cli("segment", "vids", "--out", "o", *SMALL, cwd=tmp_path),
+        "holds no images",
+        "make-bag",
+        one_line=True,
+    )
 
 
 # --- --out is a folder
@@ -138,8 +153,12 @@ def test_a_folder_of_videos_only_points_to_the_video_tools(tmp_path: Path) -> No
 def test_an_out_that_looks_like_a_file_is_refused(tmp_path: Path, verb: str, out: str) -> None:
     _image(tmp_path / "a.png")
     before = snapshot(tmp_path)
-    refused(cli(verb, "a.png", "--out", out, *SMALL, cwd=tmp_path), f"--out {out}", "--out is a folder",
-            one_line=True)
+    refused(
+        cli(verb, "a.png", "--out", out, *SMALL, cwd=tmp_path),
+        f"--out {out}",
+        "--out is a folder",
+        one_line=True,
+    )
     assert snapshot(tmp_path) == before and not (tmp_path / out).exists()
 
 
@@ -169,8 +188,13 @@ def test_a_dropped_alpha_channel_is_noted_in_one_line(tmp_path: Path) -> None:
 def test_alpha_is_detected_in_png_webp_and_never_in_jpeg(tmp_path: Path) -> None:
     rgba = np.random.default_rng(0).integers(0, 256, (8, 8, 4), dtype=np.uint8)
     rgb = rgba[..., :3]
-    cases = [(".png", rgba, True), (".png", rgb, False), (".jpg", rgb, False), (".webp", rgba, True),
-             (".webp", rgb, False)]
+    cases = [
+        (".png", rgba, True),
+        (".png", rgb, False),
+        (".jpg", rgb, False),
+        (".webp", rgba, True),
+        (".webp", rgb, False),
+    ]
     for ext, img, expected in cases:
         params = [cv2.IMWRITE_WEBP_QUALITY, 101] if ext == ".webp" else []
         ok, buf = cv2.imencode(ext, img, params)

@@ -37,20 +37,108 @@ UNET = ["--width", "4", "--classes", "3", "--size", "32", "--crop", "32", "--bat
 #: verb (as the warning names it) → its command line, run in this order (later ones use earlier results)
 RUNS: dict[str, list[str]] = {
     "train unet": ["train", "unet", "--data", "seg", *UNET, "--epochs", "1", "--out", "unet"],
-    "train dhz": ["train", "dhz", "--data", "dh", "--crop", "32", "--resize", "32", "--timesteps", "1",
-                  "--batch", "2", "--val-size", "32", "--threads", "1", "--epochs", "1", "--out", "dhz"],
-    "convert": ["convert", "--weights", "unet/best.safetensors", "--data", "seg", "--calib", "2",
-                "--threads", "1", "--out", "snn.safetensors"],
-    "finetune": ["finetune", "--weights", "snn.safetensors", "--data", "seg", "--epochs", "1", "--batch", "2",
-                 "--threads", "1", "--out", "ft.safetensors"],
-    "segment": ["segment", "seg/images", "--weights", "ft.safetensors", "--out", "segout", "--threads", "1",
-                "--json", "seg.json"],
-    "evaluate": ["evaluate", "--task", "segment", "--data", "seg", "--weights", "ft.safetensors",
-                 "--threads", "1"],
-    "enhance": ["enhance", "dh/raw", "--out", "enh", "--size", "16", "--timesteps", "1", "--threads", "1",
-                "--json", "enh.json"],
-    "bench": ["bench", "--size", "16", "--timesteps", "1", "--runs", "1", "--warmup", "0", "--threads", "1",
-              "--json", "bench.json"],
+    "train dhz": [
+        "train",
+        "dhz",
+        "--data",
+        "dh",
+        "--crop",
+        "32",
+        "--resize",
+        "32",
+        "--timesteps",
+        "1",
+        "--batch",
+        "2",
+        "--val-size",
+        "32",
+        "--threads",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        "dhz",
+    ],
+    "convert": [
+        "convert",
+        "--weights",
+        "unet/best.safetensors",
+        "--data",
+        "seg",
+        "--calib",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        "snn.safetensors",
+    ],
+    "finetune": [
+        "finetune",
+        "--weights",
+        "snn.safetensors",
+        "--data",
+        "seg",
+        "--epochs",
+        "1",
+        "--batch",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        "ft.safetensors",
+    ],
+    "segment": [
+        "segment",
+        "seg/images",
+        "--weights",
+        "ft.safetensors",
+        "--out",
+        "segout",
+        "--threads",
+        "1",
+        "--json",
+        "seg.json",
+    ],
+    "evaluate": [
+        "evaluate",
+        "--task",
+        "segment",
+        "--data",
+        "seg",
+        "--weights",
+        "ft.safetensors",
+        "--threads",
+        "1",
+    ],
+    "enhance": [
+        "enhance",
+        "dh/raw",
+        "--out",
+        "enh",
+        "--size",
+        "16",
+        "--timesteps",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+        "enh.json",
+    ],
+    "bench": [
+        "bench",
+        "--size",
+        "16",
+        "--timesteps",
+        "1",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--json",
+        "bench.json",
+    ],
 }
 
 
@@ -102,8 +190,17 @@ def test_no_progress_redraws_reach_a_pipe(runs, name: str) -> None:
 
 
 def test_every_device_option_is_one_choice_list() -> None:
-    for verb in (["enhance"], ["segment"], ["bench"], ["replay"], ["evaluate"], ["convert"], ["finetune"],
-                 ["train", "unet"], ["train", "dhz"]):
+    for verb in (
+        ["enhance"],
+        ["segment"],
+        ["bench"],
+        ["replay"],
+        ["evaluate"],
+        ["convert"],
+        ["finetune"],
+        ["train", "unet"],
+        ["train", "dhz"],
+    ):
         proc = cli(*verb, "--device", "gpu", cwd=Path.cwd(), timeout=120)
         assert proc.returncode == 2, verb
         assert "invalid choice: 'gpu' (choose from 'cpu', 'cuda', 'auto')" in proc.stderr, (verb, proc.stderr)
@@ -127,8 +224,13 @@ def _on_terminal(argv: list[str], cwd: Path, timeout: float = 300) -> tuple[int,
     master, slave = pty.openpty()
     # a real terminal has a size; with the 0×0 of a bare pty tqdm draws nothing at all
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "snn_perception.cli", *argv], cwd=cwd,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snn_perception.cli", *argv],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+    )
     os.close(slave)
     chunks, deadline = [], time.monotonic() + timeout
     try:

@@ -19,9 +19,6 @@ from cli_run import snapshot as _snapshot
 REPO = Path(__file__).resolve().parents[2]
 
 
-
-
-
 def _image(path: Path, hw: tuple[int, int] = (24, 32), value: int = 90) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(value)
@@ -165,8 +162,22 @@ def test_evaluate_native_names_the_pair_of_different_sizes(work: Path) -> None:
 
 def test_evaluate_accepts_a_single_number_as_square_size(work: Path) -> None:
     proc = _cli(
-        "evaluate", "--task", "dehaze", "--data", "dh", "--size", "64", "--method", "raw", "--weights",
-        "--no-uiqm", "--json", "r.json", "--threads", "1", cwd=work,
+        "evaluate",
+        "--task",
+        "dehaze",
+        "--data",
+        "dh",
+        "--size",
+        "64",
+        "--method",
+        "raw",
+        "--weights",
+        "--no-uiqm",
+        "--json",
+        "r.json",
+        "--threads",
+        "1",
+        cwd=work,
     )
     assert proc.returncode == 0, proc.stderr
     assert "| raw |" in proc.stdout and (work / "r.json").is_file()
@@ -184,8 +195,22 @@ def test_evaluate_accepts_a_single_number_as_square_size(work: Path) -> None:
     ],
 )
 def test_bench_refuses_weights_of_another_model(work: Path, model: str, weights: str, words) -> None:
-    proc = _cli("bench", "--model", model, "--weights", weights, "--image", "victim.jpg", "--size", "32",
-                "--runs", "1", "--warmup", "0", cwd=work)
+    proc = _cli(
+        "bench",
+        "--model",
+        model,
+        "--weights",
+        weights,
+        "--image",
+        "victim.jpg",
+        "--size",
+        "32",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        cwd=work,
+    )
     _refused(proc, *words)
     assert "median ms" not in proc.stdout  # nothing was measured
 

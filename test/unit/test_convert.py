@@ -136,8 +136,13 @@ def test_converted_checkpoint_round_trips_through_the_registry(folded, tmp_path)
     cfg = ConvertConfig(thresholds=(1.0, 0.5))
     x = torch.rand(1, 3, 32, 32)
     snn = convert(folded, calibrate(folded, [x], cfg), cfg)
-    meta = {"arch": "spiking_unet", "task": "segment", "unet": folded.config.to_dict(),
-            "thresholds": [1.0, 0.5], "default_timesteps": 3}
+    meta = {
+        "arch": "spiking_unet",
+        "task": "segment",
+        "unet": folded.config.to_dict(),
+        "thresholds": [1.0, 0.5],
+        "default_timesteps": 3,
+    }
     save_checkpoint(tmp_path / "s.safetensors", snn.state_dict(), meta)
     ckpt = load_checkpoint(tmp_path / "s.safetensors")
     model = registry.build(ckpt.metadata["arch"], ckpt.metadata)

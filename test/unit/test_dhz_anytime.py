@@ -132,9 +132,21 @@ def test_a_mixed_anytime_run_reports_every_source_and_step_and_exports_a_normali
 
     data = shared / "data"
     cfg = TrainDhzConfig(
-        data=[str(data / "ufo120_sample"), str(data / "uieb_real")], out=str(tmp_path / "run"), timesteps=2,
-        anytime=[1, 2], readout="normalized", mix=[1.0, 1.0], epoch_size=4, source_resize=[64, 64], crop=64,
-        epochs=1, batch=2, val_max=2, val_size=32, threads=2, device="cpu",
+        data=[str(data / "ufo120_sample"), str(data / "uieb_real")],
+        out=str(tmp_path / "run"),
+        timesteps=2,
+        anytime=[1, 2],
+        readout="normalized",
+        mix=[1.0, 1.0],
+        epoch_size=4,
+        source_resize=[64, 64],
+        crop=64,
+        epochs=1,
+        batch=2,
+        val_max=2,
+        val_size=32,
+        threads=2,
+        device="cpu",
     )
     summary = train(cfg)
     row = summary["history"][0]

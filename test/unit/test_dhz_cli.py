@@ -127,10 +127,41 @@ def test_bench_and_enhance_count_the_same_operations_at_one_size(euvp: list[Path
     # both make the model's input with the engine's resize, so a number from one matches the other
     bench_js, enhance_js = tmp_path / "b.json", tmp_path / "e.json"
     common = ["--timesteps", "2", "--threads", "1"]
-    assert main(["bench", "--size", "48x64", "--image", str(euvp[0]), "--runs", "1", "--warmup", "0",
-                 "--json", str(bench_js), *common]) == 0
-    assert main(["enhance", str(euvp[0]), "--out", str(tmp_path / "o"), "--size", "48x64",
-                 "--json", str(enhance_js), *common]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--size",
+                "48x64",
+                "--image",
+                str(euvp[0]),
+                "--runs",
+                "1",
+                "--warmup",
+                "0",
+                "--json",
+                str(bench_js),
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "enhance",
+                str(euvp[0]),
+                "--out",
+                str(tmp_path / "o"),
+                "--size",
+                "48x64",
+                "--json",
+                str(enhance_js),
+                *common,
+            ]
+        )
+        == 0
+    )
     bench = next(r for r in json.loads(bench_js.read_text())["rows"] if r["stats"])
     enhanced = json.loads(enhance_js.read_text())["images"][0]["stats"]
     for key in ("synaptic_ops", "analog_macs"):

@@ -82,7 +82,10 @@ def test_model_scores_match_an_independent_run(two_pairs: Path, shared: Path) ->
 def test_cli_rejects_bad_input_with_a_reason(args: list[str], message: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "snn_perception.cli", "evaluate", "--task", "dehaze", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert message in proc.stderr + proc.stdout
@@ -94,7 +97,9 @@ def test_weight_labels_stay_distinct_when_file_names_clash() -> None:
 
     assert weight_labels(["dhz", "runs/a/best.safetensors"]) == ["dhz", "best"]
     assert weight_labels(["runs/a/best.safetensors", "runs/b/best.safetensors", "dhz"]) == [
-        "a/best", "b/best", "dhz",
+        "a/best",
+        "b/best",
+        "dhz",
     ]
     assert weight_labels(["dhz", "dhz"]) == ["dhz", "dhz#2"]
 

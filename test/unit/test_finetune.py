@@ -47,6 +47,7 @@ def test_autograd_memory_does_not_grow_with_t():
     saved = {}
     for t in (2, 16):
         n = []
+
         def pack(s, n=n):
             n.append(s.numel())
             return s

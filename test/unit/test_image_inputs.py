@@ -30,9 +30,6 @@ SMALL = ["--size", "16x16", "--timesteps", "1", "--threads", "1"]
 VERBS = ["enhance", "segment"]
 
 
-
-
-
 def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     return proc
@@ -216,8 +213,21 @@ def _pairs(root: Path, hw: tuple[int, int] = (32, 32)) -> Path:
 def test_evaluate_refuses_a_corrupt_reference_naming_it(tmp_path: Path) -> None:
     _pairs(tmp_path / "dh")
     (tmp_path / "dh" / "reference" / "b.png").write_bytes(b"junk")
-    proc = _cli("evaluate", "--task", "dehaze", "--data", "dh", "--size", "16", "--weights", "dhz",
-                "--timesteps", "1", "--no-uiqm", cwd=tmp_path)
+    proc = _cli(
+        "evaluate",
+        "--task",
+        "dehaze",
+        "--data",
+        "dh",
+        "--size",
+        "16",
+        "--weights",
+        "dhz",
+        "--timesteps",
+        "1",
+        "--no-uiqm",
+        cwd=tmp_path,
+    )
     _refused(proc, "snn-perception evaluate: error:", "reference/b.png", "not a readable image")
     assert "evaluate:" not in proc.stderr.replace("snn-perception evaluate:", "")  # no progress bar started
 
@@ -246,8 +256,20 @@ def test_evaluate_refuses_before_scoring_any_image(tmp_path: Path, monkeypatch, 
 
 def test_evaluate_native_refuses_images_smaller_than_the_ssim_window(tmp_path: Path) -> None:
     _pairs(tmp_path / "tiny", (1, 1))
-    proc = _cli("evaluate", "--task", "dehaze", "--data", "tiny", "--native", "--weights", "dhz",
-                "--timesteps", "1", "--no-uiqm", cwd=tmp_path)
+    proc = _cli(
+        "evaluate",
+        "--task",
+        "dehaze",
+        "--data",
+        "tiny",
+        "--native",
+        "--weights",
+        "dhz",
+        "--timesteps",
+        "1",
+        "--no-uiqm",
+        cwd=tmp_path,
+    )
     _refused(proc, "--native", "tiny/raw/a.png", "1x1", "11x11", "--size")
 
 
@@ -256,8 +278,21 @@ def test_evaluate_native_refuses_images_smaller_than_the_ssim_window(tmp_path: P
 
 def test_segment_with_ann_weights_reports_no_timesteps(tmp_path: Path) -> None:
     _image(tmp_path / "a.png")
-    proc = _ok(_cli("segment", "a.png", "--out", "o", "--weights", "unet_suim_ann", "--size", "16x16",
-                    "--json", "o/stats.json", cwd=tmp_path))
+    proc = _ok(
+        _cli(
+            "segment",
+            "a.png",
+            "--out",
+            "o",
+            "--weights",
+            "unet_suim_ann",
+            "--size",
+            "16x16",
+            "--json",
+            "o/stats.json",
+            cwd=tmp_path,
+        )
+    )
     assert "T=– (ANN)" in proc.stdout and "T=4" not in proc.stdout
     (record,) = json.loads((tmp_path / "o" / "stats.json").read_text())
     assert record["stats"]["timesteps"] is None

@@ -36,10 +36,7 @@ def _modules_under(package: str) -> list[str]:
     base = REPO / Path(*package.split("."))
     if not base.is_dir():
         return []
-    return [
-        f"{package}.{p.stem}" if p.stem != "__init__" else package
-        for p in sorted(base.glob("*.py"))
-    ]
+    return [f"{package}.{p.stem}" if p.stem != "__init__" else package for p in sorted(base.glob("*.py"))]
 
 
 @pytest.mark.parametrize("package", ROS_FREE)
@@ -56,7 +53,10 @@ def test_cli_help_and_version() -> None:
     for args in (["--help"], ["--version"]):
         result = subprocess.run(
             [sys.executable, "-m", "snn_perception.cli", *args],
-            cwd=REPO, capture_output=True, text=True, timeout=120,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stderr
         assert "snn-perception" in result.stdout

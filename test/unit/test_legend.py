@@ -88,8 +88,9 @@ def segmented(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("legend")
     for i in range(2):
         _image(root / "imgs" / f"{i}.png", i)
-    proc = cli("segment", "imgs", "--out", "o", "--size", "32", "--timesteps", "1", "--threads", "1",
-               cwd=root)
+    proc = cli(
+        "segment", "imgs", "--out", "o", "--size", "32", "--timesteps", "1", "--threads", "1", cwd=root
+    )
     assert proc.returncode == 0, proc.stderr
     return root, proc
 

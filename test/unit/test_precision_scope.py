@@ -48,16 +48,19 @@ def test_engine_runs_with_tf32_as_asked_and_leaves_the_process_as_it_was(precisi
 
 def test_tf32_on_the_cpu_gives_the_fp32_output() -> None:
     image = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
-    outs = [Engine.load("dhz", EngineConfig(precision=p), task="dehaze").run(image, timesteps=2).output
-            for p in ("fp32", "tf32")]
+    outs = [
+        Engine.load("dhz", EngineConfig(precision=p), task="dehaze").run(image, timesteps=2).output
+        for p in ("fp32", "tf32")
+    ]
     assert np.array_equal(*outs)
 
 
 @pytest.mark.cuda
 def test_cuda_fp32_matches_the_official_cpu_reference(shared) -> None:
     ref = np.load(shared / "reference" / "dhz_official_outputs.npz")
-    engine = Engine.load(shared / "weights" / "snntrans_dhz_official_T4.pth", EngineConfig(device="cuda"),
-                         task="dehaze")
+    engine = Engine.load(
+        shared / "weights" / "snntrans_dhz_official_T4.pth", EngineConfig(device="cuda"), task="dehaze"
+    )
     for case in range(4):
         image = ref[f"input_{case}"].transpose(1, 2, 0)  # H×W×3 float in [0, 1], fed as is
         y = engine.run(image, timesteps=int(ref[f"timesteps_{case}"])).output.transpose(2, 0, 1)

@@ -170,8 +170,14 @@ def test_replay_refuses_bad_arguments_in_one_line(work, argv, words) -> None:
 
 
 def test_replay_topic_errors_list_the_image_topics_of_a_compressed_bag(work) -> None:
-    make_bag(work / "pairs" / "raw", work / "cbag", compressed=True, start_ns=10**9,
-             topic="/camera/image/compressed", reference_topic="/camera/reference/compressed")
+    make_bag(
+        work / "pairs" / "raw",
+        work / "cbag",
+        compressed=True,
+        start_ns=10**9,
+        topic="/camera/image/compressed",
+        reference_topic="/camera/reference/compressed",
+    )
     res = _cli("replay", "cbag", "--mode", "offline", "--reference-topic", "/camera/image", cwd=work)
     _refused(
         res,

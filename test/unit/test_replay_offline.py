@@ -19,7 +19,8 @@ from snn_perception.replay.bag_io import BagWriter
 from snn_perception.replay.common import ReplayConfig
 from snn_perception.replay.make_bag import make_bag
 from snn_perception.replay.offline import _Queue, load_engines, run_offline
-from snn_perception.replay.report import summarize, write_report
+from snn_perception.replay.report import write_report
+from snn_perception.replay.summary import summarize
 from snn_perception.runtime.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -408,10 +409,17 @@ def test_segmentation_replay_reports_areas_and_miou(tmp_path) -> None:
 def test_a_latency_budget_run_follows_the_fixed_t_runs(euvp_bag, engines, tmp_path) -> None:
     """``--latency-budget``: one more run in which the dehazer picks T per frame (at least one step),
     with its T histogram and share of late frames in the summary and table."""
-    from snn_perception.replay.report import summary_table
+    from snn_perception.replay.summary import summary_table
 
-    config = _config(euvp_bag, tmp_path, rate=1.0, timesteps=(4,), latency_budgets=(10_000.0, 1.0),
-                     nr_metrics=False, samples=0)
+    config = _config(
+        euvp_bag,
+        tmp_path,
+        rate=1.0,
+        timesteps=(4,),
+        latency_budgets=(10_000.0, 1.0),
+        nr_metrics=False,
+        samples=0,
+    )
     result = run_offline(config, engines)
     assert [r.label for r in result.runs] == ["T=4", "budget=10000ms", "budget=1ms"]
     generous, tiny = (summarize(r, 1.0)["dehaze"] for r in result.runs[1:])
@@ -425,5 +433,7 @@ def test_a_latency_budget_run_follows_the_fixed_t_runs(euvp_bag, engines, tmp_pa
 
 def test_bad_latency_budgets_are_refused(euvp_bag, tmp_path) -> None:
     for bad, text in (("x", "expected milliseconds"), ("0", "(0, 10000]"), ("50,50", "given twice")):
-        _assert_usage_error(_cli(str(euvp_bag), "--mode", "offline", "--latency-budget", bad,
-                                 "--out", str(tmp_path / "o")), text)
+        _assert_usage_error(
+            _cli(str(euvp_bag), "--mode", "offline", "--latency-budget", bad, "--out", str(tmp_path / "o")),
+            text,
+        )

@@ -12,7 +12,8 @@ import pytest
 
 from snn_perception.replay.bag_io import BagInfo, TopicInfo
 from snn_perception.replay.common import ReplayConfig, ReplayResult, RunResult, Sample, Topics
-from snn_perception.replay.report import format_table, html_links, summarize, summary_table, write_report
+from snn_perception.replay.report import html_links, write_report
+from snn_perception.replay.summary import format_table, summarize, summary_table
 
 RNG = np.random.default_rng(0)
 

@@ -68,12 +68,16 @@ def test_an_unknown_key_fails_the_check(rosdep_dir, tmp_path):
     assert "test_depend 'no_such_ros_package_xyz'" in bad[1]
     res = subprocess.run(
         [sys.executable, str(TOOL), str(xml), "--rosdep", str(rosdep_dir)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 1 and "jazzy: exec_depend 'python3-safetensors'" in res.stdout, res.stdout
     res = subprocess.run(
         [sys.executable, str(TOOL), str(REPO / "package.xml"), "--rosdep", str(rosdep_dir)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 0, res.stdout + res.stderr
 
@@ -81,7 +85,9 @@ def test_an_unknown_key_fails_the_check(rosdep_dir, tmp_path):
 def test_a_missing_rosdep_folder_is_refused_in_one_line(tmp_path):
     res = subprocess.run(
         [sys.executable, str(TOOL), str(REPO / "package.xml"), "--rosdep", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert res.returncode == 2 and res.stderr.startswith("rosdep_keys: not found:"), res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
@@ -128,8 +134,15 @@ def test_the_readme_ros_install_section_names_the_requirements_and_pep_668_advic
     text = (REPO / "README.md").read_text()
     start = text.index("## On a ROS 2 install")
     section = text[start : text.index("\n## ", start + 3)]
-    for words in ("rosdep install --from-paths src", "requirements-ros.txt", "--system-site-packages",
-                  "PIP_BREAK_SYSTEM_PACKAGES", "colcon build", "source install/setup.bash", "ros2 launch"):
+    for words in (
+        "rosdep install --from-paths src",
+        "requirements-ros.txt",
+        "--system-site-packages",
+        "PIP_BREAK_SYSTEM_PACKAGES",
+        "colcon build",
+        "source install/setup.bash",
+        "ros2 launch",
+    ):
         assert words in section, words
 
 

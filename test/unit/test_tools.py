@@ -16,21 +16,30 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
     ("argv", "words"),
     [
         (["dhz_val_loss.py", "nope.safetensors"], ["error:", "nope.safetensors"]),
-        (["dhz_greedy_soup.py", "a.safetensors", "b.safetensors", "--out", "a.safetensors"],
-         ["error:", "also an input"]),
+        (
+            ["dhz_greedy_soup.py", "a.safetensors", "b.safetensors", "--out", "a.safetensors"],
+            ["error:", "also an input"],
+        ),
         (["dhz_greedy_soup.py", "a.safetensors", "--out", "soup.pt"], ["error:", "must end in .safetensors"]),
         (["dhz_val_loss.py", "dhz", "--threads", "0"], ["error:", "--threads 0", "at least 1"]),
         (["dhz_val_loss.py", "dhz", "--val-fraction", "0"], ["error:", "--val-fraction 0.0", "above 0"]),
         (["dhz_greedy_soup.py", "dhz", "nope", "--out", "new/soup.safetensors"], ["error:", "nope"]),
-        (["dhz_greedy_soup.py", "dhz", "dhz", "--out", "new/soup.safetensors", "--threads", "0"],
-         ["error:", "--threads 0"]),
+        (
+            ["dhz_greedy_soup.py", "dhz", "dhz", "--out", "new/soup.safetensors", "--threads", "0"],
+            ["error:", "--threads 0"],
+        ),
         (["dhz_train_memory.py", "--batch", "0"], ["--batch", "integer ≥ 1"]),
         (["dhz_train_memory.py", "--timesteps", "65"], ["--timesteps", "1 to 64"]),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, argv: list[str], words: list[str]) -> None:
-    proc = subprocess.run([sys.executable, str(TOOLS / argv[0]), *argv[1:]], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / argv[0]), *argv[1:]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     for word in words:
@@ -56,14 +65,32 @@ def test_greedy_soup_runs_end_to_end_on_tiny_data(tmp_path: Path) -> None:
     base = registry.build("snntrans_dhz", meta).state_dict()
     for name, seed in (("a", 0), ("b", 1)):  # two small moves from one start, like two fine-tunes
         g = torch.Generator().manual_seed(seed)
-        state = {k: v + 0.01 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
-                 for k, v in base.items()}
+        state = {
+            k: v + 0.01 * torch.randn(v.shape, generator=g) if v.is_floating_point() else v
+            for k, v in base.items()
+        }
         save_checkpoint(tmp_path / f"{name}.safetensors", state, meta)
     proc = subprocess.run(
-        [sys.executable, str(TOOLS / "dhz_greedy_soup.py"), "a.safetensors", "b.safetensors",
-         "--data", "pairs", "--val-size", "32", "--timesteps", "1", "--threads", "1",
-         "--out", "s/soup.safetensors"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(TOOLS / "dhz_greedy_soup.py"),
+            "a.safetensors",
+            "b.safetensors",
+            "--data",
+            "pairs",
+            "--val-size",
+            "32",
+            "--timesteps",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            "s/soup.safetensors",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr

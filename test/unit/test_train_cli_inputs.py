@@ -24,12 +24,23 @@ from snn_perception.runtime.checkpoint import load_checkpoint
 
 pytest.importorskip("snn_perception.models.dhz", reason="the snnTrans-DHZ model is not available")
 
-DHZ = ["--crop", "32", "--resize", "32", "--timesteps", "1", "--batch", "2", "--val-size", "32",
-       "--threads", "1", "--device", "cpu"]
+DHZ = [
+    "--crop",
+    "32",
+    "--resize",
+    "32",
+    "--timesteps",
+    "1",
+    "--batch",
+    "2",
+    "--val-size",
+    "32",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+]
 UNET = ["--width", "4", "--classes", "3", "--size", "32", "--crop", "32", "--batch", "2", "--threads", "1"]
-
-
-
 
 
 def _image(path: Path, value: int) -> None:
@@ -60,11 +71,45 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     r = str(root)
     assert main(["train", "dhz", "--data", f"{r}/dh", *DHZ, "--epochs", "1", "--out", f"{r}/dhz"]) == 0
     assert main(["train", "unet", "--data", f"{r}/seg", *UNET, "--epochs", "1", "--out", f"{r}/unet"]) == 0
-    assert main(["convert", "--weights", f"{r}/unet/best.safetensors", "--data", f"{r}/seg", "--calib", "2",
-                 "--threads", "1", "--out", f"{r}/snn.safetensors"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "--weights",
+                f"{r}/unet/best.safetensors",
+                "--data",
+                f"{r}/seg",
+                "--calib",
+                "2",
+                "--threads",
+                "1",
+                "--out",
+                f"{r}/snn.safetensors",
+            ]
+        )
+        == 0
+    )
     # no --crop: the checkpoint's 32x32 is below the default 224, so the whole image is the crop
-    assert main(["finetune", "--weights", f"{r}/snn.safetensors", "--data", f"{r}/seg", "--epochs", "1",
-                 "--batch", "2", "--threads", "1", "--out", f"{r}/snn_ft.safetensors"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--weights",
+                f"{r}/snn.safetensors",
+                "--data",
+                f"{r}/seg",
+                "--epochs",
+                "1",
+                "--batch",
+                "2",
+                "--threads",
+                "1",
+                "--out",
+                f"{r}/snn_ft.safetensors",
+            ]
+        )
+        == 0
+    )
     return root
 
 
@@ -103,16 +148,37 @@ def test_convert_overwrite_replaces_the_earlier_result(work: Path, tmp_path: Pat
     shutil.copy(work / "snn.safetensors", out)
     out.write_bytes(out.read_bytes()[:-1] + b"\0")  # differs from what convert will write
     earlier = out.read_bytes()
-    argv = ["convert", "--weights", str(work / "unet" / "best.safetensors"), "--data", str(work / "seg"),
-            "--calib", "2", "--threads", "1", "--out", str(out)]
+    argv = [
+        "convert",
+        "--weights",
+        str(work / "unet" / "best.safetensors"),
+        "--data",
+        str(work / "seg"),
+        "--calib",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 2 and out.read_bytes() == earlier
     assert main([*argv, "--overwrite"]) == 0 and out.read_bytes() != earlier
 
 
 def test_finetune_refuses_an_earlier_workdir_unless_resumed(work: Path) -> None:
     before = _snapshot(work)
-    proc = _cli("finetune", "--weights", "snn.safetensors", "--data", "seg", "--out", "other.safetensors",
-                "--workdir", "snn_ft_finetune", cwd=work)
+    proc = _cli(
+        "finetune",
+        "--weights",
+        "snn.safetensors",
+        "--data",
+        "seg",
+        "--out",
+        "other.safetensors",
+        "--workdir",
+        "snn_ft_finetune",
+        cwd=work,
+    )
     _refused(proc, "--workdir snn_ft_finetune already holds an earlier fine-tune", "--resume", "--overwrite")
     assert _snapshot(work) == before and not (work / "other.safetensors").exists()
 
@@ -136,8 +202,19 @@ def test_train_overwrite_replaces_only_the_runs_own_files(work: Path, tmp_path: 
     shutil.copytree(work / "unet", run)
     (run / "notes.txt").write_text("mine")
     earlier = (run / "best.safetensors").read_bytes()
-    argv = ["train", "unet", "--data", str(work / "seg"), *UNET, "--epochs", "1", "--seed", "3",
-            "--out", str(run)]
+    argv = [
+        "train",
+        "unet",
+        "--data",
+        str(work / "seg"),
+        *UNET,
+        "--epochs",
+        "1",
+        "--seed",
+        "3",
+        "--out",
+        str(run),
+    ]
     assert main([*argv, "--resume", str(run / "last.pt"), "--overwrite"]) == 2
     assert "pass only one" in capsys.readouterr().err
     assert (run / "best.safetensors").read_bytes() == earlier
@@ -154,28 +231,55 @@ def test_train_overwrite_replaces_only_the_runs_own_files(work: Path, tmp_path: 
     ("argv", "words"),
     [
         (["train", "dhz", "--data", "dh", *DHZ, "--init", "nosuch"], ["--init", "nosuch", "available names"]),
-        (["train", "dhz", "--data", "dh", *DHZ, "--init", "rand.safetensors"],
-         ["--init rand.safetensors", "not a readable safetensors file"]),
-        (["train", "dhz", "--data", "dh", *DHZ, "--init", "spiking_unet"],
-         ["--init", "holds architecture 'spiking_lite_unet', expected 'snntrans_dhz'"]),
-        (["train", "dhz", "--data", "dh", *DHZ, "--resume", "w.txt"],
-         ["--resume w.txt: not a training state", "'train dhz'"]),
-        (["train", "dhz", "--data", "dh", *DHZ, "--resume", "dhz/best.safetensors"],
-         ["--resume dhz/best.safetensors: a weights checkpoint, not a training state", "last.pt"]),
-        (["train", "dhz", "--data", "dh", *DHZ, "--resume", "unet/last.pt"],
-         ["--resume unet/last.pt: holds a 'train unet' state", "'train dhz'"]),
-        (["train", "unet", "--data", "seg", *UNET, "--resume", "dhz/last.pt"],
-         ["--resume dhz/last.pt: holds a 'train dhz' state", "'train unet'"]),
-        (["train", "unet", "--data", "seg", *UNET[2:], "--width", "8", "--resume", "unet/last.pt"],
-         ["--resume unet/last.pt: a 'train unet' state of a different network", "original run"]),
-        (["finetune", "--weights", "snn.safetensors", "--data", "seg", "--resume", "dhz/last.pt"],
-         ["--resume dhz/last.pt: holds a 'train dhz' state", "'finetune'"]),
-        (["finetune", "--weights", "snn.safetensors", "--data", "seg", "--resume", "unet/last.pt"],
-         ["--resume unet/last.pt: holds a 'train unet' state", "'finetune'"]),
+        (
+            ["train", "dhz", "--data", "dh", *DHZ, "--init", "rand.safetensors"],
+            ["--init rand.safetensors", "not a readable safetensors file"],
+        ),
+        (
+            ["train", "dhz", "--data", "dh", *DHZ, "--init", "spiking_unet"],
+            ["--init", "holds architecture 'spiking_lite_unet', expected 'snntrans_dhz'"],
+        ),
+        (
+            ["train", "dhz", "--data", "dh", *DHZ, "--resume", "w.txt"],
+            ["--resume w.txt: not a training state", "'train dhz'"],
+        ),
+        (
+            ["train", "dhz", "--data", "dh", *DHZ, "--resume", "dhz/best.safetensors"],
+            ["--resume dhz/best.safetensors: a weights checkpoint, not a training state", "last.pt"],
+        ),
+        (
+            ["train", "dhz", "--data", "dh", *DHZ, "--resume", "unet/last.pt"],
+            ["--resume unet/last.pt: holds a 'train unet' state", "'train dhz'"],
+        ),
+        (
+            ["train", "unet", "--data", "seg", *UNET, "--resume", "dhz/last.pt"],
+            ["--resume dhz/last.pt: holds a 'train dhz' state", "'train unet'"],
+        ),
+        (
+            ["train", "unet", "--data", "seg", *UNET[2:], "--width", "8", "--resume", "unet/last.pt"],
+            ["--resume unet/last.pt: a 'train unet' state of a different network", "original run"],
+        ),
+        (
+            ["finetune", "--weights", "snn.safetensors", "--data", "seg", "--resume", "dhz/last.pt"],
+            ["--resume dhz/last.pt: holds a 'train dhz' state", "'finetune'"],
+        ),
+        (
+            ["finetune", "--weights", "snn.safetensors", "--data", "seg", "--resume", "unet/last.pt"],
+            ["--resume unet/last.pt: holds a 'train unet' state", "'finetune'"],
+        ),
     ],
-    ids=["init-missing", "init-random-bytes", "init-wrong-arch", "resume-text", "resume-safetensors",
-         "resume-unet-into-dhz", "resume-dhz-into-unet", "resume-other-width", "finetune-resume-dhz",
-         "finetune-resume-unet"],
+    ids=[
+        "init-missing",
+        "init-random-bytes",
+        "init-wrong-arch",
+        "resume-text",
+        "resume-safetensors",
+        "resume-unet-into-dhz",
+        "resume-dhz-into-unet",
+        "resume-other-width",
+        "finetune-resume-dhz",
+        "finetune-resume-unet",
+    ],
 )
 def test_bad_init_or_resume_is_refused_before_anything_is_written(
     work: Path, argv: list[str], words: list[str]
@@ -211,8 +315,10 @@ def _main(argv: list[str], capsys) -> tuple[int, str]:
         (["train", "dhz", "--synthetic", "-5"], ["--synthetic -5", "0 or more"]),
         (["train", "dhz", "--synthetic-val", "-1"], ["--synthetic-val -1", "0 or more"]),
         (["train", "dhz", "--synthetic-from", "."], ["--synthetic-from", "only with --synthetic N > 0"]),
-        (["train", "dhz", "--synthetic", "2", "--synthetic-from", "nowhere"],
-         ["--synthetic-from nowhere", "not a folder"]),
+        (
+            ["train", "dhz", "--synthetic", "2", "--synthetic-from", "nowhere"],
+            ["--synthetic-from nowhere", "not a folder"],
+        ),
         (["train", "dhz", "--tone-jitter", "2"], ["--tone-jitter 2", "in [0, 0.9]"]),
         (["train", "dhz", "--extra-water", "1.5"], ["--extra-water 1.5", "probability in [0, 1]"]),
         (["train", "dhz", "--ema", "1"], ["--ema 1", "decay in (0, 1)"]),
@@ -235,8 +341,10 @@ def _main(argv: list[str], capsys) -> tuple[int, str]:
         (["finetune", "--max-batches", "-1"], ["--max-batches -1", "at least 1"]),
         (["finetune", "--threads", "0"], ["--threads 0", "at least 1"]),
         (["convert", "--threads", "0"], ["--threads 0", "at least 1"]),
-        (["convert", "--thresholds", "a,b"],
-         ["--thresholds", "comma-separated positive numbers, high to low, e.g. 2,1,0.5,0.25"]),
+        (
+            ["convert", "--thresholds", "a,b"],
+            ["--thresholds", "comma-separated positive numbers, high to low, e.g. 2,1,0.5,0.25"],
+        ),
         (["convert", "--thresholds", "1,2"], ["--thresholds", "strictly decreasing", "high to low"]),
         (["convert", "--thresholds", "nan"], ["--thresholds", "comma-separated positive numbers"]),
     ],
@@ -254,7 +362,7 @@ def test_bad_numbers_are_refused_naming_the_flag(
     out = work / "never"
     target = ["--out", str(out) + (".safetensors" if argv[0] != "train" else "")]
     before = _snapshot(work)
-    rc, err = _main([*verb, *base[verb], *argv[len(verb):], *target], capsys)
+    rc, err = _main([*verb, *base[verb], *argv[len(verb) :], *target], capsys)
     assert rc == 2, err
     assert "Traceback" not in err
     for word in words:
@@ -270,8 +378,20 @@ def test_bad_numbers_are_refused_naming_the_flag(
 def test_finetune_crop_larger_than_size_is_refused_before_loading(work: Path) -> None:
     before = _snapshot(work)
     # the weights are random bytes: had anything been loaded, the message would be about them
-    proc = _cli("finetune", "--weights", "rand.safetensors", "--data", "seg", "--size", "32",
-                "--crop", "224", "--out", "ft.safetensors", cwd=work)
+    proc = _cli(
+        "finetune",
+        "--weights",
+        "rand.safetensors",
+        "--data",
+        "seg",
+        "--size",
+        "32",
+        "--crop",
+        "224",
+        "--out",
+        "ft.safetensors",
+        cwd=work,
+    )
     _refused(proc, "--crop 224x224", "at most the image size 32x32")
     assert _snapshot(work) == before and not (work / "ft_finetune").exists()
 
@@ -282,25 +402,73 @@ def test_finetune_crop_larger_than_size_is_refused_before_loading(work: Path) ->
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["train", "dhz", "--data", "dh", *DHZ, "--out", "w.txt"],
-         ["--out w.txt", "is a file, not a folder"]),
+        (
+            ["train", "dhz", "--data", "dh", *DHZ, "--out", "w.txt"],
+            ["--out w.txt", "is a file, not a folder"],
+        ),
         (["train", "unet", "--data", "seg", *UNET, "--out", "w.txt/run"], ["w.txt is a file, not a folder"]),
-        (["train", "dhz", "--data", "dh", *DHZ, "--out", "/proc/snn_x/run"],
-         ["--out /proc/snn_x/run: cannot create the folder"]),
-        (["convert", "--weights", "unet/best.safetensors", "--data", "seg",
-          "--out", "/proc/snn_x/a.safetensors"],
-         ["--out /proc/snn_x/a.safetensors: cannot create its folder"]),
-        (["finetune", "--weights", "snn.safetensors", "--data", "seg", "--out", "x.safetensors",
-          "--workdir", "w.txt"], ["--workdir w.txt", "is a file, not a folder"]),
+        (
+            ["train", "dhz", "--data", "dh", *DHZ, "--out", "/proc/snn_x/run"],
+            ["--out /proc/snn_x/run: cannot create the folder"],
+        ),
+        (
+            [
+                "convert",
+                "--weights",
+                "unet/best.safetensors",
+                "--data",
+                "seg",
+                "--out",
+                "/proc/snn_x/a.safetensors",
+            ],
+            ["--out /proc/snn_x/a.safetensors: cannot create its folder"],
+        ),
+        (
+            [
+                "finetune",
+                "--weights",
+                "snn.safetensors",
+                "--data",
+                "seg",
+                "--out",
+                "x.safetensors",
+                "--workdir",
+                "w.txt",
+            ],
+            ["--workdir w.txt", "is a file, not a folder"],
+        ),
         (["train", "dhz", "--data", "dh", *DHZ, "--out", "dh/run"], ["--out dh/run", "inside the --data"]),
         (["train", "unet", "--data", "seg", *UNET, "--out", "seg"], ["--out seg", "inside the --data"]),
-        (["finetune", "--weights", "snn.safetensors", "--data", "seg", "--out", "x.safetensors",
-          "--workdir", "seg/ft"], ["--workdir seg/ft", "inside the --data folder"]),
-        (["finetune", "--weights", "snn.safetensors", "--data", "seg", "--out", "seg/x.safetensors"],
-         ["--out seg/x.safetensors", "inside the --data folder"]),
+        (
+            [
+                "finetune",
+                "--weights",
+                "snn.safetensors",
+                "--data",
+                "seg",
+                "--out",
+                "x.safetensors",
+                "--workdir",
+                "seg/ft",
+            ],
+            ["--workdir seg/ft", "inside the --data folder"],
+        ),
+        (
+            ["finetune", "--weights", "snn.safetensors", "--data", "seg", "--out", "seg/x.safetensors"],
+            ["--out seg/x.safetensors", "inside the --data folder"],
+        ),
     ],
-    ids=["dhz-file", "unet-under-file", "dhz-proc", "convert-proc", "finetune-workdir-file", "dhz-in-data",
-         "unet-is-data", "finetune-workdir-in-data", "finetune-out-in-data"],
+    ids=[
+        "dhz-file",
+        "unet-under-file",
+        "dhz-proc",
+        "convert-proc",
+        "finetune-workdir-file",
+        "dhz-in-data",
+        "unet-is-data",
+        "finetune-workdir-in-data",
+        "finetune-out-in-data",
+    ],
 )
 def test_unusable_output_folder_is_a_clear_error(work: Path, argv: list[str], words: list[str]) -> None:
     if any(a.startswith("/proc/") for a in argv) and not Path("/proc/self").is_dir():

@@ -28,8 +28,19 @@ def eight_pairs(shared: Path, tmp_path: Path) -> Path:
 
 def _cfg(data: Path, out: Path, epochs: int, **kw) -> TrainDhzConfig:
     base = dict(
-        data=[str(data)], out=str(out), timesteps=2, crop=64, resize=128, epochs=epochs, batch=4,
-        lr=2e-3, min_lr=2e-3, val_fraction=0.25, val_size=64, threads=2, device="cpu",
+        data=[str(data)],
+        out=str(out),
+        timesteps=2,
+        crop=64,
+        resize=128,
+        epochs=epochs,
+        batch=4,
+        lr=2e-3,
+        min_lr=2e-3,
+        val_fraction=0.25,
+        val_size=64,
+        threads=2,
+        device="cpu",
     )
     base.update(kw)
     return TrainDhzConfig(**base)

@@ -8,15 +8,40 @@ def fake_result():
     for norm, base in (("layer", 0.10), ("connection", 0.12)):
         for neuron, bonus in (("single", 0.0), ("multi", 0.05)):
             for t in (4, 8):
-                conv.append({"norm": norm, "neuron": neuron, "membrane_init": 0.0, "timesteps": t,
-                             "miou": base + bonus + t / 100})
+                conv.append(
+                    {
+                        "norm": norm,
+                        "neuron": neuron,
+                        "membrane_init": 0.0,
+                        "timesteps": t,
+                        "miou": base + bonus + t / 100,
+                    }
+                )
     ft = [{"norm": "connection", "neuron": "multi", "membrane_init": 0.5, "timesteps": 4, "miou": 0.29}]
-    setup = {"width": 8, "size": [256, 256], "val_images": 10, "val_of": 294, "split_seed": 0,
-             "calibration_images": 8, "percentile": 99.9, "finetune_batches": 5, "finetune_batch_size": 2,
-             "finetune_crop": [224, 224], "finetune_lr": 1e-4, "timesteps": [4, 8], "finetune_timesteps": [4],
-             "threads": 1}
-    return {"ann": {"miou": 0.30, "pixel_acc": 0.7}, "setup": setup, "converted": conv, "finetuned": ft,
-            "seconds": 60.0, "command": "python -m snn_perception.offline.ablation --ann a --data d"}
+    setup = {
+        "width": 8,
+        "size": [256, 256],
+        "val_images": 10,
+        "val_of": 294,
+        "split_seed": 0,
+        "calibration_images": 8,
+        "percentile": 99.9,
+        "finetune_batches": 5,
+        "finetune_batch_size": 2,
+        "finetune_crop": [224, 224],
+        "finetune_lr": 1e-4,
+        "timesteps": [4, 8],
+        "finetune_timesteps": [4],
+        "threads": 1,
+    }
+    return {
+        "ann": {"miou": 0.30, "pixel_acc": 0.7},
+        "setup": setup,
+        "converted": conv,
+        "finetuned": ft,
+        "seconds": 60.0,
+        "command": "python -m snn_perception.offline.ablation --ann a --data d",
+    }
 
 
 def test_findings_compare_the_cells_they_name():

@@ -25,14 +25,75 @@ def pipeline(tmp_path_factory):
         cv2.imwrite(str(data / "images" / f"{i}.jpg"), img)
         cv2.imwrite(str(data / "masks" / f"{i}.png"), mask)
     run = root / "run"
-    assert main(["train", "unet", "--data", str(data), "--width", "4", "--classes", "3", "--size", "32",
-                 "--crop", "32", "--epochs", "2", "--batch", "4", "--threads", "1", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "unet",
+                "--data",
+                str(data),
+                "--width",
+                "4",
+                "--classes",
+                "3",
+                "--size",
+                "32",
+                "--crop",
+                "32",
+                "--epochs",
+                "2",
+                "--batch",
+                "4",
+                "--threads",
+                "1",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     snn = root / "snn.safetensors"
-    assert main(["convert", "--weights", str(run / "best.safetensors"), "--data", str(data), "--calib", "4",
-                 "--timesteps", "4", "--out", str(snn)]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "--weights",
+                str(run / "best.safetensors"),
+                "--data",
+                str(data),
+                "--calib",
+                "4",
+                "--timesteps",
+                "4",
+                "--out",
+                str(snn),
+            ]
+        )
+        == 0
+    )
     tuned = root / "tuned.safetensors"
-    assert main(["finetune", "--weights", str(snn), "--data", str(data), "--timesteps", "2", "--epochs", "1",
-                 "--batch", "4", "--crop", "32", "--out", str(tuned)]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--weights",
+                str(snn),
+                "--data",
+                str(data),
+                "--timesteps",
+                "2",
+                "--epochs",
+                "1",
+                "--batch",
+                "4",
+                "--crop",
+                "32",
+                "--out",
+                str(tuned),
+            ]
+        )
+        == 0
+    )
     return root, data, run, snn, tuned
 
 
@@ -40,9 +101,33 @@ def test_training_writes_resumable_state_and_a_checkpoint_with_metadata(pipeline
     _, data, run, _, _ = pipeline
     meta = load_checkpoint(run / "best.safetensors").metadata
     assert meta["arch"] == "unet" and meta["unet"]["width"] == 4 and "val_miou" in meta["metrics"]
-    assert main(["train", "unet", "--data", str(data), "--width", "4", "--classes", "3", "--size", "32",
-                 "--crop", "32", "--epochs", "3", "--batch", "4", "--out", str(run),
-                 "--resume", str(run / "last.pt")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "unet",
+                "--data",
+                str(data),
+                "--width",
+                "4",
+                "--classes",
+                "3",
+                "--size",
+                "32",
+                "--crop",
+                "32",
+                "--epochs",
+                "3",
+                "--batch",
+                "4",
+                "--out",
+                str(run),
+                "--resume",
+                str(run / "last.pt"),
+            ]
+        )
+        == 0
+    )
     assert json.loads((run / "summary.json").read_text())["history"][-1]["epoch"] == 3
 
 
@@ -58,8 +143,24 @@ def test_init_starts_from_an_ann_and_refuses_a_different_network(pipeline, tmp_p
     load_init(model, UNetConfig(width=4, num_classes=3), str(run / "best.safetensors"))
     for key, value in model.state_dict().items():
         assert torch.equal(value, ann.state_dict[key]), key
-    base = ["train", "unet", "--data", str(data), "--classes", "3", "--size", "32", "--crop", "32",
-            "--epochs", "1", "--batch", "4", "--threads", "1"]
+    base = [
+        "train",
+        "unet",
+        "--data",
+        str(data),
+        "--classes",
+        "3",
+        "--size",
+        "32",
+        "--crop",
+        "32",
+        "--epochs",
+        "1",
+        "--batch",
+        "4",
+        "--threads",
+        "1",
+    ]
     best = str(run / "best.safetensors")
     assert main([*base, "--width", "4", "--init", best, "--out", str(tmp_path / "a")]) == 0
     assert "initialised from" in (tmp_path / "a" / "train.log").read_text()
@@ -83,8 +184,27 @@ def test_conversion_and_finetuning_record_what_they_did(pipeline):
 def test_evaluate_segment_writes_json_for_ann_and_snn(pipeline, capsys):
     root, data, run, snn, _ = pipeline
     out = root / "eval.json"
-    assert main(["evaluate", "--task", "segment", "--data", str(data), "--split", "val", "--weights",
-                 str(run / "best.safetensors"), str(snn), "--timesteps", "2,4", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--task",
+                "segment",
+                "--data",
+                str(data),
+                "--split",
+                "val",
+                "--weights",
+                str(run / "best.safetensors"),
+                str(snn),
+                "--timesteps",
+                "2,4",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())
     assert [r["timesteps"] for r in rows] == [None, 2, 4]
     assert all(0.0 <= r["miou"] <= 1.0 and r["images"] == 2 for r in rows)
@@ -100,13 +220,16 @@ def test_segment_writes_id_colour_and_overlay_images(pipeline):
     assert (out / "0_overlay.png").is_file()
 
 
-@pytest.mark.parametrize("argv", [
-    ["convert", "--weights", "/nonexistent.safetensors", "--data", ".", "--out", "x.safetensors"],
-    ["finetune", "--weights", "/nonexistent.safetensors", "--data", ".", "--out", "x.safetensors"],
-    ["evaluate", "--task", "segment", "--data", "/nonexistent", "--weights", "/nonexistent.safetensors"],
-    ["segment", "/nonexistent.jpg", "--out", "/tmp/never"],
-    ["train", "unet", "--data", "/nonexistent"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["convert", "--weights", "/nonexistent.safetensors", "--data", ".", "--out", "x.safetensors"],
+        ["finetune", "--weights", "/nonexistent.safetensors", "--data", ".", "--out", "x.safetensors"],
+        ["evaluate", "--task", "segment", "--data", "/nonexistent", "--weights", "/nonexistent.safetensors"],
+        ["segment", "/nonexistent.jpg", "--out", "/tmp/never"],
+        ["train", "unet", "--data", "/nonexistent"],
+    ],
+)
 def test_bad_input_exits_2_with_a_message_and_no_traceback(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
