@@ -2,7 +2,7 @@
 
 Regenerates ``docs/results/spiking_unet_ablation.{json,md}``::
 
-    python -m snn_perception.offline.ablation --ann runs/unet_suim_w8/best.safetensors \\
+    python tools/unet_ablation.py --ann runs/unet_suim_w8/best.safetensors \\
         --data ../shared/data/suim_trainval --out-dir docs/results
 
 One calibration (activation percentiles do not depend on the normalisation or the neuron) feeds
@@ -35,6 +35,7 @@ from snn_perception.offline.convert import (
     pooled_scales,
 )
 from snn_perception.offline.finetune import FinetuneConfig, evaluate_snn_segment, finetune
+from snn_perception.offline.run_checks import require
 from snn_perception.offline.seg_data import SegDataset, select_split
 from snn_perception.offline.seg_metrics import ConfusionMatrix
 from snn_perception.offline.train_unet import class_weights
@@ -188,9 +189,7 @@ def run_ablation(args: argparse.Namespace, log=print, checkpoint=None) -> dict:
                 name = f"{norm}_{neuron}_v{v_init:g}_T{t}.safetensors"
                 save_checkpoint(keep / name, tuned.state_dict(), out_meta)
     result["seconds"] = time.time() - t0
-    result["command"] = "python -m snn_perception.offline.ablation " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:]
-    )
+    result["command"] = "python tools/unet_ablation.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result["environment"] = {"torch": torch.__version__, "python": platform.python_version()}
     return result
 
@@ -303,7 +302,7 @@ def findings(r: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m snn_perception.offline.ablation",
+        prog="python tools/unet_ablation.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -335,15 +334,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    require(args.threads is None or args.threads >= 1, "--threads", args.threads, "at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     from snn_perception.runtime.engine import tune_allocator
 
     tune_allocator()  # keep big activation buffers in the heap: no page faults per batch
     args.ft_configs = set(args.ft_configs.split(","))
-    args.out_dir.mkdir(parents=True, exist_ok=True)
     partial = args.out_dir / "spiking_unet_ablation.partial.json"
-    result = run_ablation(args, checkpoint=lambda r: partial.write_text(json.dumps(r, indent=2)))
+
+    def checkpoint(r: dict) -> None:  # the folder appears with the first result, not before the inputs load
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(r, indent=2))
+
+    result = run_ablation(args, checkpoint=checkpoint)
     partial.unlink(missing_ok=True)
     result["findings"] = findings(result)
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -352,7 +356,3 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(result["findings"]))
     print(f"wrote {args.out_dir / 'spiking_unet_ablation.md'} and .json")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

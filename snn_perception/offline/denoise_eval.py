@@ -1,6 +1,6 @@
 """Denoising: ANN vs Spiking-UNet PSNR/SSIM on clean images with Gaussian noise of a fixed σ.
 
-    python -m snn_perception.offline.denoise_eval --weights runs/unet_denoise_w8/best.safetensors \\
+    python tools/unet_denoise_eval.py --weights runs/unet_denoise_w8/best.safetensors \\
         runs/unet_denoise_w8/snn_ft4.safetensors --images ../shared/data/euvp_test23/reference \\
         --sigma 25 --timesteps 4,8 --json docs/results/spiking_unet_denoise.json
 
@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from snn_perception.offline.run_checks import require
+
 
 def main(argv: list[str] | None = None) -> int:
     from snn_perception.offline.convert import load_unet
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from snn_perception.offline.seg_data import ImageFolder, image_only_pairs
 
     p = argparse.ArgumentParser(
-        prog="python -m snn_perception.offline.denoise_eval",
+        prog="python tools/unet_denoise_eval.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -39,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    require(args.threads >= 1, "--threads", args.threads, "at least 1")
     torch.set_num_threads(args.threads)
     images = [x for x, _ in ImageFolder(image_only_pairs(args.images), (args.size, args.size))]
     gen = torch.Generator().manual_seed(args.seed)
@@ -86,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             "size": args.size,
             "seed": args.seed,
             "rows": rows,
-            "command": "python -m snn_perception.offline.denoise_eval " + " ".join(sys.argv[1:]),
+            "command": "python tools/unet_denoise_eval.py " + " ".join(sys.argv[1:]),
         }
         args.json.write_text(json.dumps(doc, indent=2, default=lambda v: None if math.isnan(v) else v))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Spiking-UNet latency next to its own ANN, measured in one process through the runtime engine.
 
-    python -m snn_perception.offline.unet_speed --snn spiking_unet --ann unet_suim_ann \\
+    python tools/unet_speed.py --snn spiking_unet --ann unet_suim_ann \\
         --json docs/results/spiking_unet_speed.json
 
 The budget from issue 4: the spiking run should cost at most 1.3 × T ANN passes (the
@@ -14,9 +14,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
+
+from snn_perception.offline.run_checks import require
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
@@ -81,7 +82,7 @@ def to_markdown(doc: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m snn_perception.offline.unet_speed",
+        prog="python tools/unet_speed.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    require(args.threads >= 1, "--threads", args.threads, "at least 1")
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
     doc = measure(args.snn, args.ann, sizes, args.timesteps, args.threads, args.runs)
     print(to_markdown(doc))
@@ -100,7 +102,3 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,6 +30,10 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
         ),
         (["dhz_train_memory.py", "--batch", "0"], ["--batch", "integer ≥ 1"]),
         (["dhz_train_memory.py", "--timesteps", "65"], ["--timesteps", "1 to 64"]),
+        (["unet_speed.py", "--threads", "0"], ["error:", "--threads 0", "at least 1"]),
+        (["unet_speed.py", "--timesteps", "0"], ["error:", "timesteps", "1..64"]),
+        (["unet_ablation.py", "--ann", "nope", "--data", "x"], ["error:", "nope", "available names"]),
+        (["unet_denoise_eval.py", "--weights", "dhz", "--images", "nowhere"], ["error:", "nowhere"]),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, argv: list[str], words: list[str]) -> None:

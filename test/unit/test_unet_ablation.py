@@ -40,7 +40,7 @@ def fake_result():
         "converted": conv,
         "finetuned": ft,
         "seconds": 60.0,
-        "command": "python -m snn_perception.offline.ablation --ann a --data d",
+        "command": "python tools/unet_ablation.py --ann a --data d",
     }
 
 
