@@ -91,6 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="split seed: the training run's --split-seed, or its --seed if it had none",
     )
+    parser.add_argument(
+        "--val-max",
+        type=int,
+        default=0,
+        help="cap each folder's validation split as the training run's --val-max did (default 0: no cap)",
+    )
     parser.add_argument("--no-uiqm", action="store_true", help="skip the no-reference metrics (faster)")
     add_device_argument(parser, what="where the models run")
     add_progress_argument(parser)
@@ -128,6 +134,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         )
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit {args.limit}: must be ≥ 1 (omit it to evaluate every image)")
+    if args.val_max < 0 or (args.val_max and args.split != "val"):
+        raise ValueError(
+            f"--val-max {args.val_max}: must be ≥ 1 with --split val (the cap of each folder's "
+            "validation split, as the training run's --val-max), or 0"
+        )
     if args.task == "segment" and args.method is not None:
         raise ValueError(
             f"--method {' '.join(args.method)}: the raw/classical baselines are for --task dehaze only"
@@ -184,6 +195,7 @@ def _run_dehaze(args: argparse.Namespace) -> int:
         no_reference_metrics=not args.no_uiqm,
         device=args.device,
         limit=args.limit,
+        val_max=args.val_max,
     )
     try:
         result = evaluate_dehaze(cfg, progress=progress_enabled())

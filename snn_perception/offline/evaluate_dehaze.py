@@ -38,12 +38,15 @@ class DehazeEvalConfig:
     no_reference_metrics: bool = True
     device: str = "cpu"
     limit: int | None = None
+    val_max: int = 0  # > 0: each folder's validation split capped as ``train dhz --val-max`` caps it
 
 
 def validate_config(cfg: DehazeEvalConfig) -> None:
     """ValueError for settings that would silently score nothing or everything, before any work."""
     if cfg.limit is not None and cfg.limit < 1:
         raise ValueError(f"limit {cfg.limit}: must be ≥ 1 (None evaluates every image)")
+    if cfg.val_max < 0:
+        raise ValueError(f"val_max {cfg.val_max}: must be ≥ 0 (0: no cap)")
     if not 0.0 < cfg.val_fraction < 1.0:
         raise ValueError(f"val_fraction {cfg.val_fraction}: must be strictly between 0 and 1")
     if cfg.split not in ("all", "train", "val"):
@@ -59,6 +62,8 @@ def select_pairs(cfg: DehazeEvalConfig) -> list[tuple[Path, Path]]:
         pairs = list_pairs(Path(root))
         if cfg.split != "all":
             train, val = split_pairs(pairs, cfg.val_fraction, cfg.seed)
+            if cfg.val_max and len(val) > cfg.val_max:  # the trainer's cap: the rest of val trained
+                train, val = train + val[cfg.val_max :], val[: cfg.val_max]
             pairs = val if cfg.split == "val" else train
             if not pairs:  # an empty table would be printed as a crash, not as "nothing to score"
                 raise PairsError(

@@ -77,6 +77,8 @@ def test_model_scores_match_an_independent_run(two_pairs: Path, shared: Path) ->
         (["--data", ".", "--size", "12xfoo"], "expected HxW"),
         (["--data", ".", "--timesteps", "0"], "between 1 and 64"),
         (["--data", ".", "--weights", "/no/such.safetensors"], "no such file"),
+        (["--data", ".", "--val-max", "5"], "with --split val"),
+        (["--data", ".", "--split", "val", "--val-max", "-1"], "must be ≥ 1"),
     ],
 )
 def test_cli_rejects_bad_input_with_a_reason(args: list[str], message: str) -> None:
@@ -118,3 +120,21 @@ def test_two_runs_best_weights_are_scored_separately(two_pairs: Path, shared: Pa
     methods = evaluate_dehaze(cfg, progress=False)["methods"]
     assert list(methods) == ["a/best@T4", "b/best@T4"]
     assert all(len(m["per_image"]) == 2 for m in methods.values())
+
+
+def test_val_max_scores_exactly_the_trainers_capped_validation_split(tmp_path: Path) -> None:
+    """``evaluate --split val --val-max N`` picks the pairs ``train dhz --val-max N`` validated on
+    (a source's capped split is the first N of its seeded order, not the first N by name)."""
+    from snn_perception.offline.dhz_mix import split_sources
+    from snn_perception.offline.evaluate_dehaze import select_pairs
+
+    for sub in ("raw", "reference"):
+        (tmp_path / sub).mkdir()
+        for i in range(30):
+            (tmp_path / sub / f"{i:03d}.png").write_bytes(b"")
+    trainer = split_sources([str(tmp_path)], [1.0], [None], 0.5, 6, seed=3)[0]
+    cfg = DehazeEvalConfig(data=[str(tmp_path)], split="val", val_fraction=0.5, seed=3, val_max=6)
+    assert sorted(p[0].name for p in select_pairs(cfg)) == sorted(p[0].name for p in trainer.val)
+    assert len(trainer.val) == 6
+    by_name = DehazeEvalConfig(data=[str(tmp_path)], split="val", val_fraction=0.5, seed=3, limit=6)
+    assert [p[0].name for p in select_pairs(by_name)] != [p[0].name for p in select_pairs(cfg)]
