@@ -141,7 +141,73 @@ def write_plots(result: ReplayResult, out: Path, summaries: list[dict[str, Any]]
             ax.grid(alpha=0.3)
         fig.suptitle("Timestep sweep: quality vs energy and latency")
         _save(fig, out / "tradeoff.png", plots)
+    _budget_plot(summaries, out, plots)
     return plots
+
+
+#: the quality a budget plot shows per model: (summary key, axis label)
+_BUDGET_QUALITY = {"dehaze": ("psnr_out", "PSNR out (dB)"), "segment": ("miou_dataset", "mIoU")}
+
+
+def _budget_plot(summaries: list[dict[str, Any]], out: Path, plots: list[Path]) -> None:
+    """``budget.png`` when a run had a latency budget: per model, quality against the budget with
+    the fixed-T runs as reference lines, p95 latency and the share of late frames against the
+    budget, and the T each budget ran (stacked shares)."""
+    models = [
+        m for m in ("dehaze", "segment") if any(s.get("latency_budget_ms") and m in s for s in summaries)
+    ]
+    if not models:
+        return
+    plt = _plt()
+    fig, axes = plt.subplots(len(models), 3, figsize=(12, 3.4 * len(models)), squeeze=False)
+    for row, model in zip(axes, models, strict=True):
+        qkey, qlabel = _BUDGET_QUALITY[model]
+        runs = sorted(
+            (s for s in summaries if s.get("latency_budget_ms") and model in s),
+            key=lambda s: s["latency_budget_ms"],
+        )
+        budgets = [s["latency_budget_ms"] for s in runs]
+        quality = [s[model].get("quality", {}).get(qkey) for s in runs]
+        pts = [(b, q) for b, q in zip(budgets, quality, strict=True) if q is not None]
+        if pts:
+            row[0].plot([b for b, _ in pts], [q for _, q in pts], "o-", label="with a budget")
+        for s in summaries:
+            q = s.get(model, {}).get("quality", {}).get(qkey) if not s.get("latency_budget_ms") else None
+            if q is not None:
+                row[0].axhline(q, ls="--", lw=0.8, color="grey")
+                row[0].annotate(
+                    f"fixed T={s['timesteps']}",
+                    (budgets[0], q),
+                    fontsize=7,
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                )
+        row[0].set(xlabel="latency budget (ms)", ylabel=qlabel, title=f"{model}: quality vs budget")
+        p95 = [s[model]["latency_ms"]["p95"] for s in runs]
+        miss = [s[model].get("budget_miss_rate") for s in runs]
+        row[1].plot(budgets, [v if v is not None else float("nan") for v in p95], "o-", label="p95 latency")
+        row[1].plot(budgets, budgets, "k:", lw=0.8, label="budget")
+        for b, v, m in zip(budgets, p95, miss, strict=True):
+            if v is not None and m is not None:
+                row[1].annotate(
+                    f"{m:.0%} late", (b, v), fontsize=7, xytext=(4, 4), textcoords="offset points"
+                )
+        row[1].set(xlabel="latency budget (ms)", ylabel="arrival → result (ms)", title="deadline")
+        row[1].legend(fontsize=7)
+        ts = sorted({int(t) for s in runs for t in s[model].get("timesteps_histogram", {})})
+        bottom = np.zeros(len(runs))
+        for t in ts:
+            shares = []
+            for s in runs:
+                hist = {int(k): v for k, v in s[model].get("timesteps_histogram", {}).items()}
+                shares.append(hist.get(t, 0) / max(1, sum(hist.values())))
+            row[2].bar([str(b) for b in budgets], shares, bottom=bottom, label=f"T={t}")
+            bottom += np.array(shares)
+        row[2].set(xlabel="latency budget (ms)", ylabel="share of frames", title="T used")
+        row[2].legend(fontsize=7, ncol=2)
+        for ax in row:
+            ax.grid(alpha=0.3)
+    _save(fig, out / "budget.png", plots)
 
 
 def write_contact_sheet(result: ReplayResult, out: Path, height: int = 160) -> Path | None:

@@ -67,6 +67,7 @@ REPORT_FILES = (
     "energy.png",
     "quality.png",
     "tradeoff.png",
+    "budget.png",
     "contact_sheet.jpg",
 )
 RECORDED_DIR = "recorded"

@@ -162,3 +162,28 @@ def test_nan_energy_when_not_counted_stays_out_of_the_means() -> None:
         if r["status"] == "ok":
             r["energy_j"] = math.nan
     assert summarize(run, None)["dehaze"]["energy_per_frame_j"] is None
+
+
+def test_a_budget_sweep_gets_a_budget_plot_beside_the_fixed_t_runs(tmp_path: Path) -> None:
+    """Quality against the budget (fixed-T runs as reference lines), p95 latency and late frames
+    against the budget, and the T each budget used: budget.png, linked from the page."""
+    runs = [_run(1), _run(4)]
+    for budget, ts in ((60.0, (1, 1, 2)), (200.0, (2, 4, 4))):
+        run = _run(4)
+        run.label, run.latency_budget_ms = f"budget {budget:g} ms", budget
+        ok = [r for r in run.rows if r["status"] == "ok"]
+        for i, r in enumerate(ok):
+            r["timesteps"] = ts[i % 3]
+            r["budget_missed"] = r["end_to_end_ms"] > budget
+        runs.append(run)
+    files = write_report(_result(runs), tmp_path)
+    assert "budget.png" in {p.name for p in files.plots}
+    assert "budget.png" in html_links(files.html)
+    summary = json.loads(files.json.read_text())["summary"]
+    assert summary[2]["dehaze"]["timesteps_histogram"] == {"1": 18, "2": 9}
+    assert 0 < summary[2]["dehaze"]["budget_miss_rate"] <= 1
+
+
+def test_no_budget_plot_without_a_budget_run(tmp_path: Path) -> None:
+    files = write_report(_result([_run(1), _run(4)]), tmp_path)
+    assert "budget.png" not in {p.name for p in files.plots}
