@@ -50,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--size", default=None, help="run the model at HxW (e.g. 512x512); output keeps input size"
     )
     parser.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help="0..1: how much of the output to keep, blended with the input (default 1: all of it); "
+        "lower it where colours overshoot (white sand or grey scenes turning pink)",
+    )
+    parser.add_argument(
         "--save-float", action="store_true", help="also write the unclamped output as .npy (3xHxW)"
     )
     parser.add_argument(
@@ -75,13 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def write_png(path: Path, rgb01: np.ndarray) -> None:
+def write_png(path: Path, image: np.ndarray) -> None:
+    """An ``H×W×3`` RGB or ``H×W`` grey uint8 image → PNG (a grey input is written grey)."""
     import cv2
 
-    from snn_perception.runtime.preprocess import float_to_uint8
-
-    u8 = float_to_uint8(rgb01)
-    if not cv2.imwrite(str(path), cv2.cvtColor(u8, cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(path), image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise UsageError(f"cannot write {path}")
 
 
@@ -103,11 +108,15 @@ def _run(args: argparse.Namespace) -> int:
 
     from snn_perception.runtime.checkpoint import WeightsError
     from snn_perception.runtime.engine import Engine, EngineConfig, validate_timesteps
-    from snn_perception.runtime.preprocess import parse_hw
+    from snn_perception.runtime.preprocess import finish_dehaze, is_grey, parse_hw
 
     try:
         if args.timesteps is not None:
             validate_timesteps(args.timesteps, "--timesteps")
+        if not 0.0 <= args.strength <= 1.0:
+            raise ValueError(
+                f"--strength {args.strength}: must be between 0 (the input) and 1 (the full output)"
+            )
         size = parse_hw(args.size) if args.size else None
         check_threads(args.threads)
         count = args.count_ops if args.count_ops is not None else args.json is not None
@@ -149,10 +158,14 @@ def _run(args: argparse.Namespace) -> int:
 
     records = []
     for i, (path, outs) in enumerate(work, 1):
-        result = engine.run(read_rgb(path))
+        rgb = read_rgb(path)
+        result = engine.run(rgb)
         out_png = outs[0]
-        write_png(out_png, result.output)
+        mono = is_grey(rgb)  # a greyscale photo stays grey instead of taking on the learned tint
+        write_png(out_png, finish_dehaze(result.output, rgb, args.strength, mono=mono))
         record = {"input": str(path), "output": str(out_png), "stats": result.stats.as_dict()}
+        if mono:
+            record["mono"] = True
         if args.save_float:
             out_npy = outs[1]
             np.save(out_npy, np.ascontiguousarray(result.output.transpose(2, 0, 1)))

@@ -1,7 +1,8 @@
 """``dehaze_node``: snnTrans-DHZ on a camera topic, publishing ``~/enhanced``.
 
 The enhanced image keeps the input header and its colour family: BGR-ordered input gives
-``bgr8``, everything else (RGB, mono, YUV, Bayer, compressed RGB) gives ``rgb8``.
+``bgr8``, mono input ``mono8`` (its luminance: a mono camera stays mono), everything else (RGB,
+YUV, Bayer, compressed RGB) ``rgb8``. The hot ``strength`` parameter blends output and input.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from snn_perception.ros.base_node import PerceptionNode, image_msg
 from snn_perception.ros.executor import run_node
 from snn_perception.runtime.engine import EngineResult
 from snn_perception.runtime.image_codec import encode_image
-from snn_perception.runtime.preprocess import float_to_uint8
+from snn_perception.runtime.preprocess import finish_dehaze
 
 
 class DehazeNode(PerceptionNode):
@@ -37,7 +38,7 @@ class DehazeNode(PerceptionNode):
             self._enhanced_pub = None
 
     def publish_outputs(self, header: Any, rgb: np.ndarray, result: EngineResult, out_encoding: str) -> None:
-        out = float_to_uint8(result.output)
+        out = finish_dehaze(result.output, rgb, self.params.strength, mono=out_encoding == "mono8")
         data, step = encode_image(out, out_encoding)
         self._enhanced_pub.publish(image_msg(header, data, out.shape[0], out.shape[1], out_encoding, step))
 

@@ -43,6 +43,8 @@ class NodeParams:
     latency_budget_ms: float = 0.0
     energy_budget_mj: float = 0.0
     autostart: bool = True
+    # dehaze only
+    strength: float = 1.0
     # segment only
     overlay_alpha: float = 0.5
     class_colors: list[str] = field(default_factory=list)
@@ -151,6 +153,15 @@ SPECS: tuple[Spec, ...] = (
         "Configure and activate at start-up. Set at start-up only (a changed value is refused).",
         hot=False,
         startup_only=True,
+    ),
+    Spec(
+        "strength",
+        "How much of the dehazer's output is published: 0 = the input, 1 = the full output (default); "
+        "lower it where the colour correction overshoots (white sand or grey scenes turning pink). "
+        "Applies at the next frame.",
+        hot=True,
+        float_range=(0.0, 1.0, 0.0),
+        task="dehaze",
     ),
     Spec(
         "overlay_alpha",

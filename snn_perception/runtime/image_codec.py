@@ -455,8 +455,14 @@ def _quiet_opencv() -> Iterator[None]:
 # -- outputs -----------------------------------------------------------------------------------
 
 
+#: single-channel intensity encodings: their enhanced image is published as ``mono8``
+MONO_ENCODINGS = ("mono8", "mono16", "8UC1", "16UC1")
+
+
 def output_encoding(input_encoding: str) -> str:
-    """The colour encoding of an enhanced image: BGR-ordered in → ``bgr8`` out, else ``rgb8``."""
+    """The encoding of an enhanced image: BGR-ordered in → ``bgr8``, mono in → ``mono8``, else ``rgb8``."""
+    if input_encoding in MONO_ENCODINGS:
+        return "mono8"
     return "bgr8" if input_encoding in ("bgr8", "bgra8", "8UC3", "8UC4") else "rgb8"
 
 

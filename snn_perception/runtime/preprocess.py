@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,32 @@ def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> to
 def float_to_uint8(rgb01: np.ndarray) -> np.ndarray:
     """Unclamped float image in [0, 1] (e.g. a dehaze output) → uint8, clipped and rounded."""
     return (np.clip(rgb01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def is_grey(rgb: np.ndarray) -> bool:
+    """An ``H×W×3`` image whose three channels are equal (a mono camera or a greyscale file)."""
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+
+
+def finish_dehaze(
+    output: np.ndarray, source: np.ndarray, strength: float = 1.0, mono: bool = False
+) -> np.ndarray:
+    """The dehazer's float output → the uint8 image a person sees (node, ``enhance`` alike).
+
+    ``strength`` blends it with the input (0 = the input, 1 = the network's output), so a user can
+    temper a colour correction that overshoots on neutral scenes (white sand turning pink). ``mono``
+    returns the output's luminance as ``H×W``: a mono camera's image stays mono instead of picking
+    up the tint the network learned from colour water.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength {strength}: must be between 0 (the input) and 1 (the full output)")
+    out = (
+        output
+        if strength == 1.0
+        else source.astype(np.float32) / 255.0 * (1.0 - strength) + output * strength
+    )
+    u8 = float_to_uint8(out)
+    return cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY) if mono else u8
 
 
 def resize(x: torch.Tensor, hw: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:

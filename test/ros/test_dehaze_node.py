@@ -134,8 +134,9 @@ def test_compressed_frames_after_switching_transport_the_lifecycle_way(peer, nod
         assert peer.change_state(node.fqn, "activate")
 
 
-@pytest.mark.parametrize("encoding,expected", [("bgr8", "bgr8"), ("mono8", "rgb8")])
+@pytest.mark.parametrize("encoding,expected", [("bgr8", "bgr8"), ("mono8", "mono8")])
 def test_output_keeps_the_input_colour_family(peer, node, outputs, frames, encoding, expected):
+    """BGR in → bgr8 out; a mono camera's frames come out mono (its luminance), not tinted RGB."""
     from sensor_msgs.msg import Image
 
     small = cv2.resize(frames[0], (128, 96))
@@ -143,9 +144,30 @@ def test_output_keeps_the_input_colour_family(peer, node, outputs, frames, encod
     enhanced, _ = _lockstep(peer, node, outputs, sent, "image", Image)
     assert {m.encoding for m in enhanced} == {expected}
     assert {(m.width, m.height) for m in enhanced} == {(128, 96)}
+    channels = 1 if expected == "mono8" else 3
+    assert {(m.step, len(m.data)) for m in enhanced} == {(128 * channels, 128 * 96 * channels)}
     if encoding == "bgr8":  # a bgr8 output decoded as bgr8 is close to the rgb input's dehazed colours
         img = np.frombuffer(bytes(enhanced[0].data), np.uint8).reshape(96, 128, 3)[..., ::-1]
         assert np.corrcoef(img[..., 0].ravel(), small[..., 0].ravel())[0, 1] > 0.5
+
+
+def test_strength_is_hot_and_zero_publishes_the_input(peer, node, outputs, frames):
+    """``strength`` (0..1) blends the output with the input at the next frame; outside the range
+    the set call is refused and the value kept."""
+    from sensor_msgs.msg import Image
+
+    small = cv2.resize(frames[0], (128, 96))
+    assert not peer.set_params(node.fqn, strength=1.5)[0].successful
+    assert peer.set_params(node.fqn, strength=0.0)[0].successful
+    try:
+        sent = [image_msg(small, 3500 * 10**9, FRAME_ID)]
+        enhanced, _ = _lockstep(peer, node, outputs, sent, "image", Image)
+        out = np.frombuffer(bytes(enhanced[0].data), np.uint8).reshape(96, 128, 3)
+        assert np.array_equal(out, small)
+    finally:
+        assert peer.set_params(node.fqn, strength=1.0)[0].successful
+    enhanced, _ = _lockstep(peer, node, outputs, [image_msg(small, 3501 * 10**9, FRAME_ID)], "image", Image)
+    assert not np.array_equal(np.frombuffer(bytes(enhanced[0].data), np.uint8).reshape(96, 128, 3), small)
 
 
 def test_a_30hz_stream_keeps_inference_steady_and_the_spin_thread_idle(peer, node, outputs, frames):

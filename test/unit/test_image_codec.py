@@ -153,8 +153,10 @@ def test_output_encoding_follows_the_input_family():
     assert output_encoding("bgr8") == "bgr8"
     assert output_encoding("bgra8") == "bgr8"
     assert output_encoding("8UC3") == "bgr8"
-    for enc in ("rgb8", "rgba8", "mono8", "mono16", "32FC1", "yuv422", "bayer_rggb8"):
+    for enc in ("rgb8", "rgba8", "32FC1", "yuv422", "bayer_rggb8"):
         assert output_encoding(enc) == "rgb8"
+    for enc in ("mono8", "mono16"):  # a mono camera's enhanced image stays mono
+        assert output_encoding(enc) == "mono8"
 
 
 def test_encode_bgr8_and_mono8():
