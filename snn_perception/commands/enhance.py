@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from snn_perception.runtime.memory import FrameTooLarge
+
     # the inputs first: a wrong --out or a video is refused before torch loads (seconds)
     check_out_folder(args.out, "NAME.png per input")
     batch = collect_images(args.inputs)
@@ -159,7 +161,10 @@ def _run(args: argparse.Namespace) -> int:
     records = []
     for i, (path, outs) in enumerate(work, 1):
         rgb = read_rgb(path)
-        result = engine.run(rgb)
+        try:
+            result = engine.run(rgb)
+        except FrameTooLarge as exc:  # refused before inference: the outputs so far are kept
+            raise UsageError(f"{path}: {exc}") from None
         out_png = outs[0]
         mono = is_grey(rgb)  # a greyscale photo stays grey instead of taking on the learned tint
         write_png(out_png, finish_dehaze(result.output, rgb, args.strength, mono=mono))

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from snn_perception.commands.image_batch import check_out_folder, collect_images
+    from snn_perception.runtime.memory import FrameTooLarge
 
     # the inputs first: a wrong --out or a video is refused before torch loads (seconds)
     check_out_folder(args.out, f"NAME_mask.png, NAME_color.png, NAME_overlay.png per input and {LEGEND}")
@@ -156,7 +157,10 @@ def _run(args: argparse.Namespace) -> int:
     records = []
     for path, outs in progress.bar(work, desc="segment", disable=len(work) < 4):
         rgb = read_rgb(path)
-        res = engine.run(rgb)
+        try:
+            res = engine.run(rgb)
+        except FrameTooLarge as exc:  # refused before inference: the outputs so far are kept
+            raise UsageError(f"{path}: {exc}") from None
         ids = res.output
         color = colorize(ids, colors)
         for out, img in zip(outs, (ids, color, overlay(rgb, color, args.alpha)), strict=True):

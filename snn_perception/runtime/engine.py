@@ -28,6 +28,7 @@ from snn_perception.models import registry
 from snn_perception.runtime import weights as weights_registry
 from snn_perception.runtime.budget import Budget, BudgetPlanner
 from snn_perception.runtime.checkpoint import Checkpoint, WeightsError, load_checkpoint, load_into
+from snn_perception.runtime.memory import check_fits
 from snn_perception.runtime.preprocess import crop, image_to_tensor, pad_to_multiple, resize
 from snn_perception.runtime.stats import EnergyModel, FrameStats
 
@@ -361,6 +362,9 @@ class Engine:
         counting = self.config.count_ops if count_ops is None else bool(count_ops)
         if budget is not None and budget.energy_mj > 0:
             counting = True  # the energy budget learns from the counted energy
+        if self.device.type == "cpu":  # before any copy: a frame that cannot fit is refused at once
+            hw = self.config.input_hw or (int(image.shape[0]), int(image.shape[1]))
+            check_fits(self.info.arch, hw, steps if self.info.spiking else 1)
         with self._lock:
             t_locked = time.perf_counter()
             x = image_to_tensor(image, self.device)
