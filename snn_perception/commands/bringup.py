@@ -48,6 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dehaze-weights", default=None, help="override the dehaze weights (name or path)")
     parser.add_argument("--segment-weights", default=None, help="override the segment weights (name or path)")
     parser.add_argument("--timesteps", type=int, default=None, help="override timesteps (1..64)")
+    parser.add_argument(
+        "--status-every",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="print a one-line status (fps, latency, done and dropped per node) every S seconds; "
+        "0 = never (default 5)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0.1 <= args.rate <= 240:  # also refuses nan
         print(f"bringup: --rate {args.rate}: must be in 0.1..240 Hz", file=sys.stderr)
         return 2
+    if not (args.status_every == 0 or 0.5 <= args.status_every <= 3600):  # also refuses nan
+        msg = f"bringup: --status-every {args.status_every}: must be 0 (never) or 0.5..3600 s"
+        print(msg, file=sys.stderr)
+        return 2
     common: dict = {}
     if args.input_transport:
         common["input_transport"] = args.input_transport
@@ -112,5 +124,6 @@ def run(args: argparse.Namespace) -> int:
         segment_input=args.segment_input,
         rate_hz=args.rate,
         overrides=overrides,
+        status_every_s=args.status_every,
     )
     return run_bringup(cfg)

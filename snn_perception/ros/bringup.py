@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ class BringupConfig:
     segment_input: str = "enhanced"  # or 'camera'
     rate_hz: float = 10.0
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # node name → {param: value}
+    status_every_s: float = 5.0  # a one-line status of the perception nodes on stdout; 0 = never
 
 
 def load_params_file(path: Path) -> dict[str, dict[str, Any]]:
@@ -165,6 +167,14 @@ def build_nodes(cfg: BringupConfig, context=None) -> list:
     return nodes
 
 
+def status_of(nodes: list) -> str:
+    """The perception nodes' status lines joined (the image source has no counters)."""
+    from snn_perception.ros.diagnostics import status_line
+
+    parts = [status_line(n.get_name(), n._state, n.counters) for n in nodes if hasattr(n, "counters")]
+    return " | ".join(parts) or "no perception node"
+
+
 def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
     import rclpy
     from rclpy._rclpy_pybind11 import RCLError
@@ -189,9 +199,13 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
         executor.add_node(n)
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     failed: list[str] = []
+    next_status = time.monotonic() + cfg.status_every_s
     try:
         while rclpy.ok() and not failed:
             executor.spin_once(timeout_sec=0.2)
+            if cfg.status_every_s > 0 and time.monotonic() >= next_status:
+                next_status += cfg.status_every_s
+                print("status: " + status_of(nodes), flush=True)
             # a node that cannot configure at start-up (missing or wrong weights) ends the bring-up:
             # nothing would ever fix it in this process
             failed = [

@@ -73,6 +73,20 @@ class FrameCounters:
         )
 
 
+def status_line(name: str, state: str, counters: FrameCounters, window_s: float = 5.0) -> str:
+    """One node in a few words for a terminal (``bringup``'s periodic status): state, output rate
+    and mean latency over the last ``window_s``, and the totals since activation."""
+    rate, latency = counters.rate_and_latency(window_s)
+    if state != "active":
+        return f"{name} {state}"
+    if not counters.received:
+        return f"{name} active, no frames yet"
+    return (
+        f"{name} {rate:.1f} fps, {latency:.0f} ms, {counters.processed} done, "
+        f"{counters.dropped} dropped of {counters.received}"
+    )
+
+
 def diagnostic_values(
     counters: FrameCounters,
     state: str,

@@ -155,6 +155,8 @@ def test_bringup_runs_the_chain_from_a_folder_and_stops_cleanly_on_ctrl_c(ros_en
         "dehaze,segment" if seg else "dehaze",
         "--params",
         str(YAML),
+        "--status-every",
+        "1",
     ]
     if seg:
         cmd += ["--segment-weights", seg]
@@ -171,6 +173,13 @@ def test_bringup_runs_the_chain_from_a_folder_and_stops_cleanly_on_ctrl_c(ros_en
         assert {m.header.frame_id for m in msgs} == {"camera_optical_frame"}
         assert {(m.width, m.height, m.encoding) for m in msgs} == {(128, 96, "rgb8")}
         assert all(m.header.stamp.sec > 0 for m in msgs)
+        # live feedback without ROS tools: a status line per second with the dehazer's rate and counts
+        log.flush()
+        wait_for(lambda: " done, " in (tmp_path / "bringup.log").read_text(), 30, "a status line with counts")
+        line = next(x for x in (tmp_path / "bringup.log").read_text().splitlines() if " done, " in x)
+        assert (
+            line.startswith("status: ") and "dehaze_node" in line and "fps" in line and "dropped of" in line
+        )
     except TimeoutError as exc:
         proc.kill()
         proc.wait()
@@ -221,6 +230,7 @@ def test_bringup_refuses_bad_names_rates_and_parameter_files(ros_environment, tm
         (("--namespace", "bad ns"), "Invalid namespace"),
         (("--camera-topic", "bad topic"), "Invalid topic name"),
         (("--rate", "0"), "must be in 0.1..240 Hz"),
+        (("--status-every", "0.1"), "must be 0 (never) or 0.5..3600 s"),
         (("--params", str(not_yaml_mapping)), "expected a ROS 2 parameter YAML"),
         (("--params", str(out_of_range), "--nodes", "dehaze"), "timesteps out of range"),
     ]
