@@ -24,7 +24,7 @@ import numpy as np
 
 from snn_perception.replay.common import ReplayResult
 from snn_perception.replay.plots import write_contact_sheet, write_plots
-from snn_perception.replay.summary import summarize, summary_table
+from snn_perception.replay.summary import recommendation, summarize, summary_table
 
 
 def _json_safe(x: Any) -> Any:
@@ -239,6 +239,8 @@ def _html(result: ReplayResult, files: ReportFiles, summaries: list[dict[str, An
             f'<img class="wide" src="{esc(files.contact_sheet.name)}" alt="contact sheet">'
         )
     pace = "as fast as possible" if cfg.rate is None else f"{cfg.rate}× bag rate"
+    advice = recommendation(summaries)
+    advice_html = f'<p class="advice"><b>{esc(advice)}</b></p>' if advice else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>snn_perception replay report</title>
 <style>
@@ -246,9 +248,10 @@ body{{font-family:system-ui,sans-serif;margin:1.5em;max-width:1200px;color:#222}
 table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}th{{background:#eef}}
 figure{{display:inline-block;margin:6px}}img{{max-width:560px}}img.wide{{max-width:100%}}
-code{{background:#f4f4f4;padding:1px 4px}}
+code{{background:#f4f4f4;padding:1px 4px}}.advice{{font-size:16px;background:#eef6ee;padding:8px}}
 </style></head><body>
 <h1>Replay report</h1>
+{advice_html}
 <p>Bag <code>{esc(str(result.topics.info.path))}</code> ({esc(result.topics.info.storage)}), topic
 <code>{esc(result.topics.image)}</code>, {result.topics.frames} frames; reference
 <code>{esc(str(result.topics.reference))}</code>; mode <b>{esc(cfg.mode)}</b>, {esc(pace)}.</p>
@@ -282,6 +285,9 @@ def _markdown(result: ReplayResult, files: ReportFiles, summaries: list[dict[str
         + ("as fast as possible." if cfg.rate is None else f"{cfg.rate}× bag rate."),
         "",
     ]
+    advice = recommendation(summaries)
+    if advice:
+        lines[1:1] = ["", f"**{advice}**"]
     for task, m in result.models.items():
         lines.append(
             f"- {task}: {m['arch']}/{m['variant']}, weights `{m['weights_id']}`, "

@@ -193,3 +193,45 @@ def format_table(lines: list[list[str]]) -> str:
         if j == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+#: a run "keeps up" with a paced stream when at most this share of its decodable frames was dropped
+KEEPS_UP = 0.10
+
+
+def recommendation(summaries: list[dict[str, Any]]) -> str | None:
+    """One sentence naming the setting to use and its numbers: the dehazer run with the best quality
+    (PSNR out, else UIQM out) among those that keep up with the stream (≤ 10 % dropped), or, when
+    none does, the one that drops least. ``None`` when no run has a dehaze quality to rank by."""
+    runs = [s for s in summaries if s.get("dehaze", {}).get("processed")]
+    key = next(
+        (k for k in ("psnr_out", "uiqm_out") if any(s["dehaze"]["quality"].get(k) is not None for s in runs)),
+        None,
+    )
+    if key is None:
+        return None
+    runs = [s for s in runs if s["dehaze"]["quality"].get(key) is not None]
+    keeping = [s for s in runs if (s["dehaze"]["drop_rate"] or 0.0) <= KEEPS_UP]
+    if keeping:
+        best = max(keeping, key=lambda s: s["dehaze"]["quality"][key])
+        why = f"the best quality among the {len(keeping)} run(s) that keep up (≤ {KEEPS_UP:.0%} dropped)"
+    else:
+        best = min(runs, key=lambda s: s["dehaze"]["drop_rate"] or 0.0)
+        why = f"no run kept up (each dropped over {KEEPS_UP:.0%}); this one drops least"
+    m = best["dehaze"]
+    q = m["quality"]
+    name = "PSNR" if key == "psnr_out" else "UIQM"
+    unit = " dB" if key == "psnr_out" else ""
+    raw = q.get(key.replace("_out", "_raw"))
+    parts = [f"{name} {q[key]:.2f}{unit}" + (f" (input {raw:.2f})" if raw is not None else "")]
+    if q.get("ssim_out") is not None:
+        parts.append(f"SSIM {q['ssim_out']:.3f}")
+    if m["latency_ms"]["p95"] is not None:
+        parts.append(f"p95 latency {m['latency_ms']['p95']:.0f} ms")
+    parts.append(f"{m['drop_rate'] or 0.0:.0%} of frames dropped")
+    if m["energy_per_frame_j"] is not None:
+        parts.append(f"{m['energy_per_frame_j'] * 1e3:.2f} mJ per frame")
+    seg = best.get("segment", {}).get("quality", {}).get("miou_dataset")
+    if seg is not None:
+        parts.append(f"segmentation mIoU {seg:.3f}")
+    return f"Recommended: {best['label']} — {', '.join(parts)}: {why}."

@@ -187,3 +187,22 @@ def test_a_budget_sweep_gets_a_budget_plot_beside_the_fixed_t_runs(tmp_path: Pat
 def test_no_budget_plot_without_a_budget_run(tmp_path: Path) -> None:
     files = write_report(_result([_run(1), _run(4)]), tmp_path)
     assert "budget.png" not in {p.name for p in files.plots}
+
+
+def test_the_report_opens_with_one_recommended_setting_and_its_numbers(tmp_path: Path) -> None:
+    """The run with the best PSNR among those that keep up (≤ 10 % dropped) is named in one sentence
+    at the top of the HTML and Markdown; when none keeps up, the one that drops least."""
+    from snn_perception.replay.summary import recommendation
+
+    runs = [_run(1), _run(4), _run(8, dropped=tuple(range(2, 20)))]  # T=8 best PSNR but drops 60 %
+    summaries = [summarize(r, 1.0) for r in runs]
+    advice = recommendation(summaries)
+    assert advice is not None and advice.startswith("Recommended: T=4")
+    assert "PSNR 18.40 dB (input 17.00)" in advice and "ms" in advice and "keep up" in advice
+    files = write_report(_result(runs), tmp_path)
+    page = files.html.read_text()
+    assert page.index("Recommended: T=4") < page.index("<h2>Summary</h2>")
+    assert "Recommended: T=4" in files.markdown.read_text()
+    lagging = [summarize(_run(t, dropped=tuple(range(2, 2 + d))), 1.0) for t, d in ((2, 15), (4, 20))]
+    assert recommendation(lagging).startswith("Recommended: T=2") and "drops least" in recommendation(lagging)
+    assert recommendation([summarize(_run(4, reference=False), 1.0)]).startswith("Recommended: T=4 — UIQM")
