@@ -27,6 +27,7 @@ step = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
 .PHONY: help setup test test-all lint demo bench clean distclean
 
 help:
+	@echo "make setup      - create .venv, install the dependencies and build the messages (then: source tools/env.sh)"
 	@echo "make demo       - set up everything, then run the synthetic-dive demo (report in demo_out/)"
 	@echo "make test       - set up everything, then run the test suite (SNN_RUN_SLOW=1 for slow tests)"
 	@echo "make test-all   - set up everything, then run the test suite with SNN_RUN_SLOW=1 (training runs, DDP)"

@@ -105,3 +105,24 @@ def test_greedy_soup_runs_end_to_end_on_tiny_data(tmp_path: Path) -> None:
         assert meta["average"]["method"].startswith("greedy")
     else:
         assert not (tmp_path / "s").exists()
+
+
+def test_env_sh_sets_up_a_bare_shell_for_the_cli_and_ros(tmp_path: Path) -> None:
+    """``source tools/env.sh`` from another folder in a shell with nothing set: rclpy, our messages
+    and the CLI import, and the ROS settings the package needs are there (what the README's shell
+    set-up promises)."""
+    import os
+
+    if not (TOOLS.parent / "install" / "setup.bash").is_file():
+        pytest.skip("install/ is not built here: run make setup")
+    script = (
+        f"source {TOOLS / 'env.sh'} >/dev/null && python -c 'import rclpy, snn_perception.msg' "
+        "&& command -v snn-perception >/dev/null "
+        "&& echo $ROS_AUTOMATIC_DISCOVERY_RANGE $FASTDDS_DEFAULT_PROFILES_FILE"
+    )
+    env = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["LOCALHOST", str(TOOLS.parent / "config" / "fastdds_localhost.xml")]
