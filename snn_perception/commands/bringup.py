@@ -49,6 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--segment-weights", default=None, help="override the segment weights (name or path)")
     parser.add_argument("--timesteps", type=int, default=None, help="override timesteps (1..64)")
     parser.add_argument(
+        "--preview",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the newest enhanced image and segmentation overlay to DIR as JPEG files every second "
+        "(and the status line to DIR/status.txt): a look at the outputs without ROS tools",
+    )
+    parser.add_argument(
         "--status-every",
         type=float,
         default=5.0,
@@ -96,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
         msg = f"bringup: --status-every {args.status_every}: must be 0 (never) or 0.5..3600 s"
         print(msg, file=sys.stderr)
         return 2
+    if args.preview is not None and args.preview.exists() and not args.preview.is_dir():
+        msg = f"bringup: --preview {args.preview}: is a file; give a folder (created if missing)"
+        print(msg, file=sys.stderr)
+        return 2
     common: dict = {}
     if args.input_transport:
         common["input_transport"] = args.input_transport
@@ -125,5 +137,6 @@ def run(args: argparse.Namespace) -> int:
         rate_hz=args.rate,
         overrides=overrides,
         status_every_s=args.status_every,
+        preview_dir=args.preview,
     )
     return run_bringup(cfg)

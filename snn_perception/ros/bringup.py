@@ -28,6 +28,7 @@ class BringupConfig:
     rate_hz: float = 10.0
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # node name → {param: value}
     status_every_s: float = 5.0  # a one-line status of the perception nodes on stdout; 0 = never
+    preview_dir: Path | None = None  # write the newest outputs there as JPEG files (ros/preview.py)
 
 
 def load_params_file(path: Path) -> dict[str, dict[str, Any]]:
@@ -167,6 +168,19 @@ def build_nodes(cfg: BringupConfig, context=None) -> list:
     return nodes
 
 
+def _preview(cfg: BringupConfig, nodes: list):
+    """The preview writer for the perception nodes' image outputs (enhanced, segmentation overlay)."""
+    from snn_perception.ros.preview import PreviewWriter
+
+    outputs = {"dehaze_node": ("enhanced",), "segment_node": ("overlay",)}
+    topics = {
+        f"{n.get_name()}_{out}": f"{_fq(cfg.namespace, n.get_name())}/{out}"
+        for n in nodes
+        for out in outputs.get(n.get_name(), ())
+    }
+    return PreviewWriter(cfg.preview_dir, topics, namespace=cfg.namespace or None)
+
+
 def status_of(nodes: list) -> str:
     """The perception nodes' status lines joined (the image source has no counters)."""
     from snn_perception.ros.diagnostics import status_line
@@ -194,6 +208,9 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
         # a missing source, bad parameter values or types, bad node/topic names or ROS arguments
         print(f"bringup: {exc}", file=sys.stderr)
         return finish(2)
+    preview = _preview(cfg, nodes) if cfg.preview_dir is not None else None
+    if preview is not None:
+        nodes.append(preview)
     executor = PerceptionExecutor(num_threads=4)
     for n in nodes:
         executor.add_node(n)
@@ -205,7 +222,10 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
             executor.spin_once(timeout_sec=0.2)
             if cfg.status_every_s > 0 and time.monotonic() >= next_status:
                 next_status += cfg.status_every_s
-                print("status: " + status_of(nodes), flush=True)
+                line = status_of(nodes)
+                print("status: " + line, flush=True)
+                if preview is not None:
+                    preview.status = line
             # a node that cannot configure at start-up (missing or wrong weights) ends the bring-up:
             # nothing would ever fix it in this process
             failed = [

@@ -157,6 +157,8 @@ def test_bringup_runs_the_chain_from_a_folder_and_stops_cleanly_on_ctrl_c(ros_en
         str(YAML),
         "--status-every",
         "1",
+        "--preview",
+        str(tmp_path / "preview"),
     ]
     if seg:
         cmd += ["--segment-weights", seg]
@@ -231,6 +233,7 @@ def test_bringup_refuses_bad_names_rates_and_parameter_files(ros_environment, tm
         (("--camera-topic", "bad topic"), "Invalid topic name"),
         (("--rate", "0"), "must be in 0.1..240 Hz"),
         (("--status-every", "0.1"), "must be 0 (never) or 0.5..3600 s"),
+        (("--preview", str(not_yaml_mapping)), "is a file; give a folder"),
         (("--params", str(not_yaml_mapping)), "expected a ROS 2 parameter YAML"),
         (("--params", str(out_of_range), "--nodes", "dehaze"), "timesteps out of range"),
     ]
