@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
+
 
 def check_threads(threads: int | None) -> None:
     """``--threads`` is at least 1 (0 or less would be ignored or crash torch); None: torch's choice."""
@@ -23,7 +25,7 @@ def timestep_list(text: str) -> list[int]:
         values = [int(v) for item in items for v in item]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--timesteps {text!r}: expected integers, e.g. 1,2,4,8") from None
-    bad = [v for v in values if not 1 <= v <= 64]
+    bad = [v for v in values if not MIN_TIMESTEPS <= v <= MAX_TIMESTEPS]
     if not values or bad:
         raise argparse.ArgumentTypeError(f"--timesteps {text!r}: each value must be between 1 and 64")
     return values

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from snn_perception.commands import add_device_argument
+from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device:
         common["device"] = args.device
     if args.timesteps is not None:
-        if not 1 <= args.timesteps <= 64:
+        if not MIN_TIMESTEPS <= args.timesteps <= MAX_TIMESTEPS:
             print(f"bringup: --timesteps {args.timesteps}: must be in 1..64", file=sys.stderr)
             return 2
         common["timesteps"] = args.timesteps

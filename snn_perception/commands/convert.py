@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from snn_perception.commands import add_device_argument, check_threads
+from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
 
 THRESHOLDS_FORMAT = "comma-separated positive numbers, high to low, e.g. 2,1,0.5,0.25"
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if not 1 <= args.timesteps <= 64:
+    if not MIN_TIMESTEPS <= args.timesteps <= MAX_TIMESTEPS:
         print(
             f"snn-perception convert: error: --timesteps {args.timesteps}: must be between 1 and 64",
             file=sys.stderr,

@@ -17,14 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from snn_perception.runtime.image_codec import ImageDecodeError, file_has_alpha, read_image_file
+from snn_perception.runtime.image_codec import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    ImageDecodeError,
+    file_has_alpha,
+    read_image_file,
+)
 from snn_perception.runtime.paths import refuse_existing_outputs, refuse_input_clash, refuse_input_folder
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 #: what ``make-bag`` and ``bringup --source`` read as videos
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 #: an ``--out`` ending in one of these is a file name given where a folder is wanted
-FILE_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES | {".gif", ".npy", ".json", ".txt", ".csv"}
+FILE_SUFFIXES = {*IMAGE_SUFFIXES, *VIDEO_SUFFIXES, ".gif", ".npy", ".json", ".txt", ".csv"}
 
 
 class UsageError(Exception):

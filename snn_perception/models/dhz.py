@@ -34,12 +34,12 @@ from snn_perception.models.dhz_blocks import (  # noqa: F401  (SpikingMLP, _fire
     _lif_pool,
 )
 from snn_perception.models.neurons import ALIF, Reset, leaky_readout
+from snn_perception.models.registry import MAX_TIMESTEPS
 
 Variant = Literal["official", "paper"]
 #: how the two leaky read-outs turn T steps into one value: the published ``leaky`` membrane (its
 #: scale grows with T, so weights suit one T) or ``normalized`` (a weighted mean at every T: anytime)
 Readout = Literal["leaky", "normalized"]
-MAX_TIMESTEPS = 64
 
 
 @dataclass(frozen=True)

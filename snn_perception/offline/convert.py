@@ -31,6 +31,7 @@ from torch import nn
 
 from snn_perception.models.folding import fold_conv_bn
 from snn_perception.models.multithreshold import DEFAULT_THRESHOLDS, validate_thresholds
+from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.models.spiking_unet import SpikingUNet, SpikingUNetConfig
 from snn_perception.models.unet import DEPTH, UNet, UNetConfig, concat_inputs, site_names
 
@@ -55,7 +56,7 @@ class ConvertConfig:
         self.thresholds = validate_thresholds(self.thresholds)
         if not all(math.isfinite(t) for t in self.thresholds):
             raise ValueError(f"thresholds={self.thresholds}: must be finite numbers, e.g. 2,1,0.5,0.25")
-        if not 1 <= self.default_timesteps <= 64:
+        if not MIN_TIMESTEPS <= self.default_timesteps <= MAX_TIMESTEPS:
             raise ValueError(f"default_timesteps={self.default_timesteps}: must be between 1 and 64")
         if not 0.0 <= self.membrane_init < 1.0:
             raise ValueError(

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.models.spiking_unet import SpikingUNet
 from snn_perception.offline.run_checks import finite, require
 from snn_perception.offline.seg_metrics import ConfusionMatrix
@@ -42,7 +43,12 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         """Bad settings fail here, before the model or any image is loaded (messages name the CLI flag)."""
-        require(1 <= self.timesteps <= 64, "--timesteps", self.timesteps, "between 1 and 64")
+        require(
+            MIN_TIMESTEPS <= self.timesteps <= MAX_TIMESTEPS,
+            "--timesteps",
+            self.timesteps,
+            "between 1 and 64",
+        )
         require(self.epochs >= 1, "--epochs", self.epochs, "at least 1")
         require(finite(self.lr, 0.0, above=True), "--lr", self.lr, "a finite number above 0, e.g. 1e-4")
         require(self.batch >= 1, "--batch", self.batch, "at least 1")

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from snn_perception.runtime.image_codec import ImageDecodeError, read_image_file
+from snn_perception.runtime.image_codec import IMAGE_SUFFIXES, ImageDecodeError, read_image_file
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 #: largest tone jitter: beyond it the gain range reaches 0 (black frames)
 TONE_JITTER_MAX = 0.9
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.offline.losses import LossWeights
 from snn_perception.offline.pairs import TONE_JITTER_MAX
 from snn_perception.offline.run_checks import finite, require
@@ -82,7 +83,12 @@ class TrainDhzConfig:
             "different folders (one given twice would weigh its pairs double)",
         )
         require(self.variant in VARIANTS, "--variant", self.variant, f"one of {', '.join(VARIANTS)}")
-        require(1 <= self.timesteps <= 64, "--timesteps", self.timesteps, "between 1 and 64")
+        require(
+            MIN_TIMESTEPS <= self.timesteps <= MAX_TIMESTEPS,
+            "--timesteps",
+            self.timesteps,
+            "between 1 and 64",
+        )
         require(self.crop >= 8 and self.crop % 8 == 0, "--crop", self.crop, "a positive multiple of 8")
         # the transformer runs at 1/8 resolution: one 8×8 crop is a single value per channel there,
         # and BatchNorm cannot train on one value
@@ -157,7 +163,7 @@ class TrainDhzConfig:
         require(not self.epoch_size or self.mix, "--epoch-size", self.epoch_size, "used only with --mix")
         require(self.val_max >= 0, "--val-max", self.val_max, "0 (no cap) or more pairs per source")
         require(
-            all(1 <= t <= 64 for t in self.anytime),
+            all(MIN_TIMESTEPS <= t <= MAX_TIMESTEPS for t in self.anytime),
             "--anytime",
             self.anytime,
             "steps between 1 and 64",

@@ -32,9 +32,8 @@ from snn_perception.replay.bag_io import (
     BagWriter,
     check_new_bag,
 )
+from snn_perception.runtime.image_codec import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 DEFAULT_TOPIC = "/camera/image"
 DEFAULT_REFERENCE_TOPIC = "/camera/reference"
 DEFAULT_MASK_TOPIC = "/camera/mask"

@@ -28,6 +28,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from snn_perception.models.registry import MAX_TIMESTEPS
 from snn_perception.msg import EnergyTelemetry
 from snn_perception.ros import parameters
 from snn_perception.ros.diagnostics import BudgetStats, FrameCounters, diagnostic_values
@@ -279,7 +280,7 @@ class PerceptionNode(LifecycleNode):
         if old is None or self._state not in ("inactive", "active"):
             resp.success, resp.message = False, f"{self.get_name()} is {self._state}: configure it first"
             return resp
-        if not 0 <= req.timesteps <= 64:
+        if not 0 <= req.timesteps <= MAX_TIMESTEPS:
             resp.success, resp.message = False, f"timesteps {req.timesteps} out of range 0..64 (0 = default)"
             return self._describe(resp, old)
         reason = parameters.validate("weights", req.weights) if req.weights else "weights must not be empty"

@@ -18,9 +18,8 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-from snn_perception.runtime.image_codec import encode_compressed, encode_image
+from snn_perception.runtime.image_codec import IMAGE_SUFFIXES, encode_compressed, encode_image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 #: the values each string parameter accepts (also checked when changed at run time)
 CHOICES = {"transport": ("raw", "compressed"), "encoding": ("rgb8", "bgr8"), "format": ("jpeg", "png")}
 RATE_RANGE_HZ = (0.1, 240.0)  # publishing rate limits (the launch file checks rate_hz against them too)

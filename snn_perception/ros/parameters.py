@@ -17,6 +17,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
+from snn_perception.models.registry import MAX_TIMESTEPS
 from snn_perception.runtime.image_codec import DEFAULT_MAX_PIXELS
 
 DEVICES = ("cpu", "cuda", "auto")
@@ -88,7 +89,7 @@ SPECS: tuple[Spec, ...] = (
         "timesteps",
         "Simulation timesteps T per frame; 0 = the weights' default. Applies at the next frame.",
         hot=True,
-        int_range=(0, 64, 1),
+        int_range=(0, MAX_TIMESTEPS, 1),
     ),
     Spec(
         "input_width",

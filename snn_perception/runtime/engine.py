@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from snn_perception.models import registry
+from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.runtime import weights as weights_registry
 from snn_perception.runtime.budget import Budget, BudgetPlanner
 from snn_perception.runtime.checkpoint import Checkpoint, WeightsError, load_checkpoint, load_into
@@ -34,7 +35,6 @@ from snn_perception.runtime.stats import EnergyModel, FrameStats
 
 log = logging.getLogger(__name__)
 
-MIN_TIMESTEPS, MAX_TIMESTEPS = 1, 64
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 #: architecture → task, for checkpoints whose metadata does not say.

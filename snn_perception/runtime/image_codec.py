@@ -39,6 +39,10 @@ import numpy as np
 
 #: default refusal limit: a 4K frame has 8.3 Mpx; more is almost surely a malformed header.
 DEFAULT_MAX_PIXELS = 16_000_000
+#: image files every reader of this package accepts (frame sources, make-bag, pairs, masks, the CLI)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+#: video files (make-bag, bringup --source): pointed to when one is given where images are expected
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
 class ImageDecodeError(ValueError):
