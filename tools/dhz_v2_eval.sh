@@ -7,13 +7,15 @@
 #   LSUI 512², EUVP dark 256², UIEB real 256², UFO-120 256²; then `bench` at 256² and 512², T = 4.
 #
 #   tools/dhz_v2_eval.sh WEIGHTS OUT_DIR     (repository root, venv set up: `make setup`)
+# BASELINE (environment, default dhz): the weights to compare with.
 set -euo pipefail
 weights=${1:?usage: tools/dhz_v2_eval.sh WEIGHTS OUT_DIR}
 out=${2:?usage: tools/dhz_v2_eval.sh WEIGHTS OUT_DIR}
 data=${SNN_SHARED_DIR:-../shared}/data
 mkdir -p "$out"
 cli=(.venv/bin/python -m snn_perception.cli)
-models=(dhz_v1 "$weights")
+baseline=${BASELINE:-dhz}
+models=("$baseline" "$weights")
 if "${cli[@]}" evaluate --task dehaze --data "$data/euvp_test23" --weights dhz_official --limit 1 \
      --size 64x64 --method --no-uiqm --no-progress > /dev/null 2>&1; then models=(dhz_official "${models[@]}"); fi
 common=(--timesteps 1 2 4 8 --no-uiqm --no-progress --threads 2)
@@ -25,7 +27,7 @@ for spec in lsui_pairs:512 euvp_dark:256 uieb_real:256 ufo120_sample:256; do
   "${cli[@]}" evaluate --task dehaze --data "$data/$src" "${val[@]}" --size "${size}x${size}" \
     --weights "${models[@]}" "${common[@]}" --json "$out/${src}_val_${size}.json"
 done
-for w in dhz_v1 "$weights"; do
+for w in "$baseline" "$weights"; do
   "${cli[@]}" bench --model dhz --weights "$w" --size 256 512 --timesteps 4 \
     --json "$out/bench_$(basename "${w%.safetensors}").json"
 done

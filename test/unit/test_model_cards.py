@@ -10,7 +10,11 @@ import pytest
 from snn_perception.runtime.checkpoint import sha256_file
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "snn_perception" / "weights"
-CARDS = {"dhz.safetensors": "dhz.md", "spiking_unet.safetensors": "spiking_unet_suim.md"}
+CARDS = {
+    "dhz.safetensors": "dhz.md",
+    "dhz_v2.safetensors": "dhz_v2.md",
+    "spiking_unet.safetensors": "spiking_unet_suim.md",
+}
 
 
 @pytest.mark.parametrize(("weights", "card"), sorted(CARDS.items()))
