@@ -174,7 +174,7 @@ def build_config(args: argparse.Namespace):
 def execute(config, out_stream=sys.stdout, external: dict[str, str] | None = None) -> int:
     """Run a replay and write its report; 0, or 130 after Ctrl-C (partial report written)."""
     from snn_perception.replay.report import check_report_dir, clear_previous_report, write_report
-    from snn_perception.replay.summary import format_table, summary_table
+    from snn_perception.replay.summary import format_table, recommendation, summary_table
 
     check_report_dir(config.out, config.bag)
     clear_previous_report(config.out, config.overwrite)
@@ -190,6 +190,9 @@ def execute(config, out_stream=sys.stdout, external: dict[str, str] | None = Non
     for note in result.notes:
         print(f"note: {note}", file=out_stream)
     print(format_table(summary_table(files.summaries)), file=out_stream)
+    advice = recommendation(files.summaries)
+    if advice:
+        print(advice, file=out_stream)
     state = "PARTIAL report (interrupted)" if result.interrupted else "report"
     print(f"{state}: {files.html}", file=out_stream)
     return 130 if result.interrupted else 0

@@ -182,11 +182,16 @@ def _budget_plot(summaries: list[dict[str, Any]], out: Path, plots: list[Path]) 
                     xytext=(0, 2),
                     textcoords="offset points",
                 )
+        if not pts:  # e.g. segmentation without a mask topic
+            row[0].text(0.5, 0.5, "not scored: no reference in the bag", ha="center", transform=row[0].transAxes)
         row[0].set(xlabel="latency budget (ms)", ylabel=qlabel, title=f"{model}: quality vs budget")
         p95 = [s[model]["latency_ms"]["p95"] for s in runs]
         miss = [s[model].get("budget_miss_rate") for s in runs]
         row[1].plot(budgets, [v if v is not None else float("nan") for v in p95], "o-", label="p95 latency")
-        row[1].plot(budgets, budgets, "k:", lw=0.8, label="budget")
+        if len(budgets) > 1:
+            row[1].plot(budgets, budgets, "k:", lw=0.8, label="budget")
+        else:
+            row[1].axhline(budgets[0], color="k", ls=":", lw=0.8, label="budget")
         for b, v, m in zip(budgets, p95, miss, strict=True):
             if v is not None and m is not None:
                 row[1].annotate(
