@@ -183,7 +183,8 @@ def _budget_plot(summaries: list[dict[str, Any]], out: Path, plots: list[Path]) 
                     textcoords="offset points",
                 )
         if not pts:  # e.g. segmentation without a mask topic
-            row[0].text(0.5, 0.5, "not scored: no reference in the bag", ha="center", transform=row[0].transAxes)
+            note = "not scored: no reference in the bag"
+            row[0].text(0.5, 0.5, note, ha="center", transform=row[0].transAxes)
         row[0].set(xlabel="latency budget (ms)", ylabel=qlabel, title=f"{model}: quality vs budget")
         p95 = [s[model]["latency_ms"]["p95"] for s in runs]
         miss = [s[model].get("budget_miss_rate") for s in runs]
