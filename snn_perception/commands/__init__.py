@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
+from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
 
 
 def check_threads(threads: int | None) -> None:

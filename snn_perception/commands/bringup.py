@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from snn_perception.commands import add_device_argument
-from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
+from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from snn_perception.commands import add_device_argument, check_threads
-from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
+from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
 
 THRESHOLDS_FORMAT = "comma-separated positive numbers, high to low, e.g. 2,1,0.5,0.25"
 

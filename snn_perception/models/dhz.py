@@ -34,7 +34,7 @@ from snn_perception.models.dhz_blocks import (  # noqa: F401  (SpikingMLP, _fire
     _lif_pool,
 )
 from snn_perception.models.neurons import ALIF, Reset, leaky_readout
-from snn_perception.models.registry import MAX_TIMESTEPS
+from snn_perception.models.timesteps import MAX_TIMESTEPS
 
 Variant = Literal["official", "paper"]
 #: how the two leaky read-outs turn T steps into one value: the published ``leaky`` membrane (its

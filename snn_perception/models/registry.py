@@ -18,9 +18,6 @@ from snn_perception.models.counting import OpCounts
 
 Builder = Callable[[dict[str, Any]], nn.Module]
 
-#: the timesteps any model of this package accepts (every check in the package uses these)
-MIN_TIMESTEPS, MAX_TIMESTEPS = 1, 64
-
 _BUILDERS: dict[str, Builder] = {}
 #: Modules that register builders; imported on first use of the registry.
 _MODEL_MODULES = (

@@ -31,8 +31,8 @@ from torch import nn
 
 from snn_perception.models.folding import fold_conv_bn
 from snn_perception.models.multithreshold import DEFAULT_THRESHOLDS, validate_thresholds
-from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.models.spiking_unet import SpikingUNet, SpikingUNetConfig
+from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.models.unet import DEPTH, UNet, UNetConfig, concat_inputs, site_names
 
 NORMS = ("layer", "connection")

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.models.spiking_unet import SpikingUNet
+from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.offline.run_checks import finite, require
 from snn_perception.offline.seg_metrics import ConfusionMatrix
 from snn_perception.offline.train_unet import add_noise

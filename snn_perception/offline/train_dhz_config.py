@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
+from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.offline.losses import LossWeights
 from snn_perception.offline.pairs import TONE_JITTER_MAX
 from snn_perception.offline.run_checks import finite, require

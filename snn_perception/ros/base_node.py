@@ -28,7 +28,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from snn_perception.models.registry import MAX_TIMESTEPS
+from snn_perception.models.timesteps import MAX_TIMESTEPS
 from snn_perception.msg import EnergyTelemetry
 from snn_perception.ros import parameters
 from snn_perception.ros.diagnostics import BudgetStats, FrameCounters, diagnostic_values

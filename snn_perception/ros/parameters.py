@@ -17,7 +17,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
-from snn_perception.models.registry import MAX_TIMESTEPS
+from snn_perception.models.timesteps import MAX_TIMESTEPS
 from snn_perception.runtime.image_codec import DEFAULT_MAX_PIXELS
 
 DEVICES = ("cpu", "cuda", "auto")

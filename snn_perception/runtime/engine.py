@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from snn_perception.models import registry
-from snn_perception.models.registry import MAX_TIMESTEPS, MIN_TIMESTEPS
+from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.runtime import weights as weights_registry
 from snn_perception.runtime.budget import Budget, BudgetPlanner
 from snn_perception.runtime.checkpoint import Checkpoint, WeightsError, load_checkpoint, load_into
