@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import sys
@@ -23,11 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from snn_perception.commands import add_device_argument, check_threads, joined, timestep_list
-
-# Idle OpenMP workers sleep instead of spinning: with the default spin-wait, two torch threads on
-# a 2-core machine shared with another busy process ran a 512×512 frame in ~4 s instead of 0.2 s.
-# Takes effect only if torch is not imported yet (as when run through the CLI).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @dataclass(frozen=True)

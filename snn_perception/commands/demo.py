@@ -11,7 +11,6 @@ images (with an optional sibling ``reference/``) into a bag.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import time
@@ -19,8 +18,6 @@ from pathlib import Path
 
 from snn_perception.commands import add_progress_argument, check_threads
 from snn_perception.runtime.paths import check_output_dir, make_dir
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
 DEMO_TIMESTEPS = (1, 2, 4, 8)
 #: the budget run shown beside the fixed-T runs: the 10 Hz frame period

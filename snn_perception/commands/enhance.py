@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -30,11 +29,6 @@ from snn_perception.commands.image_batch import (
     read_rgb,
 )
 from snn_perception.runtime.paths import check_json_output, check_output_dir, make_dir
-
-# Idle OpenMP workers sleep instead of spinning: with the default spin-wait, two torch threads on
-# a 2-core machine shared with another busy process ran a 512×512 frame in ~4 s instead of 0.2 s.
-# Takes effect only if torch is not imported yet (as when run through the CLI).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

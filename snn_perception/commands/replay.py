@@ -9,14 +9,11 @@ Ctrl-C writes a partial report. Bad input: one-line message, exit code 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from snn_perception.commands import add_device_argument, add_progress_argument, check_threads
 from snn_perception.runtime.progress import enabled as progress_enabled
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

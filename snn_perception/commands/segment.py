@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -24,8 +23,6 @@ import numpy as np
 
 from snn_perception.commands import add_device_argument, add_progress_argument, check_threads
 from snn_perception.commands.image_batch import UsageError, add_batch_arguments
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
 
 #: the files written per input NAME, as NAME_<kind>.png, in this order
 KINDS = ("mask", "color", "overlay")

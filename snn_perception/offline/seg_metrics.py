@@ -29,8 +29,10 @@ class ConfusionMatrix:
         target_t = torch.as_tensor(target).reshape(-1).long()
         if pred_t.shape != target_t.shape:
             raise ValueError(f"prediction has {pred_t.numel()} pixels but target has {target_t.numel()}")
-        keep = (target_t != self.ignore_index) & (target_t >= 0) & (target_t < self.num_classes)
-        idx = target_t[keep] * self.num_classes + pred_t[keep].clamp(0, self.num_classes - 1)
+        # the rule of offline.metrics.confusion_matrix: a pixel counts only when both ids are classes
+        n = self.num_classes
+        keep = (target_t >= 0) & (target_t < n) & (pred_t >= 0) & (pred_t < n)
+        idx = target_t[keep] * n + pred_t[keep]
         counts = torch.bincount(idx, minlength=self.num_classes**2)
         self.matrix += counts.reshape(self.num_classes, self.num_classes).cpu().numpy()
 

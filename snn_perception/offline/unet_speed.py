@@ -19,8 +19,6 @@ from pathlib import Path
 
 from snn_perception.offline.run_checks import require
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see commands/enhance.py
-
 
 def _median_ms(engine, frame, timesteps: int, runs: int, warmup: int) -> float:
     for _ in range(warmup):

@@ -39,3 +39,23 @@ def test_accumulates_over_batches_and_checks_shapes():
     assert cm.matrix.tolist() == [[18, 4], [0, 0]]
     with pytest.raises(ValueError, match="pixels"):
         cm.update(torch.zeros(3), torch.zeros(4))
+
+
+def test_the_two_confusion_matrices_agree_on_ids_outside_the_classes() -> None:
+    """Training's running ConfusionMatrix and the evaluators' confusion_matrix count the same
+    pixels: only those whose reference and prediction are both class ids (255 = ignore, and a
+    stray prediction id, are left out by both; the running one used to clamp the prediction)."""
+    import numpy as np
+
+    from snn_perception.offline.metrics import confusion_matrix
+    from snn_perception.offline.seg_metrics import ConfusionMatrix
+
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 4, (6, 7))
+    pred = rng.integers(0, 4, (6, 7))
+    target[0, :3] = 255
+    pred[1, :2] = 9  # not a class
+    running = ConfusionMatrix(3)
+    running.update(pred, target)
+    assert np.array_equal(running.matrix, confusion_matrix(pred, target, 3))
+    assert running.matrix.sum() == int(((target < 3) & (pred < 3)).sum())
