@@ -51,10 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float) -> np.ndarray:
-    return (rgb.astype(np.float32) * (1 - alpha) + color.astype(np.float32) * alpha + 0.5).astype(np.uint8)
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
@@ -92,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
         legend_entries,
         legend_image,
         legend_table,
+        overlay,
     )
     from snn_perception.runtime.paths import check_json_output, check_output_dir, make_dir
     from snn_perception.runtime.preprocess import parse_hw

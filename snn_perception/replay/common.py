@@ -253,22 +253,6 @@ class ReplayResult:
     notes: list[str] = field(default_factory=list)
 
 
-def colorize(mask: np.ndarray, colors: tuple[tuple[int, int, int], ...]) -> np.ndarray:
-    """Class ids → RGB using the model's palette (a fixed fallback palette beyond it)."""
-    n = max(int(mask.max()) + 1, len(colors))
-    rng = np.random.default_rng(12345)
-    lut = rng.integers(0, 256, (max(n, 256), 3), dtype=np.uint8)
-    for i, c in enumerate(colors):
-        lut[i] = c
-    return lut[mask]
-
-
-def overlay(rgb: np.ndarray, mask_color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    return (rgb.astype(np.float32) * (1 - alpha) + mask_color.astype(np.float32) * alpha + 0.5).astype(
-        np.uint8
-    )
-
-
 def to_uint8(rgb01: np.ndarray) -> np.ndarray:
     """The 8-bit image the dehaze node publishes (the same rounding, so both modes score alike)."""
     from snn_perception.runtime.preprocess import float_to_uint8

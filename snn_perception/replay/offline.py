@@ -29,9 +29,7 @@ from snn_perception.replay.common import (
     Sample,
     Setting,
     Topics,
-    colorize,
     load_by_stamp,
-    overlay,
     resolve_topics,
     score_dehaze,
     score_segment,
@@ -39,6 +37,7 @@ from snn_perception.replay.common import (
     to_uint8,
 )
 from snn_perception.runtime.budget import Budget
+from snn_perception.runtime.legend import colorize, overlay
 
 log = logging.getLogger(__name__)
 

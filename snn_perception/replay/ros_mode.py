@@ -40,14 +40,13 @@ from snn_perception.replay.common import (
     Setting,
     Topics,
     check_weights,
-    colorize,
     load_by_stamp,
-    overlay,
     resolve_topics,
     score_dehaze,
     score_segment,
 )
 from snn_perception.replay.report import RECORDED_DIR
+from snn_perception.runtime.legend import colorize, overlay
 
 if TYPE_CHECKING:
     from snn_perception.ros.player import Session

@@ -21,6 +21,7 @@ from snn_perception.ros.executor import run_node
 from snn_perception.ros.parameters import parse_colors
 from snn_perception.runtime.engine import EngineResult
 from snn_perception.runtime.image_codec import encode_image
+from snn_perception.runtime.legend import overlay
 
 #: used for classes the weights give no colour to (Pascal VOC's palette order, easy to tell apart)
 _FALLBACK = [
@@ -100,8 +101,7 @@ class SegmentNode(PerceptionNode):
             data, step = encode_image(color, "rgb8")
             self._color_pub.publish(image_msg(header, data, h, w, "rgb8", step))
         if want_overlay:
-            a = float(self.params.overlay_alpha)
-            blend = (rgb.astype(np.float32) * (1.0 - a) + color.astype(np.float32) * a + 0.5).astype(np.uint8)
+            blend = overlay(rgb, color, float(self.params.overlay_alpha))
             data, step = encode_image(blend, "rgb8")
             self._overlay_pub.publish(image_msg(header, data, h, w, "rgb8", step))
 

@@ -45,6 +45,12 @@ def colorize(ids: np.ndarray, colors: Sequence[Sequence[int]]) -> np.ndarray:
     return class_palette(colors, top)[ids]
 
 
+def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The image blended with its class colours (``alpha`` = the colours' opacity), rounded to uint8:
+    the segment node's ``~/overlay``, ``segment``'s ``NAME_overlay.png`` and the replay contact sheet."""
+    return (rgb.astype(np.float32) * (1.0 - alpha) + color.astype(np.float32) * alpha + 0.5).astype(np.uint8)
+
+
 def legend_entries(
     names: Sequence[str], colors: Sequence[Sequence[int]], num_classes: int
 ) -> tuple[list[str], list[tuple[int, int, int]]]:
