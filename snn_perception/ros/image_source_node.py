@@ -18,7 +18,13 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-from snn_perception.runtime.image_codec import IMAGE_SUFFIXES, encode_compressed, encode_image
+from snn_perception.runtime.image_codec import (
+    IMAGE_SUFFIXES,
+    ImageDecodeError,
+    encode_compressed,
+    encode_image,
+    read_image_file,
+)
 
 #: the values each string parameter accepts (also checked when changed at run time)
 CHOICES = {"transport": ("raw", "compressed"), "encoding": ("rgb8", "bgr8"), "format": ("jpeg", "png")}
@@ -55,6 +61,8 @@ class FrameSource:
         self.source, self.loop = source, loop
         self._files: list[Path] = []
         self._index = 0
+        #: image files left out of the stream (name → why): damaged or truncated
+        self.skipped: dict[str, str] = {}
         self._cap = None
         path = Path(source).expanduser()
         if source.isdigit():
@@ -80,16 +88,18 @@ class FrameSource:
     def read(self) -> np.ndarray | None:
         """The next frame, or None at the end (when not looping)."""
         if self._files:
-            if self._index >= len(self._files):
-                if not self.loop:
-                    return None
-                self._index = 0
-            path = self._files[self._index]
-            self._index += 1
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is None:
-                return self.read() if self._index < len(self._files) or self.loop else None
-            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            for _ in range(len(self._files) + 1):  # bounded: a folder of damaged files ends the stream
+                if self._index >= len(self._files):
+                    if not self.loop:
+                        return None
+                    self._index = 0
+                path = self._files[self._index]
+                self._index += 1
+                try:  # the package's one image-file reader: truncated and damaged files are refused
+                    return read_image_file(path)
+                except ImageDecodeError as exc:
+                    self.skipped[path.name] = str(exc)
+            return None
         ok, bgr = self._cap.read()
         if not ok and self.kind == "video" and self.loop:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -191,7 +201,10 @@ class ImageSourceNode(Node):
         return SetParametersResult(successful=True)
 
     def _tick(self) -> None:
+        known = len(self._source.skipped)
         rgb = self._source.read()
+        for name in list(self._source.skipped)[known:]:
+            self.get_logger().warning(f"skipped {name}: {self._source.skipped[name]}")
         if rgb is None:
             self.get_logger().info(f"end of {self._p['source']!r} after {self.published} frames")
             self._timer.cancel()

@@ -29,6 +29,21 @@ def test_folder_frames_come_in_name_order_as_rgb_and_loop(tmp_path):
     assert [once.read() is None for _ in range(4)] == [False, False, False, True]
 
 
+def test_damaged_images_are_left_out_with_the_reason_and_never_loop_forever(tmp_path):
+    """The folder source reads through the package's image-file reader: a truncated JPEG is left
+    out (listed in ``skipped``), and a folder of damaged files ends the stream even when looping."""
+    good = _frames(1)[0]
+    cv2.imwrite(str(tmp_path / "a.png"), good)
+    _, jpg = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8))
+    (tmp_path / "b.jpg").write_bytes(jpg.tobytes()[: len(jpg) // 2])  # cut in half
+    src = FrameSource(str(tmp_path), loop=True)
+    assert [src.read().shape for _ in range(3)] == [(48, 64, 3)] * 3
+    assert list(src.skipped) == ["b.jpg"] and "b.jpg" in src.skipped["b.jpg"]
+    (tmp_path / "a.png").write_bytes(b"not a png")
+    broken = FrameSource(str(tmp_path), loop=True)
+    assert broken.read() is None and sorted(broken.skipped) == ["a.png", "b.jpg"]
+
+
 def test_video_frames_loop(tmp_path):
     path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
