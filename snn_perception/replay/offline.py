@@ -94,6 +94,7 @@ def model_infos(engines: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "weights_path": e.info.weights_path,
             "default_timesteps": e.info.default_timesteps,
             "class_names": list(e.info.class_names),
+            "class_colors": [list(c) for c in e.info.class_colors],
         }
         for task, e in engines.items()
     }

@@ -216,6 +216,26 @@ def _budget_plot(summaries: list[dict[str, Any]], out: Path, plots: list[Path]) 
     _save(fig, out / "budget.png", plots)
 
 
+def write_legend(result: ReplayResult, summaries: list[dict[str, Any]], out: Path) -> Path | None:
+    """``legend.png`` when a segmentation model ran: each class's colour (as in the overlays), name
+    and share of the frame (the mean over the processed frames of the last run that segmented)."""
+    from snn_perception.runtime.legend import legend_entries, legend_image
+
+    info = result.models.get("segment")
+    if info is None:
+        return None
+    names = list(info.get("class_names", ()))
+    colors = [tuple(c) for c in info.get("class_colors", ())]
+    names, colors = legend_entries(names, colors, len(names))
+    if not names:
+        return None
+    areas = next((s["segment"]["area_fractions"] for s in reversed(summaries) if "segment" in s), {})
+    shares = [areas.get(n) or 0.0 for n in names] if areas else None
+    path = out / "legend.png"
+    cv2.imwrite(str(path), cv2.cvtColor(legend_image(names, colors, shares), cv2.COLOR_RGB2BGR))
+    return path
+
+
 def write_contact_sheet(result: ReplayResult, out: Path, height: int = 160) -> Path | None:
     """Sample frames, one per row: raw | enhanced | mask overlay | reference (those present)."""
     run = next((r for r in reversed(result.runs) if r.samples), None)

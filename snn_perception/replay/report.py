@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from snn_perception.replay.common import ReplayResult
-from snn_perception.replay.plots import write_contact_sheet, write_plots
+from snn_perception.replay.plots import write_contact_sheet, write_legend, write_plots
 from snn_perception.replay.summary import recommendation, summarize, summary_table
 
 
@@ -53,6 +53,7 @@ class ReportFiles:
     markdown: Path | None = None
     plots: list[Path] = field(default_factory=list)
     contact_sheet: Path | None = None
+    legend: Path | None = None
     summaries: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -69,6 +70,7 @@ REPORT_FILES = (
     "tradeoff.png",
     "budget.png",
     "contact_sheet.jpg",
+    "legend.png",
 )
 RECORDED_DIR = "recorded"
 
@@ -198,6 +200,7 @@ def write_report(result: ReplayResult, out: Path) -> ReportFiles:
             writer.writerow({k: _csv_value(r.get(k)) for k in keys})
     files.plots = write_plots(result, out, summaries)
     files.contact_sheet = write_contact_sheet(result, out)
+    files.legend = write_legend(result, summaries, out)
     files.html.write_text(_html(result, files, summaries))
     files.markdown = out / "report.md"
     files.markdown.write_text(_markdown(result, files, summaries))
@@ -237,6 +240,11 @@ def _html(result: ReplayResult, files: ReportFiles, summaries: list[dict[str, An
             "<h2>Sample frames</h2><p>Each row: raw input | enhanced | mask overlay | reference "
             "(those available).</p>"
             f'<img class="wide" src="{esc(files.contact_sheet.name)}" alt="contact sheet">'
+        )
+    if files.legend is not None:
+        sheet += (
+            "<h2>Segmentation classes</h2><p>Colour of each class in the mask overlays and its share of "
+            f'the frame.</p><img src="{esc(files.legend.name)}" alt="class legend">'
         )
     pace = "as fast as possible" if cfg.rate is None else f"{cfg.rate}× bag rate"
     advice = recommendation(summaries)

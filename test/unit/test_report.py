@@ -206,3 +206,35 @@ def test_the_report_opens_with_one_recommended_setting_and_its_numbers(tmp_path:
     lagging = [summarize(_run(t, dropped=tuple(range(2, 2 + d))), 1.0) for t, d in ((2, 15), (4, 20))]
     assert recommendation(lagging).startswith("Recommended: T=2") and "drops least" in recommendation(lagging)
     assert recommendation([summarize(_run(4, reference=False), 1.0)]).startswith("Recommended: T=4 — UIQM")
+
+
+def test_a_segmentation_run_gets_the_class_legend_beside_the_sample_frames(tmp_path: Path) -> None:
+    """legend.png (colour, name, share of the frame per class) is written and shown when a
+    segmentation model ran; its colours are the overlay colours (runtime.legend)."""
+    import cv2
+
+    result = _result([_run(4)])
+    result.models["segment"] = {
+        "arch": "spiking_unet",
+        "variant": "",
+        "weights_id": "def456",
+        "default_timesteps": 4,
+        "class_names": ["water", "diver"],
+        "class_colors": [[0, 0, 0], [0, 0, 255]],
+    }
+    for r in result.runs[0].rows:
+        if r["status"] == "ok":
+            r.update(
+                seg_status="ok",
+                seg_end_to_end_ms=50.0,
+                seg_inference_ms=40.0,
+                seg_timesteps=4,
+                area_water=0.75,
+                area_diver=0.25,
+            )
+    files = write_report(result, tmp_path)
+    assert files.legend is not None and files.legend.name in html_links(files.html)
+    legend = cv2.cvtColor(cv2.imread(str(files.legend)), cv2.COLOR_BGR2RGB)
+    assert (legend == (0, 0, 255)).all(axis=2).sum() > 50  # the diver swatch, in the overlay's blue
+    assert "Segmentation classes" in files.html.read_text()
+    assert write_report(_result([_run(4)]), tmp_path / "dehaze_only").legend is None
