@@ -54,9 +54,12 @@ def _faults(mode: str) -> tuple[int, int]:
 )
 def test_a_worker_thread_runs_the_engine_without_page_faulting_every_frame() -> None:
     """Minor page faults of two 360×480 frames on the main thread and then on a fresh worker thread
-    (its second frame on: the first ones warm the allocator). Measured without the fix: about 1,400 on
-    the main thread and 60,000 on the worker thread; with it, about 2,000 on both."""
+    (its second frame on: the first ones warm the allocator). Measured on 2-core machines of this
+    project's kind, without the fix: 50,000–59,000 on the worker thread in every run; with it, 2–6,700
+    on either thread, the higher figures one-off 4,050-fault chunks that come and go (CI once saw 6,093
+    against a main thread's 1,353). The bound sits between the two, below half of the pathology,
+    instead of at a multiple of the noisy main-thread figure."""
     main, thread = _faults("fix")
-    assert thread <= 3 * max(main, 2000), f"worker thread {thread} faults vs main thread {main}"
+    assert thread <= 20_000, f"worker thread {thread} faults per two frames (main thread {main})"
     plain_main, plain_thread = _faults("plain")  # shows the test can fail: the pathology without the fix
     print(f"faults per two frames, one arena: {main}, {thread}; without: {plain_main}, {plain_thread}")
