@@ -36,6 +36,28 @@ def joined(groups: list[list[int]]) -> list[int]:
     return [t for group in groups for t in group]
 
 
+def add_examples(parser: argparse.ArgumentParser, examples: tuple[str, ...], note: str = "") -> None:
+    """An ``examples:`` block at the end of ``--help`` (after ``note``), kept verbatim. The lines are
+    also kept on the parser (``parser.examples``): a test parses each one with this very parser, so
+    an example that no longer matches the options fails CI instead of misleading a reader."""
+    block = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    parser.epilog = f"{note}\n\n{block}" if note else block
+    parser.examples = examples  # type: ignore[attr-defined]
+
+
+def weights_help(task: str, what: str = "weights") -> str:
+    """``--weights`` help naming the default and the shipped choices for ``task``."""
+    from snn_perception.runtime.weights import DEFAULTS, EXTERNAL, shipped_for
+
+    shipped = shipped_for(task)
+    external = [name for name in DEFAULTS[task] if name in EXTERNAL]
+    extra = f"; {', '.join(external)} when SNN_WEIGHTS_DIR or ../shared/weights holds it" if external else ""
+    return (
+        f"{what}: a shipped name or a file path (default: {DEFAULTS[task][0]}; shipped: "
+        f"{', '.join(shipped) or 'none'}{extra})"
+    )
+
+
 #: the one ``--device`` choice list of every verb
 DEVICES = ("cpu", "cuda", "auto")
 

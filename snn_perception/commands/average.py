@@ -7,8 +7,15 @@ import shlex
 import sys
 from pathlib import Path
 
+from snn_perception.commands import add_examples
+
+EXAMPLES = (
+    "snn-perception average --weights runs/a/best.safetensors runs/b/best.safetensors --out soup.safetensors",
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument(
         "--weights",
         nargs="+",

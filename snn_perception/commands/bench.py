@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snn_perception.commands import add_device_argument, check_threads, joined, timestep_list
+from snn_perception.commands import add_device_argument, add_examples, check_threads, joined, timestep_list
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,15 @@ def check_model_matches(model: str, arch: str, task: str, weights: str | None) -
     )
 
 
+EXAMPLES = (
+    "snn-perception bench  # dhz at 256 and 512 px, T=4, 2 threads, counting off and on",
+    "snn-perception bench --model spiking_unet --size 256 --timesteps 1,2,4,8 --json bench.json",
+    "snn-perception bench --size 1080x1920 --timesteps 1 4 --runs 3 --no-counting",
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument("--model", default="dhz", help=f"model to measure ({', '.join(MODELS)})")
     parser.add_argument("--weights", default=None, help="weights name or path (default: the model's default)")
     parser.add_argument(

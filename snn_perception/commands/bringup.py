@@ -12,11 +12,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from snn_perception.commands import add_device_argument
+from snn_perception.commands import add_device_argument, add_examples, weights_help
 from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
+
+EXAMPLES = (
+    "snn-perception bringup --params config/perception.yaml --source dive.mp4 --preview preview/",
+    "snn-perception bringup --source 0 --rate 15 --nodes dehaze  # camera 0, dehazer only",
+    "snn-perception bringup --camera-topic /rov/camera/image_raw --namespace perception --timesteps 2",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument(
         "--params", type=Path, default=None, help="ROS 2 parameter YAML (config/perception.yaml)"
     )
@@ -46,8 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override input_transport of both nodes (and the transport of the --source node)",
     )
     add_device_argument(parser, default=None, what="override the nodes' device (default: their parameters')")
-    parser.add_argument("--dehaze-weights", default=None, help="override the dehaze weights (name or path)")
-    parser.add_argument("--segment-weights", default=None, help="override the segment weights (name or path)")
+    parser.add_argument(
+        "--dehaze-weights", default=None, help=weights_help("dehaze", "override the dehaze weights")
+    )
+    parser.add_argument(
+        "--segment-weights", default=None, help=weights_help("segment", "override the segment weights")
+    )
     parser.add_argument("--timesteps", type=int, default=None, help="override timesteps (1..64)")
     parser.add_argument(
         "--preview",

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from snn_perception.commands import add_device_argument, check_threads
+from snn_perception.commands import add_device_argument, add_examples, check_threads
 from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
 
 THRESHOLDS_FORMAT = "comma-separated positive numbers, high to low, e.g. 2,1,0.5,0.25"
@@ -35,7 +35,14 @@ def parse_hw(text: str) -> tuple[int, int]:
     return _hw(text)
 
 
+EXAMPLES = (
+    "snn-perception convert --weights runs/unet/best.safetensors --data suim/ --out snn.safetensors",
+    "snn-perception convert --weights lite/best.safetensors --data suim/ --calib 128 --out snn.safetensors",
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument(
         "--weights", required=True, metavar="ANN", help="ANN checkpoint from 'train unet' (best.safetensors)"
     )

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from snn_perception.commands import add_progress_argument, check_threads
+from snn_perception.commands import add_examples, add_progress_argument, check_threads, weights_help
 from snn_perception.runtime.paths import check_output_dir, make_dir
 
 DEMO_TIMESTEPS = (1, 2, 4, 8)
@@ -24,7 +24,14 @@ DEMO_TIMESTEPS = (1, 2, 4, 8)
 DEMO_BUDGETS_MS = (100.0,)
 
 
+EXAMPLES = (
+    "snn-perception demo  # the embedded dive: T sweep and a 100 ms budget run, report in demo_out/",
+    "snn-perception demo --data my_photos/ --timesteps 1,4 --latency-budget 0 --out my_demo",
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     src = parser.add_mutually_exclusive_group()
     src.add_argument(
         "--bag", type=Path, default=None, help="replay this rosbag2 instead of the synthetic dive"
@@ -59,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="length of the synthetic dive (default 10)"
     )
-    parser.add_argument("--weights", default=None, help="dehaze weights (default: the shipped default)")
+    parser.add_argument("--weights", default=None, help=weights_help("dehaze", "dehaze weights"))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     add_progress_argument(parser)
 

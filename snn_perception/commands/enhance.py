@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snn_perception.commands import add_device_argument, check_threads
+from snn_perception.commands import add_device_argument, add_examples, check_threads, weights_help
 from snn_perception.commands.image_batch import (
     UsageError,
     add_batch_arguments,
@@ -30,13 +30,19 @@ from snn_perception.commands.image_batch import (
 )
 from snn_perception.runtime.paths import check_json_output, check_output_dir, make_dir
 
+EXAMPLES = (
+    "snn-perception enhance dive/*.jpg --out enhanced/",
+    "snn-perception enhance frames/ --out enhanced/ --size 512x512 --skip-unreadable  # a folder at 512x512",
+    "snn-perception enhance sand.png --out enhanced/ --strength 0.6  # temper a colour overshoot",
+    "snn-perception enhance dive/*.jpg --out enhanced/ --weights dhz_v2 --timesteps 8 --json stats.json",
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     parser.add_argument("--out", required=True, type=Path, help="output folder for the enhanced PNGs")
-    parser.add_argument(
-        "--weights", default=None, help="shipped weights name or path (default: best available)"
-    )
+    parser.add_argument("--weights", default=None, help=weights_help("dehaze"))
     parser.add_argument(
         "--timesteps", type=int, default=None, help="spiking timesteps T, 1..64 (default: weights')"
     )

@@ -8,7 +8,13 @@ import json
 import sys
 from pathlib import Path
 
-from snn_perception.commands import add_device_argument, add_progress_argument, joined, timestep_list
+from snn_perception.commands import (
+    add_device_argument,
+    add_examples,
+    add_progress_argument,
+    joined,
+    timestep_list,
+)
 
 SEGMENT_MODULE = "snn_perception.commands.evaluate_segment"
 #: the non-learned dehaze baselines ``--method`` can score
@@ -31,7 +37,15 @@ def _size(text: str) -> tuple[int, int]:
     return h, w
 
 
+EXAMPLES = (
+    "snn-perception evaluate --task dehaze --data pairs/ --size 512x512 --weights dhz dhz_v2",
+    "snn-perception evaluate --task dehaze --data pairs/ --split val --timesteps 1,2,4,8 --json val.json",
+    "snn-perception evaluate --task segment --data suim/ --split val --timesteps 2,4,8",
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument(
         "--task",
         choices=["dehaze", "segment"],

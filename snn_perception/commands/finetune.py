@@ -7,10 +7,17 @@ import shlex
 import sys
 from pathlib import Path
 
-from snn_perception.commands import add_device_argument, add_progress_argument, check_threads
+from snn_perception.commands import add_device_argument, add_examples, add_progress_argument, check_threads
+
+EXAMPLES = (
+    "snn-perception finetune --weights snn.safetensors --data suim/ --timesteps 4 --out snn_ft.safetensors",
+    "snn-perception finetune --weights snn.safetensors --data suim/ --out ft/snn_ft.safetensors "
+    "--resume ft/last.pt",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     from snn_perception.commands.convert import parse_hw
 
     parser.add_argument("--weights", required=True, metavar="SNN", help="checkpoint written by 'convert'")

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from snn_perception.commands import add_examples
 from snn_perception.replay.make_bag import DEFAULT_MASK_TOPIC, DEFAULT_REFERENCE_TOPIC, DEFAULT_TOPIC
 
 EPILOG = (
@@ -27,8 +28,15 @@ EPILOG = (
 )
 
 
+EXAMPLES = (
+    "snn-perception make-bag dive/raw/ --out dive_bag --rate 10",
+    "snn-perception make-bag dive.mp4 --out dive_bag --compressed --format mcap",
+    "snn-perception make-bag suim/ --out suim_bag  # images/ + masks/: masks on /camera/mask",
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EPILOG
+    add_examples(parser, EXAMPLES, EPILOG)
     parser.add_argument(
         "source",
         metavar="DIR|VIDEO",

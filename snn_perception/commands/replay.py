@@ -12,11 +12,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from snn_perception.commands import add_device_argument, add_progress_argument, check_threads
+from snn_perception.commands import (
+    add_device_argument,
+    add_examples,
+    add_progress_argument,
+    check_threads,
+    weights_help,
+)
 from snn_perception.runtime.progress import enabled as progress_enabled
+
+EXAMPLES = (
+    "snn-perception replay dive_bag --timesteps 1,2,4,8 --out replay_out",
+    "snn-perception replay dive_bag --latency-budget 80 120 --out replay_budget",
+    "snn-perception replay suim_bag --mode offline --mask-topic /camera/mask --out replay_suim",
+    "snn-perception replay dive_bag --mode offline --as-fast-as-possible --out replay_offline",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument("bag", type=Path, metavar="BAG", help="rosbag2 folder (sqlite3 or MCAP)")
     parser.add_argument(
         "--topic", default=None, help="camera image topic (default: the bag's one image topic)"
@@ -63,13 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("replay_out"), help="report folder (default replay_out)"
     )
-    parser.add_argument(
-        "--weights", default=None, help="dehaze weights name or path (default: shipped default)"
-    )
+    parser.add_argument("--weights", default=None, help=weights_help("dehaze", "dehaze weights"))
     parser.add_argument(
         "--segment-weights",
         default=None,
-        help="segmentation weights name or path (default: shipped default, if any)",
+        help=weights_help("segment", "segmentation weights"),
     )
     parser.add_argument("--no-dehaze", action="store_true", help="do not run the dehazer")
     parser.add_argument("--no-segment", action="store_true", help="do not run the segmenter")

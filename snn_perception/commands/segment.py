@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from snn_perception.commands import add_device_argument, add_progress_argument, check_threads
+from snn_perception.commands import (
+    add_device_argument,
+    add_examples,
+    add_progress_argument,
+    check_threads,
+    weights_help,
+)
 from snn_perception.commands.image_batch import UsageError, add_batch_arguments
 
 #: the files written per input NAME, as NAME_<kind>.png, in this order
@@ -30,12 +36,18 @@ KINDS = ("mask", "color", "overlay")
 LEGEND = "legend.png"
 
 
+EXAMPLES = (
+    "snn-perception segment reef.jpg --out masks/  # reef_mask/_color/_overlay.png, legend.png",
+    "snn-perception segment frames/ --out masks/ --timesteps 8 --alpha 0.4 --json stats.json",
+    "snn-perception segment frames/ --out masks_ann/ --weights unet_suim_ann  # the ANN baseline",
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument(
-        "--weights", default=None, help="shipped weights name or path (default: best available)"
-    )
+    parser.add_argument("--weights", default=None, help=weights_help("segment"))
     parser.add_argument(
         "--timesteps", type=int, default=None, help="T, 1..64 (default: the weights'; spiking weights only)"
     )

@@ -7,11 +7,19 @@ import shlex
 import sys
 from pathlib import Path
 
-from snn_perception.commands import add_device_argument, add_progress_argument
+from snn_perception.commands import add_device_argument, add_examples, add_progress_argument
 from snn_perception.offline.losses import LossWeights
+
+EXAMPLES = (
+    "snn-perception train dhz --data pairs/ --epochs 100 --out runs/my_water",
+    "snn-perception train dhz --data pairs/ --epochs 100 --out runs/my_water --resume runs/my_water/last.pt",
+    "snn-perception train dhz --data pairs/ --synthetic 64 --init dhz --epochs 12 --out runs/water_synth",
+    "snn-perception train dhz --data pairs/ more/ --mix 1 0.5 --anytime 1 2 4 8 --init dhz --out runs/v2",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument(
         "--data",
         nargs="+",

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from snn_perception.commands import add_device_argument, add_progress_argument
+from snn_perception.commands import add_device_argument, add_examples, add_progress_argument
 
 #: the U-Net widths the CLI offers (models.unet.WIDTHS, plus 4 for tests; not imported: --help stays fast)
 WIDTHS = (4, 8, 16, 32, 64)
@@ -26,7 +26,15 @@ def _hw(text: str) -> tuple[int, int]:
     return hw
 
 
+EXAMPLES = (
+    "snn-perception train unet --data suim/ --width 8 --epochs 20 --out runs/unet",
+    "snn-perception train unet --arch lite --pretrained --augment full --data suim/ --device auto --out lite",
+    "snn-perception train unet --data suim/ --out runs/unet --resume runs/unet/last.pt",
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_examples(parser, EXAMPLES)
     parser.add_argument(
         "--data",
         nargs="+",

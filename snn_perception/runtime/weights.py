@@ -51,6 +51,25 @@ def available() -> dict[str, Path]:
     return found
 
 
+def shipped_for(task: str) -> list[str]:
+    """Names of the weights shipped in the package for ``task``, from each file's metadata (its
+    header only: cheap enough for ``--help``)."""
+    import json
+
+    from safetensors import safe_open
+
+    names = []
+    for path in sorted(SHIPPED_DIR.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                meta = json.loads((f.metadata() or {}).get("snn_perception", "{}"))
+        except Exception:  # a damaged file is reported when it is loaded, not in a help text
+            continue
+        if isinstance(meta, dict) and meta.get("task") == task:
+            names.append(path.stem)
+    return names
+
+
 def resolve(weights: str | Path) -> Path:
     """A shipped or external name, or a path, → an existing file path (else :class:`WeightsError`)."""
     known = available()
