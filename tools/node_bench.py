@@ -136,6 +136,8 @@ def measure(rate: float, size: str, with_viewer: bool, args: argparse.Namespace,
         "device:=cpu",
         "-p",
         f"max_input_pixels:={hw[0] * hw[1]}",
+        "-p",
+        "max_model_pixels:=0",  # the frame's own size, as the engine figures it is compared with
     ]
     node = _spawn(node_args, env)
     peer = rclpy.create_node("bench_collector")

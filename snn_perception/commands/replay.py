@@ -19,6 +19,7 @@ from snn_perception.commands import (
     check_threads,
     weights_help,
 )
+from snn_perception.runtime.memory import DEFAULT_MAX_MODEL_PIXELS
 from snn_perception.runtime.progress import enabled as progress_enabled
 
 EXAMPLES = (
@@ -86,6 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-dehaze", action="store_true", help="do not run the dehazer")
     parser.add_argument("--no-segment", action="store_true", help="do not run the segmenter")
     parser.add_argument("--size", default=None, help="run the models at HxW (outputs keep the input size)")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_MODEL_PIXELS,
+        metavar="N",
+        help="larger frames run the models at the largest size of their aspect ratio with at most N "
+        f"pixels, as the nodes' max_model_pixels (default {DEFAULT_MAX_MODEL_PIXELS}: 640x480); "
+        "0 = every frame at its own size; --size wins",
+    )
     parser.add_argument(
         "--no-count-ops", action="store_true", help="skip SOP/energy counting (slightly faster)"
     )
@@ -155,6 +165,8 @@ def build_config(args: argparse.Namespace):
         ref = ""
     if args.samples < 0:
         raise ValueError(f"--samples must be ≥ 0, got {args.samples}")
+    if args.max_pixels < 0:
+        raise ValueError(f"--max-pixels {args.max_pixels}: must be 0 (every frame at its own size) or more")
     check_threads(args.threads)
     return ReplayConfig(
         bag=args.bag,
@@ -174,6 +186,7 @@ def build_config(args: argparse.Namespace):
         count_ops=not args.no_count_ops,
         device=args.device,
         input_hw=parse_hw(args.size) if args.size else None,
+        max_model_pixels=args.max_pixels,
         samples=args.samples,
         progress=not args.no_progress and progress_enabled(),
         overwrite=args.overwrite,

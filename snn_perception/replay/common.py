@@ -19,6 +19,7 @@ import numpy as np
 from snn_perception.offline import metrics
 from snn_perception.replay import bag_io
 from snn_perception.replay.bag_io import BagError, BagInfo
+from snn_perception.runtime.memory import DEFAULT_MAX_MODEL_PIXELS
 
 MODES = ("offline", "ros")
 
@@ -53,6 +54,8 @@ class ReplayConfig:
     count_ops: bool = True
     device: str = "cpu"
     input_hw: tuple[int, int] | None = None
+    #: the nodes' cap on model-input pixels, the same in both modes (0 = frames at their own size)
+    max_model_pixels: int = DEFAULT_MAX_MODEL_PIXELS
     samples: int = 4  # frames shown in the contact sheet
     nr_metrics: bool = True  # UIQM / UCIQE on every processed frame
     progress: bool = True

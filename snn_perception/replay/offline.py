@@ -63,7 +63,12 @@ def load_engines(config: ReplayConfig) -> dict[str, Any]:
     from snn_perception.runtime.engine import Engine, EngineConfig
 
     engines: dict[str, Any] = {}
-    ecfg = EngineConfig(device=config.device, count_ops=config.count_ops, input_hw=config.input_hw)
+    ecfg = EngineConfig(
+        device=config.device,
+        count_ops=config.count_ops,
+        input_hw=config.input_hw,
+        max_model_pixels=config.max_model_pixels,
+    )
     for task, enabled, weights in (
         ("dehaze", config.run_dehaze, config.dehaze_weights),
         ("segment", config.run_segment, config.segment_weights),

@@ -158,6 +158,7 @@ def _node_params(config: ReplayConfig, task: str, compressed: bool, timesteps: i
         params["weights"] = str(weights)
     if timesteps is not None:
         params["timesteps"] = int(timesteps)
+    params["max_model_pixels"] = int(config.max_model_pixels)
     if config.input_hw is not None:
         params["input_height"] = int(config.input_hw[0])
         params["input_width"] = int(config.input_hw[1])

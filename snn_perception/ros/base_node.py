@@ -389,7 +389,13 @@ class PerceptionNode(LifecycleNode):
         if p.latency_budget_ms > 0 or p.energy_budget_mj > 0:  # measured from arrival: queueing counts
             spent = (time.perf_counter() - frame.t_recv) * 1e3
             budget = Budget(latency_ms=p.latency_budget_ms, energy_mj=p.energy_budget_mj, spent_ms=spent)
-        result = engine.run(rgb, timesteps=p.timesteps or None, count_ops=p.count_ops, budget=budget)
+        result = engine.run(
+            rgb,
+            timesteps=p.timesteps or None,
+            count_ops=p.count_ops,
+            budget=budget,
+            max_model_pixels=p.max_model_pixels,
+        )
         if self._stop.is_set():
             return  # deactivated while this frame ran: publish nothing
         t_out = time.perf_counter()

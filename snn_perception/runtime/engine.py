@@ -29,7 +29,7 @@ from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
 from snn_perception.runtime import weights as weights_registry
 from snn_perception.runtime.budget import Budget, BudgetPlanner
 from snn_perception.runtime.checkpoint import Checkpoint, WeightsError, load_checkpoint, load_into
-from snn_perception.runtime.memory import check_fits
+from snn_perception.runtime.memory import capped_hw, check_fits
 from snn_perception.runtime.preprocess import crop, image_to_tensor, pad_to_multiple, resize
 from snn_perception.runtime.stats import EnergyModel, FrameStats
 
@@ -57,6 +57,10 @@ class EngineConfig:
     timesteps: int | None = None
     count_ops: bool = False
     input_hw: tuple[int, int] | None = None
+    #: with no ``input_hw``: frames with more pixels run the model at the largest size of their
+    #: aspect ratio under this cap (outputs keep the frame's size); 0 = no cap, the library default
+    #: (the nodes and ``enhance`` default to :data:`~snn_perception.runtime.memory.DEFAULT_MAX_MODEL_PIXELS`)
+    max_model_pixels: int = 0
     energy: EnergyModel = field(default_factory=EnergyModel)
     #: keep freed memory in the heap (see :func:`tune_allocator`); process-wide, on by default
     tune_allocator: bool = True
@@ -75,6 +79,8 @@ class EngineConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.timesteps is not None:
             validate_timesteps(self.timesteps, "timesteps")
+        if int(self.max_model_pixels) < 0:
+            raise ValueError(f"max_model_pixels must be 0 (no cap) or more, got {self.max_model_pixels}")
         if self.input_hw is not None:
             hw = tuple(int(v) for v in self.input_hw)
             if len(hw) != 2 or min(hw) < 8:
@@ -344,8 +350,11 @@ class Engine:
         timesteps: int | None = None,
         count_ops: bool | None = None,
         budget: Budget | None = None,
+        max_model_pixels: int | None = None,
     ) -> EngineResult:
         """Run one ``H×W×3`` RGB frame (uint8, or float in [0, 1]).
+
+        ``max_model_pixels``: this frame's cap instead of the config's (a node's hot parameter).
 
         ``budget``: the frame's latency and/or energy budget. A spiking model then runs the most
         timesteps (up to ``timesteps`` or the default) that the engine's cost model predicts will
@@ -362,15 +371,16 @@ class Engine:
         counting = self.config.count_ops if count_ops is None else bool(count_ops)
         if budget is not None and budget.energy_mj > 0:
             counting = True  # the energy budget learns from the counted energy
+        cap = self.config.max_model_pixels if max_model_pixels is None else int(max_model_pixels)
+        model_size = self.config.input_hw or capped_hw((int(image.shape[0]), int(image.shape[1])), cap)
         if self.device.type == "cpu":  # before any copy: a frame that cannot fit is refused at once
-            hw = self.config.input_hw or (int(image.shape[0]), int(image.shape[1]))
-            check_fits(self.info.arch, hw, steps if self.info.spiking else 1)
+            check_fits(self.info.arch, model_size, steps if self.info.spiking else 1)
         with self._lock:
             t_locked = time.perf_counter()
             x = image_to_tensor(image, self.device)
             in_hw = (int(x.shape[-2]), int(x.shape[-1]))
-            if self.config.input_hw is not None:
-                x = resize(x, self.config.input_hw)
+            if model_size != in_hw:
+                x = resize(x, model_size)
             x, model_hw = pad_to_multiple(x, self.size_multiple)
             t_pre = time.perf_counter()
             key = (int(x.shape[-2]), int(x.shape[-1]))

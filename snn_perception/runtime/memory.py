@@ -24,6 +24,26 @@ _FALLBACK = (150, 370)
 #: share of the available memory a frame may take
 HEADROOM = 0.8
 
+#: The nodes' and ``enhance``'s default cap on model-input pixels (VGA, 640×480): larger frames run
+#: the model at the largest size of the same aspect ratio under it, their outputs resized back to
+#: the frame's size. Why VGA: on 2 cores the shipped dhz at T = 4 takes ~0.3 s and ~0.4 GB there,
+#: against 3.1 s and 2.2 GB at 1080p (README table, from ``bench``); a camera at VGA or less runs at
+#: its own size. 0 turns the cap off; an explicit model size (``--size``, input_width/height) wins.
+DEFAULT_MAX_MODEL_PIXELS = 640 * 480
+
+
+def capped_hw(hw: tuple[int, int], max_pixels: int, multiple: int = 8) -> tuple[int, int]:
+    """``hw`` if it has at most ``max_pixels`` pixels (or the cap is 0), else the largest size of the
+    same aspect ratio under the cap, each side a multiple of ``multiple`` (at least ``multiple``)."""
+    h, w = int(hw[0]), int(hw[1])
+    if max_pixels <= 0 or h * w <= max_pixels:
+        return h, w
+    scale = (max_pixels / (h * w)) ** 0.5
+    return (
+        max(multiple, int(h * scale) // multiple * multiple),
+        max(multiple, int(w * scale) // multiple * multiple),
+    )
+
 
 class FrameTooLarge(ValueError):
     """A frame would need more memory than the machine has available; the message says what to do."""

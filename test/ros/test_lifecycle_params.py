@@ -151,6 +151,24 @@ def test_timesteps_is_hot_and_shows_in_the_next_telemetry(peer, node, topics):
         assert _send_and_wait(topics, stamp * 10**9).timesteps == (t or 4)
 
 
+def test_max_model_pixels_is_hot_and_the_output_keeps_the_frame_size(peer, node, topics):
+    """A cap below the 256×256 frame runs the model at a smaller size of the same aspect ratio (the
+    telemetry says which) and publishes at the frame's size; 0 runs the frame at its own size."""
+    assert peer.get_state(FQN) == "active"
+    assert all(r.successful for r in peer.set_params(FQN, max_model_pixels=128 * 128))
+    tel = _send_and_wait(topics, 80 * 10**9)
+    assert (tel.input_width, tel.input_height) == (256, 256)
+    assert (tel.model_width, tel.model_height) == (128, 128)
+    wait_for(lambda: 80 * 10**9 in topics["out"].stamps(), 10, "the enhanced image of frame 80")
+    out = next(m for m in topics["out"].snapshot() if stamp_ns(m.header) == 80 * 10**9)
+    assert (out.width, out.height) == (256, 256)
+    assert all(r.successful for r in peer.set_params(FQN, max_model_pixels=0))
+    tel = _send_and_wait(topics, 81 * 10**9)
+    assert (tel.model_width, tel.model_height) == (256, 256)
+    (refused,) = peer.set_params(FQN, max_model_pixels=-1)
+    assert not refused.successful
+
+
 def _stream(topics, stop: threading.Event, rate_hz: float = 30.0) -> list[int]:
     sent = []
     i = 0

@@ -34,6 +34,8 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
         (["unet_speed.py", "--timesteps", "0"], ["error:", "timesteps", "1..64"]),
         (["unet_ablation.py", "--ann", "nope", "--data", "x"], ["error:", "nope", "available names"]),
         (["unet_denoise_eval.py", "--weights", "dhz", "--images", "nowhere"], ["error:", "nowhere"]),
+        (["resolution_table.py", "--runs", "0"], ["error:", "--runs"]),
+        (["resolution_table.py", "--timesteps", "65"], ["error:", "--timesteps"]),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, argv: list[str], words: list[str]) -> None:
