@@ -25,6 +25,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from snn_perception.runtime.stamps import header_ns, split_ns
+
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
@@ -211,10 +213,6 @@ def default_reference_topic(info: BagInfo) -> str | None:
 # -- image messages ↔ arrays -------------------------------------------------------------------
 
 
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 def decode_image(msg: Any, msgtype: str) -> np.ndarray:
     """A deserialised image message → ``H×W×3`` uint8 RGB (raises :class:`DecodeError`).
 
@@ -253,9 +251,8 @@ def _header(stamp_ns: int, frame_id: str):
     store = typestore()
     Header = store.types["std_msgs/msg/Header"]
     Time = store.types["builtin_interfaces/msg/Time"]
-    return Header(
-        stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id
-    )
+    sec, nanosec = split_ns(stamp_ns)
+    return Header(stamp=Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
 
 
 def image_message(
@@ -423,7 +420,7 @@ def iter_images(path: str | Path, topic: str) -> Iterator[BagImage]:
                 item.error = f"message could not be deserialised ({type(exc).__name__}: {exc})"
                 yield item
                 continue
-            item.stamp_ns, item.frame_id = _stamp_ns(msg.header), str(msg.header.frame_id)
+            item.stamp_ns, item.frame_id = header_ns(msg.header), str(msg.header.frame_id)
             try:
                 item.rgb = decode_image(msg, conn.msgtype)
             except DecodeError as exc:

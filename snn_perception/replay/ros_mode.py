@@ -47,6 +47,7 @@ from snn_perception.replay.common import (
 )
 from snn_perception.replay.report import RECORDED_DIR
 from snn_perception.runtime.legend import colorize, overlay
+from snn_perception.runtime.stamps import header_ns
 
 if TYPE_CHECKING:
     from snn_perception.ros.player import Session
@@ -311,10 +312,6 @@ def _telemetry_columns(tel, prefix: str) -> dict[str, Any]:
     }
 
 
-def _stamp(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 def _rows(
     run: RunResult,
     frames: list[_Frame],
@@ -337,7 +334,7 @@ def _rows(
     telemetry: dict[tuple[str, int], Any] = {}
     tel_topics = {topic: task for task, topic in tel_topics_by_task.items()}
     for topic, _mtype, _log_ns, msg in bag_io.iter_messages(recorded, list(tel_topics)):
-        telemetry[(tel_topics[topic], _stamp(msg.header))] = msg
+        telemetry[(tel_topics[topic], header_ns(msg.header))] = msg
     streams = {task: bag_io.iter_images(recorded, topic) for task, topic in out_topics.items()}
     pending: dict[str, bag_io.BagImage | None] = {task: next(it, None) for task, it in streams.items()}
     by_index = {f.index: f for f in frames}

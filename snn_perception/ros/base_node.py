@@ -41,6 +41,7 @@ from snn_perception.runtime.image_codec import (
     decode_image,
     output_encoding,
 )
+from snn_perception.runtime.stamps import header_ns
 from snn_perception.srv import LoadModel
 
 _UNSUPPORTED_SEQ = (0, 2**64 - 1)
@@ -424,7 +425,7 @@ class PerceptionNode(LifecycleNode):
 
     def _since_stamp_ms(self, header: Any, fallback_start: float) -> float:
         """Stamp → now; from reception instead when there is no stamp or it lies in our future."""
-        stamp_ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+        stamp_ns = header_ns(header)
         since_recv_ms = (time.perf_counter() - fallback_start) * 1e3
         if stamp_ns == 0:
             return since_recv_ms

@@ -35,7 +35,8 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from snn_perception.msg import EnergyTelemetry
 from snn_perception.ros.executor import PerceptionExecutor
-from snn_perception.ros.recorder import Recorder, SerializedWriter, header_ns
+from snn_perception.ros.recorder import Recorder, SerializedWriter
+from snn_perception.runtime.stamps import header_ns, split_ns
 
 #: how long to wait for the nodes to subscribe (and for their output publishers)
 READY_TIMEOUT_S = 120.0
@@ -107,7 +108,8 @@ class ClockPublisher:
     def _send(self, bag_ns: int) -> None:
         # under the lock: the clock thread and the player never interleave a smaller value
         self.last = max(self.last, bag_ns)
-        stamp = Time(sec=self.last // 1_000_000_000, nanosec=self.last % 1_000_000_000)
+        sec, nanosec = split_ns(self.last)
+        stamp = Time(sec=sec, nanosec=nanosec)
         self.pub.publish(Clock(clock=stamp))
 
     def publish(self, bag_ns: int) -> None:

@@ -20,6 +20,7 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
 from snn_perception.msg import EnergyTelemetry
+from snn_perception.runtime.stamps import header_ns
 
 #: the ROS type names the writer registers for the recorded topics
 IMAGE_TYPE = "sensor_msgs/msg/Image"
@@ -38,11 +39,6 @@ class SerializedWriter(Protocol):
     def add_topic(self, topic: str, msgtype: str) -> None: ...
 
     def write_serialized(self, topic: str, data: bytes, log_time_ns: int) -> None: ...
-
-
-def header_ns(header: Any) -> int:
-    """A message header's stamp in nanoseconds: the key outputs are matched to inputs by."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def output_topic(task: str, node: str) -> str:

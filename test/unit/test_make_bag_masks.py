@@ -17,6 +17,7 @@ from snn_perception.offline.seg_data import read_mask
 from snn_perception.replay import bag_io
 from snn_perception.replay.bag_io import BagError, bag_info, iter_images, iter_messages
 from snn_perception.replay.make_bag import make_bag
+from snn_perception.runtime.stamps import header_ns
 
 HW = (24, 32)
 PALETTE = [(0, 0, 0), (0, 0, 255), (0, 255, 0), (0, 255, 255), (255, 0, 0), (255, 0, 255), (255, 255, 0)]
@@ -57,7 +58,7 @@ def _check_masks(bag: Path, ids: dict[str, np.ndarray], image_topic: str) -> Non
     got = [np.asarray(m.data, np.uint8).reshape(m.height, m.step)[:, : m.width] for m in msgs]
     assert all(np.array_equal(g, ids[str(i)]) for i, g in enumerate(got))
     frames = [it.stamp_ns for it in iter_images(bag, image_topic)]
-    masks = [bag_io._stamp_ns(m.header) for m in msgs]
+    masks = [header_ns(m.header) for m in msgs]
     assert frames == masks and len(set(frames)) == len(ids)
 
 
@@ -144,7 +145,7 @@ def test_an_unreadable_mask_is_refused_or_left_out_with_its_image(tmp_path: Path
     msgs = _mask_messages(tmp_path / "bag")
     assert np.array_equal(np.asarray(msgs[1].data, np.uint8).reshape(HW), ids["2"])
     cams = list(iter_images(tmp_path / "bag", "/camera/image"))
-    assert [c.stamp_ns for c in cams] == [bag_io._stamp_ns(m.header) for m in msgs]
+    assert [c.stamp_ns for c in cams] == [header_ns(m.header) for m in msgs]
 
 
 @pytest.mark.parametrize(
