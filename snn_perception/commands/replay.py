@@ -17,6 +17,7 @@ from snn_perception.commands import (
     add_examples,
     add_progress_argument,
     check_threads,
+    timestep_list,
     weights_help,
 )
 from snn_perception.runtime.memory import DEFAULT_MAX_MODEL_PIXELS
@@ -138,21 +139,16 @@ def parse_budgets(values: list[str] | None) -> tuple[float, ...]:
 
 
 def parse_timesteps(text: str | None) -> tuple[int, ...]:
-    from snn_perception.runtime.engine import validate_timesteps
-
+    """A sweep's T values (the shared :func:`~snn_perception.commands.timestep_list` rule), each once."""
     if not text:
         return ()
-    values: list[int] = []
-    for part in text.split(","):
-        try:
-            t = validate_timesteps(int(part.strip()), "--timesteps")
-        except ValueError:
-            raise ValueError(
-                f"--timesteps must be integers in 1..64 separated by commas (e.g. 1,2,4,8), got {text!r}"
-            ) from None
-        if t in values:  # a sweep runs each T once: a repeat is a typo, not a request
+    try:
+        values = timestep_list(text)
+    except argparse.ArgumentTypeError as exc:  # reported as the verb's one-line error, not a usage dump
+        raise ValueError(str(exc)) from None
+    for i, t in enumerate(values):
+        if t in values[:i]:  # a sweep runs each T once: a repeat is a typo, not a request
             raise ValueError(f"--timesteps {text}: T={t} is given twice; give each value once (e.g. 1,2,4,8)")
-        values.append(t)
     return tuple(values)
 
 
