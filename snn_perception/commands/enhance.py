@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        engine = Engine.load(args.weights, config, task="dehaze", require_task=True)
+        engine = Engine.load(args.weights, config, task="dehaze")
     except WeightsError as exc:
         raise UsageError(str(exc)) from None
     # before the folder is made: a damaged input leaves nothing behind (or is left out)

@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        probe = Engine.load(args.weights, EngineConfig(device=args.device), task="segment", require_task=True)
+        probe = Engine.load(args.weights, EngineConfig(device=args.device), task="segment")
         ann = not probe.info.spiking  # an ANN U-Net runs once: it has no timesteps
         if ann and args.timesteps is not None:
             raise ValueError(

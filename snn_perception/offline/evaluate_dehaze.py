@@ -133,7 +133,7 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
 
         for w, label in zip(cfg.weights, weight_labels(cfg.weights), strict=True):
             try:
-                engine = Engine.load(w, EngineConfig(device=cfg.device), require_task=True)
+                engine = Engine.load(w, EngineConfig(device=cfg.device), task="dehaze")
             except WrongTaskError as exc:
                 hint = "; use --task segment for it" if exc.found == "segment" else ""
                 needs = "dehaze evaluation needs dehaze weights (e.g. dhz)"

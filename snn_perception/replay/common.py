@@ -136,7 +136,7 @@ def check_weights(task: str, weights: str | None) -> Any:
 
     try:
         cpu = EngineConfig(device="cpu", tune_allocator=False)
-        engine = Engine.load(weights, cpu, task, require_task=True)
+        engine = Engine.load(weights, cpu, task)
     except WeightsError as exc:
         raise ReplayError(f"{task} weights: {exc}") from None
     return engine.info

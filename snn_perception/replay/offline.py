@@ -81,7 +81,7 @@ def load_engines(config: ReplayConfig) -> dict[str, Any]:
             except WeightsError:
                 continue  # no segmenter shipped yet: dehaze only (the report says so)
         try:
-            engine = Engine.load(weights, ecfg, task=task, require_task=True)
+            engine = Engine.load(weights, ecfg, task=task)
         except WeightsError as exc:
             raise ReplayError(f"{task} weights: {exc}") from None
         engines[task] = engine

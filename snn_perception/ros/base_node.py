@@ -266,7 +266,7 @@ class PerceptionNode(LifecycleNode):
         config = EngineConfig(device=p.device, count_ops=p.count_ops, input_hw=p.input_hw)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            engine = Engine.load(weights or None, config, task=self.task, require_task=True)
+            engine = Engine.load(weights or None, config, task=self.task)
         for w in caught:
             self.get_logger().warning(str(w.message))
         engine.warmup(hw=warmup_hw)

@@ -289,22 +289,22 @@ class Engine:
         cls,
         weights: str | Path | None = None,
         config: EngineConfig | None = None,
-        task: str = "dehaze",
-        require_task: bool = False,
+        task: str | None = None,
     ) -> Engine:
-        """Load weights (shipped name, path, or None = the default for ``task``).
+        """Load weights (shipped name, path, or None = the default for ``task``, 'dehaze' unnamed).
 
-        ``require_task``: weights of another task are a WeightsError (before the model is built),
-        so every front end refuses them with the same message.
+        ``task``: weights of another task are a :class:`WrongTaskError` (before the model is
+        built), so every front end refuses them with the same message; None takes the weights'
+        own task (tools that load whatever they are given).
         """
         config = replace(config) if config is not None else EngineConfig()
         if config.tune_allocator:
             tune_allocator()
-        name = weights if weights is not None else weights_registry.default_weights(task)
+        name = weights if weights is not None else weights_registry.default_weights(task or "dehaze")
         path = weights_registry.resolve(name)
         ckpt = load_checkpoint(path)
         info = _model_info(ckpt)
-        if require_task and info.task != task:
+        if task is not None and info.task != task:
             raise WrongTaskError(path, info.task, info.arch, task)
         try:
             model = registry.build(info.arch, ckpt.metadata)

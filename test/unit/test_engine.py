@@ -295,11 +295,11 @@ def test_config_errors_name_the_setting_not_the_class() -> None:
         EngineConfig(input_hw=(1, 1))
 
 
-def test_require_task_refuses_weights_of_the_other_task_before_building() -> None:
+def test_a_named_task_refuses_weights_of_the_other_task_before_building() -> None:
     from snn_perception.runtime.engine import WrongTaskError
 
     msg = r"holds a segment model \(spiking_lite_unet\), not a dehaze model"
     with pytest.raises(WrongTaskError, match=msg) as err:
-        Engine.load("spiking_unet", task="dehaze", require_task=True)
+        Engine.load("spiking_unet", task="dehaze")
     assert (err.value.found, err.value.expected) == ("segment", "dehaze")
-    assert Engine.load("spiking_unet", task="dehaze").info.task == "segment"  # without it: loads as is
+    assert Engine.load("spiking_unet").info.task == "segment"  # no task named: loads as is
