@@ -16,7 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-from snn_perception.commands import add_examples, add_progress_argument, check_threads, weights_help
+from snn_perception.commands import (
+    add_device_argument,
+    add_examples,
+    add_progress_argument,
+    check_threads,
+    weights_help,
+)
 from snn_perception.runtime.paths import check_output_dir, make_dir
 
 DEMO_TIMESTEPS = (1, 2, 4, 8)
@@ -68,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--weights", default=None, help=weights_help("dehaze", "dehaze weights"))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    add_device_argument(parser, what="where the models run")
     add_progress_argument(parser)
 
 
@@ -194,6 +201,7 @@ def _run(args: argparse.Namespace) -> int:
         timesteps=timesteps,
         latency_budgets=budgets,
         dehaze_weights=args.weights,
+        device=args.device,
         progress=not args.no_progress and progress_enabled(),
         overwrite=True,  # the report of an earlier demo run in the same --out is ours to replace
     )

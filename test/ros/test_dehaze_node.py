@@ -5,6 +5,8 @@ exactly one plausible telemetry message arrives per processed frame."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import cv2
@@ -212,20 +214,36 @@ def test_a_30hz_stream_keeps_inference_steady_and_the_spin_thread_idle(peer, nod
     assert spin_share < 0.25, f"the executor's spin thread used {spin_share:.0%} of a core"
 
 
+def _median_arrival_to_output(pub, tel, frames, timesteps: int, first_stamp: int) -> float:
+    """Median arrival→output time of six well-spaced frames at ``timesteps`` (0 = the default)."""
+    tel.clear()
+    for i in range(6):
+        pub.publish(image_msg(frames[i % len(frames)], (first_stamp + i) * 10**9, FRAME_ID))
+        time.sleep(0.3)
+    wait_for(lambda: len(tel) >= 5, 30, f"outputs at T={timesteps or 'default'}")
+    rows = sorted(tel.snapshot(), key=lambda t: stamp_ns(t.header))
+    return float(np.median([t.arrival_to_output_ms for t in rows[1:]]))
+
+
+def _burners(n: int) -> list[subprocess.Popen]:
+    """``n`` CPU-bound processes: the load another program on the robot's computer would add."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
 def test_a_latency_budget_set_while_active_adapts_t_to_the_load(peer, node, outputs, frames):
     """A 10 Hz stream of 128² frames with ``latency_budget_ms`` set while the node is active:
-    telemetry reports the T used, the budget and misses; T changes when a busy thread in this
-    process takes a core halfway through; fewer than 5 % of frames miss the budget (measured from
-    arrival to published outputs). The budget is 3.5 × the node's one-step frame measured first
-    (at most 90 ms, under the 100 ms frame period so frames do not queue): one step must still fit
-    when the busy thread halves the node's CPU. The test skips where even that exceeds 90 ms.
+    telemetry reports the T used, the budget and misses; when busy processes take every core
+    halfway through, T falls; fewer than 5 % of frames miss the budget (arrival to published
+    outputs). The budget is 1.5 × the node's T = 4 frame measured first: T = 4 fits while the machine
+    is idle (the planner keeps a 10 % margin, the rest absorbs jitter) and not once the busy
+    processes slow the node by 1.4× or more (measured: about 2×, then T = 1 at 30 ms of a 52 ms
+    budget). It must stay under the 100 ms frame period so frames do not queue: the test skips
+    where it would not.
 
     The < 5 % miss rate is a timing claim for an otherwise idle 2-core machine: it is asserted with
     SNN_RUN_SLOW=1 (``make test-all``); elsewhere it is printed, and what must hold on a shared
-    machine is asserted: the telemetry fields, T following the load, and misses flagged exactly
-    when a frame's arrival-to-output time exceeded the budget."""
-    import threading
-
+    machine is asserted: the telemetry fields, T lower under the added load than before it, and
+    misses flagged exactly when a frame's arrival-to-output time exceeded the budget."""
     from sensor_msgs.msg import Image
 
     _, tel = outputs
@@ -233,49 +251,45 @@ def test_a_latency_budget_set_while_active_adapts_t_to_the_load(peer, node, outp
     wait_for(lambda: pub.get_subscription_count() > 0, 30, "the node to subscribe")
     small = [cv2.resize(f, (128, 128)) for f in frames[:5]]
     assert all(r.successful for r in peer.set_params(node.fqn, timesteps=1))
-    tel.clear()
-    for i in range(6):
-        pub.publish(image_msg(small[i % 5], (5000 + i) * 10**9, FRAME_ID))
-        time.sleep(0.3)
-    wait_for(lambda: len(tel) >= 4, 30, "one-step outputs")
-    t1_ms = float(np.median([t.arrival_to_output_ms for t in tel.snapshot()][1:]))
+    t1_ms = _median_arrival_to_output(pub, tel, small, 1, 5000)
     assert all(r.successful for r in peer.set_params(node.fqn, timesteps=0))
-    budget = 3.5 * t1_ms
+    t4_ms = _median_arrival_to_output(pub, tel, small, 0, 5100)
+    budget = 1.5 * t4_ms
     if budget > 90:
-        pytest.skip(f"a one-step 128² frame takes {t1_ms:.0f} ms here: too slow for a 10 Hz budget test")
+        pytest.skip(f"128² frames take {t4_ms:.0f} ms at T=4 here: too slow for a 10 Hz budget test")
     assert all(r.successful for r in peer.set_params(node.fqn, latency_budget_ms=budget))
-    stop = threading.Event()
-
-    def burn() -> None:  # a CPU-heavy neighbour: one core spinning
-        x = 0
-        while not stop.is_set():
-            x += 1
-
-    burner = threading.Thread(target=burn, daemon=True)
+    burners: list[subprocess.Popen] = []
     try:
         tel.clear()
         for i in range(100):  # 10 s at 10 Hz
             if i == 50:
-                burner.start()
+                burners = _burners(os.cpu_count() or 2)
             pub.publish(image_msg(small[i % 5], (6000 + i) * 10**9, FRAME_ID))
             time.sleep(0.1)
-        stop.set()
-        burner.join(5)
+        for b in burners:
+            b.kill()
         time.sleep(2.0)
         rows = sorted(tel.snapshot(), key=lambda t: stamp_ns(t.header))
     finally:
-        stop.set()
+        for b in burners:
+            b.kill()
+            b.wait(5)
         peer.set_params(node.fqn, latency_budget_ms=0.0)
         peer.node.destroy_publisher(pub)
     assert len(rows) >= 30, f"only {len(rows)} outputs"
-    ts = [t.timesteps for t in rows]
     assert all(t.latency_budget_ms == pytest.approx(budget) for t in rows)
     assert all(1 <= t.timesteps <= t.max_timesteps == 4 for t in rows)
-    assert len(set(ts)) > 1, f"T never changed: {ts}"
+    idle = [t.timesteps for t in rows if 6002 <= stamp_ns(t.header) // 10**9 < 6050]  # after 2 to settle
+    loaded = [t.timesteps for t in rows if stamp_ns(t.header) // 10**9 >= 6055]  # the load has started
+    detail = [(t.timesteps, round(t.arrival_to_output_ms)) for t in rows]
+    assert idle and loaded, detail
+    assert np.mean(loaded) < np.mean(idle), f"T did not fall under load: (T, ms) {detail}"
     settled = rows[2:]  # the first frames of a budget measure the model at T = 1
     missed = sum(t.budget_missed for t in settled) / len(settled)
-    detail = [(t.timesteps, round(t.arrival_to_output_ms)) for t in rows]
-    print(f"budget {budget:.0f} ms (T=1 frame {t1_ms:.0f} ms): miss rate {missed:.1%}, (T, ms) {detail}")
+    print(
+        f"budget {budget:.0f} ms (T=1 {t1_ms:.0f} ms, T=4 {t4_ms:.0f} ms): mean T idle {np.mean(idle):.2f}, "
+        f"loaded {np.mean(loaded):.2f}; miss rate {missed:.1%}, (T, ms) {detail}"
+    )
     clear = [t for t in rows if abs(t.arrival_to_output_ms - budget) > 0.01]  # float32 in the message
     assert all(t.budget_missed == (t.arrival_to_output_ms > budget) for t in clear)
     if os.environ.get("SNN_RUN_SLOW") == "1":

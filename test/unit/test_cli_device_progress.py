@@ -139,6 +139,7 @@ RUNS: dict[str, list[str]] = {
         "--json",
         "bench.json",
     ],
+    "demo": "demo --data dh/raw --mode offline --timesteps 1 --latency-budget 0 --threads 1 --out d".split(),
 }
 
 
@@ -200,6 +201,7 @@ def test_every_device_option_is_one_choice_list() -> None:
         ["finetune"],
         ["train", "unet"],
         ["train", "dhz"],
+        ["demo"],
     ):
         proc = cli(*verb, "--device", "gpu", cwd=Path.cwd(), timeout=120)
         assert proc.returncode == 2, verb
