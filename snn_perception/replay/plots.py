@@ -31,6 +31,12 @@ def _series(run: RunResult, key: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array(xs), np.array(ys)
 
 
+def _legend(ax) -> None:
+    """Beside the axes, not over the data (a sweep of two models makes eight series)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
 def _save(fig, path: Path, plots: list[Path]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -56,7 +62,7 @@ def write_plots(result: ReplayResult, out: Path, summaries: list[dict[str, Any]]
     }
 
     if has["end_to_end_ms"] or has["seg_end_to_end_ms"]:
-        fig, ax = plt.subplots(figsize=(7, 3.2))
+        fig, ax = plt.subplots(figsize=(9.5, 3.4))
         for run in runs:
             for key, tag in (("end_to_end_ms", "dehaze"), ("seg_end_to_end_ms", "segment")):
                 x, y = _series(run, key)
@@ -65,11 +71,11 @@ def write_plots(result: ReplayResult, out: Path, summaries: list[dict[str, Any]]
         ax.set_xlabel("bag time (s)" if result.config.rate else "frame time in bag (s)")
         ax.set_ylabel("end-to-end latency (ms)")
         ax.set_title("Latency over time")
-        ax.legend(fontsize=7)
+        _legend(ax)
         ax.grid(alpha=0.3)
         _save(fig, out / "latency_time.png", plots)
 
-        fig, ax = plt.subplots(figsize=(7, 3.2))
+        fig, ax = plt.subplots(figsize=(9.5, 3.4))
         for run in runs:
             for key, tag in (("end_to_end_ms", "dehaze"), ("seg_end_to_end_ms", "segment")):
                 _, y = _series(run, key)
@@ -78,11 +84,11 @@ def write_plots(result: ReplayResult, out: Path, summaries: list[dict[str, Any]]
         ax.set_xlabel("end-to-end latency (ms)")
         ax.set_ylabel("frames")
         ax.set_title("Latency histogram")
-        ax.legend(fontsize=7)
+        _legend(ax)
         _save(fig, out / "latency_hist.png", plots)
 
     if has["energy_j"] or has["seg_energy_j"]:
-        fig, ax = plt.subplots(figsize=(7, 3.2))
+        fig, ax = plt.subplots(figsize=(9.5, 3.4))
         for run in runs:
             for key, tag in (("energy_j", "dehaze"), ("seg_energy_j", "segment")):
                 x, y = _series(run, key)
@@ -91,7 +97,7 @@ def write_plots(result: ReplayResult, out: Path, summaries: list[dict[str, Any]]
         ax.set_xlabel("bag time (s)")
         ax.set_ylabel("estimated energy per frame (mJ, 45 nm)")
         ax.set_title("Energy per frame")
-        ax.legend(fontsize=7)
+        _legend(ax)
         ax.grid(alpha=0.3)
         _save(fig, out / "energy.png", plots)
 
@@ -101,7 +107,7 @@ def write_plots(result: ReplayResult, out: Path, summaries: list[dict[str, Any]]
     if has["seg_miou"]:
         qkeys.append((None, "seg_miou", "mIoU"))
     if qkeys:
-        fig, axes = plt.subplots(len(qkeys), 1, figsize=(7, 2.6 * len(qkeys)), squeeze=False)
+        fig, axes = plt.subplots(len(qkeys), 1, figsize=(9.5, 2.8 * len(qkeys)), squeeze=False)
         for ax, (kraw, kout, name) in zip(axes[:, 0], qkeys, strict=True):
             if kraw is not None:
                 x, y = _series(runs[0], kraw)
@@ -113,36 +119,112 @@ def write_plots(result: ReplayResult, out: Path, summaries: list[dict[str, Any]]
                     ax.plot(x, y, ".-", ms=3, lw=0.8, label=f"output {run.label}")
             ax.set_ylabel(name)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+            _legend(ax)
         axes[-1, 0].set_xlabel("bag time (s)")
         axes[0, 0].set_title("Quality per frame")
         _save(fig, out / "quality.png", plots)
 
-    swept = [s for s in summaries if s.get("timesteps") is not None and "dehaze" in s]
-    if len(swept) >= 2:
-        qname, qkey = ("PSNR (dB)", "psnr_out") if has["psnr_out"] else ("UIQM", "uiqm_out")
-        ts = [s["timesteps"] for s in swept]
-        q = [s["dehaze"].get("quality", {}).get(qkey) for s in swept]
-        e = [s["dehaze"]["energy_per_frame_j"] for s in swept]
-        lat = [s["dehaze"]["latency_ms"]["mean"] for s in swept]
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-        for ax, xs, xl in ((axes[0], e, "energy per frame (mJ)"), (axes[1], lat, "mean latency (ms)")):
-            pts = [
-                (x * (1e3 if xl.startswith("energy") else 1), y, t)
-                for x, y, t in zip(xs, q, ts, strict=True)
-                if x is not None and y is not None
-            ]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-")
-                for x, y, t in pts:
-                    ax.annotate(f"T={t}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-            ax.set_xlabel(xl)
-            ax.set_ylabel(qname)
-            ax.grid(alpha=0.3)
-        fig.suptitle("Timestep sweep: quality vs energy and latency")
-        _save(fig, out / "tradeoff.png", plots)
+    _tradeoff_plot(result, summaries, out, plots)
     _budget_plot(summaries, out, plots)
     return plots
+
+
+#: what each plot shows, for the report's captions (file stem → sentence)
+CAPTIONS = {
+    "latency_time": "Latency of every frame (arrival to result) over the dive, per run and model.",
+    "latency_hist": "Distribution of the latency per run and model.",
+    "energy": "Estimated energy per frame (45 nm model) over the dive.",
+    "quality": "Quality of every frame: the dashed line is the raw input.",
+    "tradeoff": (
+        "Choosing a setting: each point is one run, quality against p95 latency (left) and energy "
+        "(right); the label gives T (or the budget) and the share of frames dropped. Right of the "
+        "dashed line (the frame period) a run cannot keep up with the camera."
+    ),
+    "budget": (
+        "Latency-budget runs: quality, p95 latency and late share per budget, and the T each frame used."
+    ),
+}
+WIDE = ("tradeoff", "budget")
+
+
+def _quality_of(summary: dict[str, Any], task: str) -> tuple[float | None, str]:
+    """The quality a trade-off point shows: PSNR out (else UIQM out) for dehaze, dataset mIoU for segment."""
+    q = summary.get(task, {}).get("quality", {}) or {}
+    if task == "segment":
+        return q.get("miou_dataset"), "mIoU"
+    if q.get("psnr_out") is not None:
+        return q["psnr_out"], "PSNR out (dB)"
+    return q.get("uiqm_out"), "UIQM out"
+
+
+def _frame_period_ms(result: ReplayResult) -> float | None:
+    """The camera's frame period as the replay paced it (None when not paced)."""
+    rate = result.config.rate
+    times = [r["time_s"] for r in (result.runs[0].rows if result.runs else []) if "time_s" in r]
+    if rate is None or len(times) < 2:
+        return None
+    step = float(np.median(np.diff(sorted(times))))
+    return step * 1e3 / rate if step > 0 else None
+
+
+def _tradeoff_plot(
+    result: ReplayResult, summaries: list[dict[str, Any]], out: Path, plots: list[Path]
+) -> None:
+    """Quality vs p95 latency and vs energy, one row per model, every run a labelled point."""
+    tasks = [
+        t for t in ("dehaze", "segment") if sum(_quality_of(s, t)[0] is not None for s in summaries) >= 2
+    ]
+    if not tasks:
+        return
+    plt = _plt()
+    period = _frame_period_ms(result)
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(12, 3.8 * len(tasks)), squeeze=False)
+    for row, task in enumerate(tasks):
+        for col, (xlabel, xof) in enumerate(
+            (
+                ("p95 latency, arrival to result (ms)", lambda m: m["latency_ms"]["p95"]),
+                (
+                    "energy per frame (mJ, 45 nm estimate)",
+                    lambda m: (m["energy_per_frame_j"] or 0) * 1e3 or None,
+                ),
+            )
+        ):
+            ax = axes[row, col]
+            for budgeted, style in ((False, "o-"), (True, "s")):
+                pts = []
+                for s in summaries:
+                    m, q = s.get(task), _quality_of(s, task)[0]
+                    if m is None or q is None or bool(s.get("latency_budget_ms")) != budgeted:
+                        continue
+                    x = xof(m)
+                    if x is None:
+                        continue
+                    what = f"{s['latency_budget_ms']:g} ms budget" if budgeted else f"T={s['timesteps']}"
+                    pts.append((x, q, f"{what}, {(m['drop_rate'] or 0):.0%} dropped"))
+                if pts:  # fixed-T points joined in T order
+                    label = "latency budget" if budgeted else "fixed T"
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=7, label=label)
+                    for x, y, text in pts:
+                        ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
+            if col == 0 and period is not None:
+                ax.axvline(period, color="0.4", ls="--", lw=1)
+                ax.annotate(
+                    f"frame period {period:.0f} ms",
+                    (period, 0.02),
+                    xycoords=("data", "axes fraction"),
+                    rotation=90,
+                    fontsize=8,
+                    color="0.3",
+                    xytext=(-11, 0),
+                    textcoords="offset points",
+                )
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(f"{task}: {_quality_of(next(s for s in summaries if task in s), task)[1]}")
+            ax.grid(alpha=0.3)
+            ax.margins(x=0.25, y=0.2)
+        axes[row, 0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Quality against latency and energy, per run")
+    _save(fig, out / "tradeoff.png", plots)
 
 
 #: the quality a budget plot shows per model: (summary key, axis label)
@@ -236,28 +318,46 @@ def write_legend(result: ReplayResult, summaries: list[dict[str, Any]], out: Pat
     return path
 
 
+def _sheet_run(result: ReplayResult) -> RunResult | None:
+    """The run whose frames the contact sheet shows: the fixed-T run at the dehazer's (else the
+    segmenter's) default T, as a user would run it; else the last run with samples."""
+    with_samples = [r for r in result.runs if r.samples]
+    defaults = [m.get("default_timesteps") for m in result.models.values()]
+    for t in defaults:
+        for run in with_samples:
+            if not run.latency_budget_ms and run.timesteps in (t, None):
+                return run
+    return with_samples[-1] if with_samples else None
+
+
+def _tile(image: np.ndarray | None, label: str, height: int, like: np.ndarray) -> np.ndarray:
+    """One labelled tile ``height`` high; a missing output (a dropped frame) is a grey tile saying so."""
+    if image is None:
+        image = np.full_like(like, 200)
+        label = f"{label}: dropped"
+    w = max(1, round(image.shape[1] * height / image.shape[0]))
+    tile = cv2.resize(image, (w, height), interpolation=cv2.INTER_AREA)
+    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(tile, label, (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, thickness, cv2.LINE_AA)
+    return tile
+
+
 def write_contact_sheet(result: ReplayResult, out: Path, height: int = 160) -> Path | None:
-    """Sample frames, one per row: raw | enhanced | mask overlay | reference (those present)."""
-    run = next((r for r in reversed(result.runs) if r.samples), None)
+    """Sample frames of the run at the default T, one per row: raw | enhanced | mask overlay |
+    reference, the same columns in every row (see :func:`_sheet_run`)."""
+    run = _sheet_run(result)
     if run is None:
         return None
+    kinds = ("raw", f"enhanced {run.label}", f"mask overlay {run.label}", "reference")
+    fields = ("raw", "enhanced", "mask_color", "reference")
+    present = [i for i, f in enumerate(fields) if any(getattr(s, f) is not None for s in run.samples)]
     rows = []
-    names = ("raw", f"enhanced {run.label}", "mask overlay", "reference")
     for s in run.samples:
         tiles = [
-            (n, t)
-            for n, t in zip(names, (s.raw, s.enhanced, s.mask_color, s.reference), strict=True)
-            if t is not None
+            _tile(getattr(s, fields[i]), f"raw #{s.index}" if i == 0 else kinds[i], height, s.raw)
+            for i in present
         ]
-        scaled = []
-        for name, t in tiles:
-            w = max(1, round(t.shape[1] * height / t.shape[0]))
-            tile = cv2.resize(t, (w, height), interpolation=cv2.INTER_AREA)
-            label = f"{name} #{s.index}" if name == "raw" else name
-            cv2.putText(tile, label, (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(tile, label, (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
-            scaled.append(tile)
-        rows.append(np.concatenate(scaled, axis=1))
+        rows.append(np.concatenate(tiles, axis=1))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     sheet = np.concatenate(rows, axis=0)

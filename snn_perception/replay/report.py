@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from snn_perception.replay.common import ReplayResult
-from snn_perception.replay.plots import write_contact_sheet, write_legend, write_plots
+from snn_perception.replay.plots import CAPTIONS, WIDE, write_contact_sheet, write_legend, write_plots
 from snn_perception.replay.summary import recommendation, summarize, summary_table
 
 
@@ -222,7 +222,7 @@ def _html(result: ReplayResult, files: ReportFiles, summaries: list[dict[str, An
     head = "".join(f"<th>{esc(c)}</th>" for c in table[0])
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in table[1:])
     models = "".join(
-        f"<li><b>{esc(task)}</b>: {esc(m['arch'])}/{esc(m['variant'])}, weights {esc(m['weights_id'])}, "
+        f"<li><b>{esc(task)}</b>: {esc(_model_label(m))}, weights {esc(m['weights_id'])}, "
         f"default T={m['default_timesteps']}</li>"
         for task, m in result.models.items()
     )
@@ -230,15 +230,17 @@ def _html(result: ReplayResult, files: ReportFiles, summaries: list[dict[str, An
     if result.interrupted:
         notes += "<li><b>Partial report: the replay was interrupted.</b></li>"
     imgs = "".join(
-        f'<figure><img src="{esc(p.name)}" alt="{esc(p.stem)}"><figcaption>{esc(p.stem)}'
+        f'<figure class="{"wide" if p.stem in WIDE else "plot"}"><img src="{esc(p.name)}" '
+        f'alt="{esc(CAPTIONS.get(p.stem, p.stem))}"><figcaption>{esc(CAPTIONS.get(p.stem, p.stem))}'
         f"</figcaption></figure>"
         for p in files.plots
     )
     sheet = ""
     if files.contact_sheet is not None:
         sheet = (
-            "<h2>Sample frames</h2><p>Each row: raw input | enhanced | mask overlay | reference "
-            "(those available).</p>"
+            "<h2>Sample frames</h2><p>From the run at the model's default T (the setting a robot runs "
+            "unless told otherwise). Each row: raw input | enhanced | mask overlay | reference (those "
+            "available); a grey tile marks a frame that run dropped.</p>"
             f'<img class="wide" src="{esc(files.contact_sheet.name)}" alt="contact sheet">'
         )
     if files.legend is not None:
@@ -247,6 +249,8 @@ def _html(result: ReplayResult, files: ReportFiles, summaries: list[dict[str, An
             f'the frame.</p><img src="{esc(files.legend.name)}" alt="class legend">'
         )
     pace = "as fast as possible" if cfg.rate is None else f"{cfg.rate}× bag rate"
+    ref_topic = result.topics.reference
+    reference = f"reference <code>{esc(ref_topic)}</code>" if ref_topic else "no reference topic"
     advice = recommendation(summaries)
     advice_html = f'<p class="advice"><b>{esc(advice)}</b></p>' if advice else ""
     return f"""<!DOCTYPE html>
@@ -255,16 +259,17 @@ def _html(result: ReplayResult, files: ReportFiles, summaries: list[dict[str, An
 body{{font-family:system-ui,sans-serif;margin:1.5em;max-width:1200px;color:#222}}
 table{{border-collapse:collapse;font-size:13px}}
 td,th{{border:1px solid #ccc;padding:3px 7px;text-align:right}}th{{background:#eef}}
-figure{{display:inline-block;margin:6px}}img{{max-width:560px}}img.wide{{max-width:100%}}
+figure{{margin:14px 0}}figure img{{max-width:100%}}figure.plot img{{max-width:860px}}
+figcaption{{font-size:14px;color:#444;max-width:860px}}img.wide{{max-width:100%}}
 code{{background:#f4f4f4;padding:1px 4px}}.advice{{font-size:16px;background:#eef6ee;padding:8px}}
 </style></head><body>
 <h1>Replay report</h1>
 {advice_html}
 <p>Bag <code>{esc(str(result.topics.info.path))}</code> ({esc(result.topics.info.storage)}), topic
-<code>{esc(result.topics.image)}</code>, {result.topics.frames} frames; reference
-<code>{esc(str(result.topics.reference))}</code>; mode <b>{esc(cfg.mode)}</b>, {esc(pace)}.</p>
+<code>{esc(result.topics.image)}</code>, {result.topics.frames} frames; {reference}; mode
+<b>{esc(cfg.mode)}</b>, {esc(pace)}.</p>
 <ul>{models}</ul>
-<ul>{notes}</ul>
+{f"<ul>{notes}</ul>" if notes else ""}
 <h2>Summary</h2>
 <table><tr>{head}</tr>{body}</table>
 <p>Latency: arrival of the frame (its bag stamp, scaled by the rate) to the result. Energy: synaptic
@@ -280,6 +285,12 @@ means are over the processed frames.</p>
 """
 
 
+def _model_label(m: dict[str, Any]) -> str:
+    """``arch/variant``, or the arch alone when the weights name no variant."""
+    variant = m.get("variant")
+    return f"{m['arch']}/{variant}" if variant and variant != "None" else str(m["arch"])
+
+
 def _markdown(result: ReplayResult, files: ReportFiles, summaries: list[dict[str, Any]]) -> str:
     """The same summary as Markdown (renders on GitHub; used for the committed sample reports)."""
     cfg = result.config
@@ -289,7 +300,9 @@ def _markdown(result: ReplayResult, files: ReportFiles, summaries: list[dict[str
         "",
         f"Bag `{result.topics.info.path.name}` ({result.topics.info.storage}), "
         f"topic `{result.topics.image}`, "
-        f"{result.topics.frames} frames, reference `{result.topics.reference}`; mode **{cfg.mode}**, "
+        f"{result.topics.frames} frames, "
+        + (f"reference `{result.topics.reference}`" if result.topics.reference else "no reference topic")
+        + f"; mode **{cfg.mode}**, "
         + ("as fast as possible." if cfg.rate is None else f"{cfg.rate}× bag rate."),
         "",
     ]
@@ -298,8 +311,7 @@ def _markdown(result: ReplayResult, files: ReportFiles, summaries: list[dict[str
         lines[1:1] = ["", f"**{advice}**"]
     for task, m in result.models.items():
         lines.append(
-            f"- {task}: {m['arch']}/{m['variant']}, weights `{m['weights_id']}`, "
-            f"default T={m['default_timesteps']}"
+            f"- {task}: {_model_label(m)}, weights `{m['weights_id']}`, default T={m['default_timesteps']}"
         )
     lines += [f"- note: {n}" for n in result.notes]
     if result.interrupted:

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -238,3 +239,32 @@ def test_a_segmentation_run_gets_the_class_legend_beside_the_sample_frames(tmp_p
     assert (legend == (0, 0, 255)).all(axis=2).sum() > 50  # the diver swatch, in the overlay's blue
     assert "Segmentation classes" in files.html.read_text()
     assert write_report(_result([_run(4)]), tmp_path / "dehaze_only").legend is None
+
+
+def test_the_contact_sheet_shows_the_default_t_run_with_a_tile_for_a_dropped_output(tmp_path: Path) -> None:
+    from snn_perception.replay.plots import _sheet_run, write_contact_sheet
+
+    runs = [_run(1), _run(4), _run(8)]
+    img = RNG.integers(0, 256, (60, 80, 3), np.uint8)
+    runs[1].samples.append(Sample(index=5, raw=img, enhanced=None, reference=img))  # dropped there
+    result = _result(runs)
+    assert _sheet_run(result) is runs[1]  # T=4, the weights' default, not the last run (T=8)
+    sheet = write_contact_sheet(result, tmp_path)
+    pixels = cv2.imread(str(sheet))
+    row = 160 + 4
+    assert pixels.shape[0] == 2 * row
+    # every row has its three tiles (raw | enhanced | reference): the dropped one is grey, not missing
+    second = pixels[row + 40 : row + 150, 220:420]
+    assert abs(float(second.mean()) - 200) < 12 and float(second.std()) < 25
+
+
+def test_the_html_has_captions_and_no_stray_values(tmp_path: Path) -> None:
+    files = write_report(_result([_run(1), _run(4)], reference=False), tmp_path)
+    html = files.html.read_text()
+    from snn_perception.replay.plots import CAPTIONS
+
+    assert CAPTIONS["tradeoff"] in html.replace("\n", " ") or CAPTIONS["tradeoff"][:40] in html
+    assert "<figcaption>latency_time</figcaption>" not in html  # a sentence, not a file stem
+    assert "None" not in html and "<ul></ul>" not in html.replace("\n", "")
+    assert "no reference topic" in html
+    assert 'class="wide"' in html  # the trade-off figure spans the page
