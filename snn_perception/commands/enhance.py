@@ -57,8 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"larger images run the model at the largest size of their aspect ratio with at most N "
         f"pixels, the output resized back to the image's size; 0 = each image's own size (default "
-        f"{DEFAULT_MAX_MODEL_PIXELS}: 640x480, ~0.3 s and ~0.4 GB per image on 2 cores; 1080p "
-        "native takes ~3 s and ~2 GB); --size wins",
+        f"{DEFAULT_MAX_MODEL_PIXELS}: 640x480, ~0.26 s and 0.7 GiB per image at T=4 on 2 cores; "
+        "1080p at its own size takes ~1.6 s and 2.7 GiB); --size wins",
     )
     parser.add_argument(
         "--strength",

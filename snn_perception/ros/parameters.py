@@ -115,7 +115,7 @@ SPECS: tuple[Spec, ...] = (
         "max_model_pixels",
         "With input_width/input_height 0: frames with more pixels run the model at the largest size "
         "of their aspect ratio under this cap, outputs resized back to the frame's size (default "
-        "640x480: ~0.3 s per frame on 2 cores, against ~3 s at 1080p); 0 = every frame at its own "
+        "640x480: ~0.26 s per frame at T=4 on 2 cores, ~1.6 s at 1080p); 0 = every frame at its own "
         "size. Applies at the next frame.",
         hot=True,
         int_range=(0, 100_000_000, 1),

@@ -26,9 +26,10 @@ HEADROOM = 0.8
 
 #: The nodes' and ``enhance``'s default cap on model-input pixels (VGA, 640×480): larger frames run
 #: the model at the largest size of the same aspect ratio under it, their outputs resized back to
-#: the frame's size. Why VGA: on 2 cores the shipped dhz at T = 4 takes ~0.3 s and ~0.4 GB there,
-#: against 3.1 s and 2.2 GB at 1080p (README table, from ``bench``); a camera at VGA or less runs at
-#: its own size. 0 turns the cap off; an explicit model size (``--size``, input_width/height) wins.
+#: the frame's size. Why VGA: on 2 cores the shipped dhz at T = 4 takes ~0.26 s and 0.7 GiB there,
+#: against 1.6 s and 2.7 GiB at 1080p (``docs/results/resolution_table.md``, from ``bench``); a
+#: camera at VGA or less runs at its own size. 0 turns the cap off; an explicit model size
+#: (``--size``, input_width/height) wins.
 DEFAULT_MAX_MODEL_PIXELS = 640 * 480
 
 
