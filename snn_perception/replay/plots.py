@@ -253,20 +253,23 @@ def _budget_plot(summaries: list[dict[str, Any]], out: Path, plots: list[Path]) 
         pts = [(b, q) for b, q in zip(budgets, quality, strict=True) if q is not None]
         if pts:
             row[0].plot([b for b, _ in pts], [q for _, q in pts], "o-", label="with a budget")
-        for s in summaries:
-            q = s.get(model, {}).get("quality", {}).get(qkey) if not s.get("latency_budget_ms") else None
-            if q is not None:
-                row[0].axhline(q, ls="--", lw=0.8, color="grey")
-                row[0].annotate(
-                    f"fixed T={s['timesteps']}",
-                    (budgets[0], q),
-                    fontsize=7,
-                    xytext=(0, 2),
-                    textcoords="offset points",
-                )
+        fixed = [
+            (s["timesteps"], q)
+            for s in summaries
+            if not s.get("latency_budget_ms")
+            and (q := s.get(model, {}).get("quality", {}).get(qkey)) is not None
+        ]
+        for i, (t, q) in enumerate(fixed):  # reference lines, named in the legend (labels would overlap)
+            row[0].axhline(
+                q, ls="--", lw=1, color=plt.cm.viridis(i / max(1, len(fixed) - 1)), label=f"fixed T={t}"
+            )
+        if pts or fixed:
+            row[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         if not pts:  # e.g. segmentation without a mask topic
-            note = "not scored: no reference in the bag"
-            row[0].text(0.5, 0.5, note, ha="center", transform=row[0].transAxes)
+            what = "ground-truth masks" if model == "segment" else "reference images"
+            row[0].text(
+                0.5, 0.5, f"not scored: no {what} in the bag", ha="center", transform=row[0].transAxes
+            )
         row[0].set(xlabel="latency budget (ms)", ylabel=qlabel, title=f"{model}: quality vs budget")
         p95 = [s[model]["latency_ms"]["p95"] for s in runs]
         miss = [s[model].get("budget_miss_rate") for s in runs]
@@ -337,8 +340,11 @@ def _tile(image: np.ndarray | None, label: str, height: int, like: np.ndarray) -
         label = f"{label}: dropped"
     w = max(1, round(image.shape[1] * height / image.shape[0]))
     tile = cv2.resize(image, (w, height), interpolation=cv2.INTER_AREA)
-    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(tile, label, (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, thickness, cv2.LINE_AA)
+    # white on a dark band: an outline drawn with a thicker stroke advances differently and smears
+    (w_text, h_text), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+    band = tile[: h_text + 10, : w_text + 10]
+    band[:] = (band * 0.35).astype(tile.dtype)
+    cv2.putText(tile, label, (5, h_text + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,43 @@ def test_env_sh_sets_up_a_bare_shell_for_the_cli_and_ros(tmp_path: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["LOCALHOST", str(TOOLS.parent / "config" / "fastdds_localhost.xml")]
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["missing.html", "out.png"], ["error:", "missing.html is not a file"]),
+        (["page.html", "out.jpg"], ["error:", "must end in .png"]),
+        (["page.html", "out.png", "wide"], ["error:", "WIDTH and HEIGHT"]),
+    ],
+)
+def test_the_screenshot_tool_refuses_bad_input_in_one_line(
+    tmp_path: Path, argv: list[str], words: list[str]
+) -> None:
+    (tmp_path / "page.html").write_text("<p>hello</p>")
+    proc = subprocess.run(
+        ["bash", str(TOOLS / "screenshot.sh"), *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    for word in words:
+        assert word in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed here")
+def test_the_screenshot_tool_renders_a_page_in_chromium(tmp_path: Path) -> None:
+    import cv2
+
+    (tmp_path / "page.html").write_text('<body style="background:#00ff00;margin:0"></body>')
+    proc = subprocess.run(
+        ["bash", str(TOOLS / "screenshot.sh"), "page.html", "shot.png", "320", "200"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    shot = cv2.imread(str(tmp_path / "shot.png"))
+    assert shot.shape[:2] == (200, 320)
+    assert tuple(int(v) for v in shot[100, 160]) == (0, 255, 0)  # BGR: the page's green
