@@ -14,6 +14,7 @@ import argparse
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from snn_perception.commands import (
@@ -96,22 +97,27 @@ def ros_available() -> tuple[bool, str]:
         return False, str(exc)
 
 
-def _write_dive_bag(path: Path, seconds: float) -> int:
+def _write_dive_bag(path: Path, seconds: float) -> tuple[int, bool]:
+    """The synthetic dive as a bag: camera, reference and (with SUIM photographs) class-id masks
+    on ``/camera/mask``; returns (frames, whether masks were written)."""
     from snn_perception.offline.underwater_render import DiveConfig, iter_dive
     from snn_perception.replay.bag_io import BagWriter
-    from snn_perception.replay.make_bag import DEFAULT_REFERENCE_TOPIC, DEFAULT_TOPIC
+    from snn_perception.replay.make_bag import DEFAULT_MASK_TOPIC, DEFAULT_REFERENCE_TOPIC, DEFAULT_TOPIC
 
     cfg = DiveConfig(seconds=seconds)
     start = time.time_ns() // 1_000_000 * 1_000_000
     period = round(1e9 / cfg.rate_hz)
-    n = 0
+    n, masks = 0, False
     with BagWriter(path, "mcap") as bag:
         for f in iter_dive(cfg):
             stamp = start + f.index * period
             bag.write_image(DEFAULT_TOPIC, f.raw, stamp, "camera")
             bag.write_image(DEFAULT_REFERENCE_TOPIC, f.clean, stamp, "camera")
+            if f.mask is not None:  # mono8 class ids: the segmenter's ground truth
+                bag.write_image(DEFAULT_MASK_TOPIC, f.mask, stamp, "camera")
+                masks = True
             n += 1
-    return n
+    return n, masks
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
     from snn_perception.commands.replay import execute, parse_budgets, parse_timesteps
     from snn_perception.replay.bag_io import BagError
     from snn_perception.replay.common import ReplayConfig, ReplayError, check_weights, resolve_topics
-    from snn_perception.replay.make_bag import check_source, write_bag
+    from snn_perception.replay.make_bag import DEFAULT_MASK_TOPIC, check_source, write_bag
     from snn_perception.replay.report import check_report_dir
     from snn_perception.runtime.progress import enabled as progress_enabled
 
@@ -222,13 +228,15 @@ def _run(args: argparse.Namespace) -> int:
         _remove_earlier_bag(bag)
         res = write_bag(plan, bag, storage="mcap")
         print(f"==> wrote {bag}: {res.frames} frames, {res.references} references from {args.data}")
+        if res.masks:  # a SUIM-layout folder: score the segmenter too
+            config = replace(config, mask_topic=DEFAULT_MASK_TOPIC)
     else:
         _remove_earlier_bag(bag)
-        n = _write_dive_bag(bag, args.seconds)
-        print(
-            f"==> rendered a synthetic dive ({n} frames, 10 Hz, 240×320, clean frames as ground truth)"
-            f" → {bag}"
-        )
+        n, masks = _write_dive_bag(bag, args.seconds)
+        truth = "clean frames" + (" and SUIM class masks" if masks else "")
+        print(f"==> rendered a synthetic dive ({n} frames, 10 Hz, 240×320, {truth} as ground truth) → {bag}")
+        if masks:
+            config = replace(config, mask_topic=DEFAULT_MASK_TOPIC)
     if note:
         print(note)
     runs = ", ".join(map(str, timesteps)) or "default"

@@ -142,6 +142,7 @@ class DiveFrame:
     raw: np.ndarray  # H×W×3 uint8 RGB, what the camera sees
     clean: np.ndarray  # H×W×3 uint8 RGB, ground truth
     distance_m: float  # distance to the bottom row of the frame
+    mask: np.ndarray | None = None  # H×W uint8 SUIM class ids (SUIM photographs only), ground truth
 
 
 def _photo(name: str) -> np.ndarray:
@@ -170,14 +171,41 @@ def panorama(height: int, photos: tuple[str, ...] | None = None) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def _photo_mask(name: str) -> np.ndarray | None:
+    """The SUIM class-id mask of a SUIM photograph (``masks/`` beside ``images/``), else None."""
+    folder = _suim_folder() if name in SUIM_PHOTOS else None
+    path = folder.parent / "masks" / f"{name}.png" if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    from snn_perception.offline.seg_data import read_mask
+
+    return read_mask(path)
+
+
+def panorama_masks(height: int, photos: tuple[str, ...] | None = None) -> np.ndarray | None:
+    """The class-id masks laid out as :func:`panorama` lays out the photos (nearest-neighbour, so
+    ids stay ids); None unless every photo has a mask of its size."""
+    parts = []
+    for name in photos or dive_photos():
+        img, mask = _photo(name), _photo_mask(name)
+        if mask is None or mask.shape != img.shape[:2]:
+            return None
+        w = max(1, round(img.shape[1] * height / img.shape[0]))
+        parts.append(cv2.resize(mask, (w, height), interpolation=cv2.INTER_NEAREST))
+    return np.concatenate(parts, axis=1)
+
+
 def iter_dive(config: DiveConfig = DiveConfig()) -> Iterator[DiveFrame]:
-    """Frames of the dive in order; deterministic for a given config (seed)."""
+    """Frames of the dive in order; deterministic for a given config (seed). With SUIM photographs
+    each frame carries its class-id mask too (the same pan), so the demo can score segmentation."""
     h, w = config.size
     pan_h = round(h * 1.2)  # room for a slow vertical bob
     wall = panorama(pan_h, config.photos)
+    masks = panorama_masks(pan_h, config.photos)
     if wall.shape[1] < w:
         reps = math.ceil(w / wall.shape[1]) + 1
         wall = np.concatenate([wall] * reps, axis=1)
+        masks = None if masks is None else np.concatenate([masks] * reps, axis=1)
     rng = np.random.default_rng(config.seed)
     n = config.num_frames
     span_x, span_y = wall.shape[1] - w, pan_h - h
@@ -198,6 +226,7 @@ def iter_dive(config: DiveConfig = DiveConfig()) -> Iterator[DiveFrame]:
             raw=np.clip(raw + 0.5, 0, 255).astype(np.uint8),
             clean=np.ascontiguousarray(clean),
             distance_m=float(dist),
+            mask=None if masks is None else np.ascontiguousarray(masks[y0 : y0 + h, x0 : x0 + w]),
         )
 
 

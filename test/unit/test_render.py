@@ -120,3 +120,33 @@ def test_the_dive_uses_the_shared_suim_photographs_or_falls_back(tmp_path, monke
     monkeypatch.setattr(weights, "shared_dirs", lambda: [tmp_path / "shared"])
     assert u.dive_photos() == u.SUIM_PHOTOS
     assert u.panorama(24).shape == (24, 6 * 32, 3)
+
+
+def test_suim_photographs_bring_their_class_masks_panned_with_the_frames(tmp_path, monkeypatch) -> None:
+    """Each SUIM photograph's mask (``masks/NAME.png`` beside ``images/``) is laid out and panned
+    exactly as the photograph, nearest-neighbour, so the demo can score the segmenter; without
+    masks (or with scikit-image's photographs) frames carry none."""
+    import cv2
+
+    from snn_perception.offline import underwater_render as u
+    from snn_perception.runtime import weights
+
+    images = tmp_path / "shared" / u.SUIM_IMAGES
+    images.mkdir(parents=True)
+    for i, name in enumerate(u.SUIM_PHOTOS):
+        cv2.imwrite(str(images / f"{name}.jpg"), np.full((24, 32, 3), 40 * i, np.uint8))
+    monkeypatch.setattr(weights, "shared_dirs", lambda: [tmp_path / "shared"])
+    cfg = DiveConfig(seconds=1.0, size=(16, 24), noise_sigma=0.0)
+    assert all(f.mask is None for f in u.iter_dive(cfg))  # photographs without masks
+    masks = images.parent / "masks"
+    masks.mkdir()
+    for i, name in enumerate(u.SUIM_PHOTOS):
+        ids = np.full((24, 32), i + 1, np.uint8)
+        ids[:, :16] = 0
+        cv2.imwrite(str(masks / f"{name}.png"), ids)
+    wall = u.panorama_masks(round(16 * 1.2))
+    assert wall is not None and wall.shape == (19, 6 * 25) and set(np.unique(wall)) == set(range(7))
+    for f in u.iter_dive(cfg):
+        assert f.mask is not None and f.mask.shape == (16, 24) and f.mask.dtype == np.uint8
+    first = next(u.iter_dive(cfg))
+    assert np.array_equal(first.mask, wall[:16, :24])  # the frame's window of the wall

@@ -331,6 +331,9 @@ def test_demo_renders_a_dive_and_writes_a_report(shared, tmp_path) -> None:
     assert doc["topics"]["reference"] == "/camera/reference"
     q = doc["summary"][1]["dehaze"]["quality"]
     assert q["psnr_out"] is not None and q["psnr_raw"] is not None
+    # the dive pans over SUIM photographs and their masks: the segmenter is scored too
+    assert "SUIM class masks" in res.stdout and doc["topics"]["mask"] == "/camera/mask"
+    assert 0.0 < doc["summary"][1]["segment"]["quality"]["miou_dataset"] <= 1.0
 
 
 class _ColourSegmenter(torch.nn.Module):
