@@ -175,12 +175,14 @@ def _run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     spec = MODELS[args.model]
     weights = args.weights or spec.default_weights
-    engine = Engine.load(weights, EngineConfig(device=args.device, precision=args.precision), task=spec.task)
+    # named weights load as they are, so the check below can name the --model that fits them
+    task = None if weights else spec.task
+    engine = Engine.load(weights, EngineConfig(device=args.device, precision=args.precision), task=task)
     check_model_matches(args.model, engine.info.arch, engine.info.task, weights)
     exact = (
         None
         if args.precision == "fp32"
-        else Engine.load(weights, EngineConfig(device=args.device), spec.task)
+        else Engine.load(weights, EngineConfig(device=args.device), task)
     )
     image, image_name = _bench_image(args.image)
     info = engine.info
