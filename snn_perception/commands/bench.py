@@ -179,11 +179,7 @@ def _run(args: argparse.Namespace) -> int:
     task = None if weights else spec.task
     engine = Engine.load(weights, EngineConfig(device=args.device, precision=args.precision), task=task)
     check_model_matches(args.model, engine.info.arch, engine.info.task, weights)
-    exact = (
-        None
-        if args.precision == "fp32"
-        else Engine.load(weights, EngineConfig(device=args.device), task)
-    )
+    exact = None if args.precision == "fp32" else Engine.load(weights, EngineConfig(device=args.device), task)
     image, image_name = _bench_image(args.image)
     info = engine.info
     print(

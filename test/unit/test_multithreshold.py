@@ -117,3 +117,15 @@ def test_half_threshold_initial_membrane_turns_truncation_into_rounding():
     assert rounded.reshape(-1).tolist() == [0.25, 0.5, 0.5, 0.75]  # nearest k·0.25
     slow, _ = mt_multistep(x, (1.0, 0.8), v0=0.125)  # the general loop honours v0 too
     assert slow.reshape(-1).tolist() == [0.0, 0.0, 0.0, pytest.approx(0.8)]
+
+
+def test_spike_mask_is_the_nonzero_mask_of_multithreshold_outputs():
+    """Counting takes sign() of the spikes as their 0/1 mask: that needs every spike ≥ 0, whatever
+    the currents (negative ones included)."""
+    from snn_perception.models.counting import spike_mask
+    from snn_perception.models.multithreshold import mt_multistep
+
+    currents = torch.randn(6, 2, 3, 9, 9, generator=torch.Generator().manual_seed(0)) * 3
+    s, _ = mt_multistep(currents, (2.0, 1.0, 0.5, 0.25), 0.125)
+    assert float(s.min()) >= 0.0 and 0 < int((s != 0).sum()) < s.numel()
+    assert torch.equal(spike_mask(s), (s != 0).float())
