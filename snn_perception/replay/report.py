@@ -24,7 +24,7 @@ import numpy as np
 
 from snn_perception.replay.common import ReplayResult
 from snn_perception.replay.plots import CAPTIONS, WIDE, write_contact_sheet, write_legend, write_plots
-from snn_perception.replay.summary import recommendation, summarize, summary_table
+from snn_perception.replay.summary import reading_notes, recommendation, summarize, summary_table
 
 
 def _json_safe(x: Any) -> Any:
@@ -253,6 +253,12 @@ def _html(result: ReplayResult, files: ReportFiles, summaries: list[dict[str, An
     reference = f"reference <code>{esc(ref_topic)}</code>" if ref_topic else "no reference topic"
     advice = recommendation(summaries)
     advice_html = f'<p class="advice"><b>{esc(advice)}</b></p>' if advice else ""
+    notes_read = reading_notes(summaries)
+    reading = (
+        "<h3>Reading it</h3><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes_read) + "</ul>"
+        if notes_read
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>snn_perception replay report</title>
 <style>
@@ -272,6 +278,7 @@ code{{background:#f4f4f4;padding:1px 4px}}.advice{{font-size:16px;background:#ee
 {f"<ul>{notes}</ul>" if notes else ""}
 <h2>Summary</h2>
 <table><tr>{head}</tr>{body}</table>
+{reading}
 <p>Latency: arrival of the frame (its bag stamp, scaled by the rate) to the result. Energy: synaptic
 operations × 0.9 pJ + analog MACs × 4.6 pJ (45 nm, Horowitz 2014). PSNR/SSIM against the reference
 topic; UIQM (Panetta et al. 2016) and UCIQE (Yang &amp; Sowmya 2015) need no reference. Quality
@@ -318,6 +325,9 @@ def _markdown(result: ReplayResult, files: ReportFiles, summaries: list[dict[str
         lines.append("- **partial report: the replay was interrupted**")
     lines += ["", "| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(r) + " |" for r in table[1:]]
+    notes_read = reading_notes(summaries)
+    if notes_read:
+        lines += ["", "Reading it:", *(f"- {n}" for n in notes_read)]
     lines += [
         "",
         "Latency: frame arrival (bag stamp scaled by the rate) to result. Energy: 0.9 pJ per synaptic "

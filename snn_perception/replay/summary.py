@@ -235,3 +235,55 @@ def recommendation(summaries: list[dict[str, Any]]) -> str | None:
     if seg is not None:
         parts.append(f"segmentation mIoU {seg:.3f}")
     return f"Recommended: {best['label']} — {', '.join(parts)}: {why}."
+
+
+def _quality_key(summaries: list[dict[str, Any]], model: str) -> tuple[str, str] | None:
+    keys = {"dehaze": (("psnr_out", "PSNR"), ("uiqm_out", "UIQM")), "segment": (("miou_dataset", "mIoU"),)}
+    for key, name in keys[model]:
+        if any(s.get(model, {}).get("quality", {}).get(key) is not None for s in summaries):
+            return key, name
+    return None
+
+
+def reading_notes(summaries: list[dict[str, Any]]) -> list[str]:
+    """Plain sentences that read the fixed-T sweep for a person: per model, the T with the best
+    quality and what the largest T costs beyond it; and which runs cannot keep up with the stream."""
+    notes = []
+    for model in ("dehaze", "segment"):
+        qk = _quality_key(summaries, model)
+        fixed = [
+            s
+            for s in summaries
+            if not s.get("latency_budget_ms")
+            and s.get("timesteps") is not None
+            and qk is not None
+            and s.get(model, {}).get("quality", {}).get(qk[0]) is not None
+        ]
+        if qk is None or len(fixed) < 2:
+            continue
+        key, name = qk
+        q = {s["timesteps"]: s[model]["quality"][key] for s in fixed}
+        best = max(fixed, key=lambda s: q[s["timesteps"]])
+        top = max(fixed, key=lambda s: s["timesteps"])
+        text = (
+            f"{model}: the best {name} of the sweep is at T={best['timesteps']} ({q[best['timesteps']]:.3f})"
+        )
+        e_best, e_top = best[model]["energy_per_frame_j"], top[model]["energy_per_frame_j"]
+        if top is not best and e_best and e_top:
+            text += (
+                f"; T={top['timesteps']} costs {e_top / e_best:.1f}× its energy for "
+                f"{q[top['timesteps']] - q[best['timesteps']]:+.3f} {name}"
+            )
+        notes.append(text + ".")
+    late = [
+        f"{s['label']} ({model})"
+        for s in summaries
+        for model in ("dehaze", "segment")
+        if (s.get(model, {}).get("drop_rate") or 0.0) > KEEPS_UP
+    ]
+    if late:
+        notes.append(
+            f"Dropping over {KEEPS_UP:.0%} of frames, these cannot keep up with the stream on this machine: "
+            f"{', '.join(late)}; their quality is scored on the frames they did process."
+        )
+    return notes

@@ -268,3 +268,23 @@ def test_the_html_has_captions_and_no_stray_values(tmp_path: Path) -> None:
     assert "None" not in html and "<ul></ul>" not in html.replace("\n", "")
     assert "no reference topic" in html
     assert 'class="wide"' in html  # the trade-off figure spans the page
+
+
+def test_the_report_reads_the_sweep_for_a_person(tmp_path: Path) -> None:
+    from snn_perception.replay.summary import reading_notes
+
+    runs = [_run(1), _run(4), _run(8)]
+    runs[2].rows = [
+        dict(r, status="dropped") if r["index"] % 3 == 0 and r.get("status") == "ok" else r
+        for r in runs[2].rows
+    ]
+    summaries = [summarize(r, 1.0) for r in runs]
+    notes = reading_notes(summaries)
+    # _run's PSNR grows with T: the best is T=8, so no "costs more for less" sentence
+    assert notes[0].startswith("dehaze: the best PSNR of the sweep is at T=8 (18.800)")
+    assert any("T=8 (dehaze)" in n and "cannot keep up" in n for n in notes)
+    html = write_report(_result(runs), tmp_path).html.read_text()
+    assert "<h3>Reading it</h3>" in html and "the best PSNR of the sweep is at T=8" in html
+    flipped = [summarize(r, 1.0) for r in (_run(1), _run(4))]
+    flipped[1]["dehaze"]["quality"]["psnr_out"] = 17.0  # T=4 worse than T=1
+    assert "T=4 costs" in reading_notes(flipped)[0] and "-1.100 PSNR" in reading_notes(flipped)[0]
