@@ -36,6 +36,36 @@ def joined(groups: list[list[int]]) -> list[int]:
     return [t for group in groups for t in group]
 
 
+def size_type(flag: str, minimum: int = 1, multiple: int = 1):
+    """argparse type for ``--size``/``--crop``: ``N`` or ``HxW`` (the shared parser of
+    :func:`runtime.preprocess.parse_hw`), each side at least ``minimum`` and a multiple of ``multiple``.
+
+    One factory so every verb accepts the same forms and words its refusal the same way.
+    """
+
+    def parse(text: str) -> tuple[int, int]:
+        from snn_perception.runtime.preprocess import parse_hw
+
+        try:
+            hw = parse_hw(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: {exc}; expected HxW or N (for NxN)") from None
+        if min(hw) < minimum or any(v % multiple for v in hw):
+            rule = f"at least {minimum}"
+            if multiple > 1:
+                rule = f"multiples of {multiple} and {rule}"
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: both sides must be {rule}")
+        return hw
+
+    parse.__name__ = "size"  # argparse names the type in its own messages
+    return parse
+
+
+def unet_size_type(flag: str):
+    """Sizes for the U-Nets, which pool four times: sides multiples of 16."""
+    return size_type(flag, minimum=16, multiple=16)
+
+
 def add_examples(parser: argparse.ArgumentParser, examples: tuple[str, ...], note: str = "") -> None:
     """An ``examples:`` block at the end of ``--help`` (after ``note``), kept verbatim. The lines are
     also kept on the parser (``parser.examples``): a test parses each one with this very parser, so

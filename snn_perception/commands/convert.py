@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from snn_perception.commands import add_device_argument, add_examples, check_threads
+from snn_perception.commands import add_device_argument, add_examples, check_threads, unet_size_type
 from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
 
 THRESHOLDS_FORMAT = "comma-separated positive numbers, high to low, e.g. 2,1,0.5,0.25"
@@ -27,12 +27,6 @@ def parse_thresholds(text: str) -> tuple[float, ...]:
         return validate_thresholds(values, "--thresholds")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{exc}; expected {THRESHOLDS_FORMAT}") from None
-
-
-def parse_hw(text: str) -> tuple[int, int]:
-    from snn_perception.commands.train_unet import _hw
-
-    return _hw(text)
 
 
 EXAMPLES = (
@@ -74,7 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--percentile", type=float, default=99.9, help="activation percentile for λ")
     parser.add_argument("--calib", type=int, default=64, metavar="N", help="calibration images")
-    parser.add_argument("--size", type=parse_hw, help="calibration size S or HxW (default: the ANN's)")
+    parser.add_argument(
+        "--size", type=unet_size_type("--size"), help="calibration size S or HxW (default: the ANN's)"
+    )
     parser.add_argument("--timesteps", type=int, default=4, help="default T stored in the checkpoint")
     parser.add_argument("--threads", type=int, help="CPU threads")
     add_device_argument(parser, what="where calibration runs")

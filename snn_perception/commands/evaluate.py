@@ -13,6 +13,7 @@ from snn_perception.commands import (
     add_examples,
     add_progress_argument,
     joined,
+    size_type,
     timestep_list,
 )
 
@@ -21,20 +22,6 @@ SEGMENT_MODULE = "snn_perception.commands.evaluate_segment"
 METHODS = ("raw", "classical")
 #: what ``--data`` must hold, per task
 LAYOUT = {"dehaze": "raw/ and reference/ sub-folders", "segment": "images/ and masks/ sub-folders"}
-
-
-def _size(text: str) -> tuple[int, int]:
-    from snn_perception.runtime.preprocess import parse_hw
-
-    try:
-        h, w = parse_hw(text)  # N or HxW, like every other verb
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--size {text!r}: expected HxW or N (for NxN), e.g. 512x512 or 512"
-        ) from None
-    if h < 16 or w < 16:
-        raise argparse.ArgumentTypeError(f"--size {text!r}: both sides must be at least 16")
-    return h, w
 
 
 EXAMPLES = (
@@ -69,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
         "--size",
-        type=_size,
+        type=size_type("--size", minimum=16),
         help="resize inputs and references to N×N or HxW (default: 512 for dehaze; for "
         "segment the weights' size, a multiple of 16)",
     )

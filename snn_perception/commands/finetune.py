@@ -7,7 +7,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from snn_perception.commands import add_device_argument, add_examples, add_progress_argument, check_threads
+from snn_perception.commands import (
+    add_device_argument,
+    add_examples,
+    add_progress_argument,
+    check_threads,
+    unet_size_type,
+)
 
 EXAMPLES = (
     "snn-perception finetune --weights snn.safetensors --data suim/ --timesteps 4 --out snn_ft.safetensors",
@@ -18,8 +24,6 @@ EXAMPLES = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_examples(parser, EXAMPLES)
-    from snn_perception.commands.convert import parse_hw
-
     parser.add_argument("--weights", required=True, metavar="SNN", help="checkpoint written by 'convert'")
     parser.add_argument(
         "--data",
@@ -32,10 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="passes over the training split")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     parser.add_argument("--batch", type=int, default=8, help="images per step")
-    parser.add_argument("--size", type=parse_hw, help="resize S or HxW (default: the checkpoint's)")
+    parser.add_argument(
+        "--size", type=unet_size_type("--size"), help="resize S or HxW (default: the checkpoint's)"
+    )
     parser.add_argument(
         "--crop",
-        type=parse_hw,
+        type=unet_size_type("--crop"),
         help="random training crop S or HxW, at most the size (default: 224, or the whole "
         "image on a side shorter than 224)",
     )

@@ -7,23 +7,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from snn_perception.commands import add_device_argument, add_examples, add_progress_argument
+from snn_perception.commands import add_device_argument, add_examples, add_progress_argument, unet_size_type
 
 #: the U-Net widths the CLI offers (models.unet.WIDTHS, plus 4 for tests; not imported: --help stays fast)
 WIDTHS = (4, 8, 16, 32, 64)
-
-
-def _hw(text: str) -> tuple[int, int]:
-    """S or HxW (the shared size parser) with sides multiples of 16: the U-Net pools four times."""
-    from snn_perception.runtime.preprocess import parse_hw
-
-    try:
-        hw = parse_hw(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if min(hw) < 16 or any(v % 16 for v in hw):
-        raise argparse.ArgumentTypeError(f"{text!r}: sides must be multiples of 16 and at least 16")
-    return hw
 
 
 EXAMPLES = (
@@ -84,8 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="base width: 8, 16, 32 or 64 (4: tiny, for tests)",
     )
     parser.add_argument("--classes", type=int, default=8, help="number of classes, 2-255 (segment)")
-    parser.add_argument("--size", type=_hw, default=(256, 256), help="resize every pair to S or HxW")
-    parser.add_argument("--crop", type=_hw, default=(224, 224), help="random training crop S or HxW")
+    parser.add_argument(
+        "--size", type=unet_size_type("--size"), default=(256, 256), help="resize every pair to S or HxW"
+    )
+    parser.add_argument(
+        "--crop", type=unet_size_type("--crop"), default=(224, 224), help="random training crop S or HxW"
+    )
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)

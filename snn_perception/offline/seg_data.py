@@ -70,7 +70,7 @@ def _png_palette(path: Path) -> np.ndarray | None:
 
 def read_mask(path: str | Path) -> np.ndarray:
     """Class-id mask (H×W uint8) from a palette, grey or SUIM colour PNG."""
-    from snn_perception.runtime.image_codec import ImageDecodeError, check_complete
+    from snn_perception.runtime.image_containers import ImageDecodeError, check_complete
 
     path = Path(path)
     try:

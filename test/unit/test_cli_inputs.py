@@ -302,3 +302,37 @@ def test_timestep_lists_take_commas_spaces_or_both(verb: str) -> None:
         assert parsed == [[1, 2, 4]] * 3
     else:  # joined with commas before the verb's own parsing
         assert {",".join(p) for p in parsed} == {"1,2,4"}
+
+
+@pytest.mark.parametrize(
+    ("verb", "flag", "required"),
+    [
+        ("train_unet", "--size", ["--data", "d", "--out", "o"]),
+        ("train_unet", "--crop", ["--data", "d", "--out", "o"]),
+        ("convert", "--size", ["--weights", "w", "--data", "d", "--out", "o"]),
+        ("finetune", "--crop", ["--weights", "w", "--data", "d", "--out", "o"]),
+        ("evaluate", "--size", ["--task", "dehaze", "--data", "d"]),
+    ],
+)
+def test_size_options_share_one_parser_and_one_wording(
+    verb: str, flag: str, required: list[str], capsys
+) -> None:
+    """N or HxW everywhere; a refusal names the option, the value and the rule (argparse exit 2)."""
+    import argparse
+    import importlib
+
+    module = importlib.import_module(f"snn_perception.commands.{verb}")
+    parser = argparse.ArgumentParser(prog=verb)
+    module.add_arguments(parser)
+    dest = flag.lstrip("-")
+    assert getattr(parser.parse_args([*required, flag, "64"]), dest) == (64, 64)
+    assert getattr(parser.parse_args([*required, flag, "48x80"]), dest) == (48, 80)
+    for bad, words in (("big", "expected HxW or N"), ("8x8", "at least 16"), ("0", "positive")):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*required, flag, bad])
+        err = capsys.readouterr().err
+        assert f"{flag} {bad!r}" in err and words in err, err
+    if verb != "evaluate":  # the U-Nets pool four times
+        with pytest.raises(SystemExit):
+            parser.parse_args([*required, flag, "40"])
+        assert "multiples of 16" in capsys.readouterr().err
