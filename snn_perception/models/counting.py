@@ -23,12 +23,14 @@ are float32 partial sums of integers below 2^24 combined in float64: exact, elem
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import torch
+
+from snn_perception.models.fan_out import Frame, fan_out_1d, frame
 
 #: a float32 sum of 0/1 values is exact in any order while the total stays at or below 2^24
 _F32_EXACT = 1 << 24
@@ -56,98 +58,6 @@ class OpCounts:
         if total <= 0:
             return 0.0
         return sum(r * n for r, n in zip(self.layer_spike_rates, self.layer_neurons, strict=True)) / total
-
-
-# ----------------------------------------------------------------------------- fan-out geometry
-
-
-@functools.lru_cache(maxsize=1024)
-def fan_out_1d(
-    length: int, kernel: int, stride: int = 1, padding: int = 0, upsample: int = 1
-) -> tuple[int, ...]:
-    """For each input index, how many (output position, kernel tap) pairs read it along one axis
-    (``upsample``: through a nearest upsampling, an index stands for that many positions)."""
-    if upsample > 1:
-        fine = fan_out_1d(length * upsample, kernel, stride, padding)
-        return tuple(sum(fine[i * upsample : (i + 1) * upsample]) for i in range(length))
-    out_len = (length + 2 * padding - kernel) // stride + 1
-    nums = [[y + padding - k for k in range(kernel)] for y in range(length)]  # output index · stride
-    return tuple(sum(0 <= v and v % stride == 0 and v // stride < out_len for v in ns) for ns in nums)
-
-
-def dense_conv_macs(
-    shape: Sequence[int], out_channels: int, kernel: int, stride: int = 1, padding: int = 0, groups: int = 1
-) -> float:
-    """MACs of a convolution over a dense (analog) ``[N, C_in, H, W]`` input, borders exact: equal
-    to ``conv_ops(torch.ones(shape), ...)``, from the shape alone (host arithmetic)."""
-    n, c, h, w = (int(v) for v in shape)
-    taps = sum(fan_out_1d(h, kernel, stride, padding)) * sum(fan_out_1d(w, kernel, stride, padding))
-    return float(n * c * taps) * (out_channels // groups)
-
-
-class _Frame(NamedTuple):
-    """Closed form of ``Σ rows(y)·cols(x)·m(y, x)`` for a convolution on ``h × w``.
-
-    Away from the borders the fan-out is periodic (period 1 for stride 1, the stride otherwise):
-    ``rows(y) = pr[y mod Pr]``. So the sum is ``Σ_ij pr[i]·pc[j]·M_ij`` (``M_ij``: active inputs
-    with ``y ≡ i``, ``x ≡ j``; the total for stride 1) plus a correction over the border frame.
-    """
-
-    base: int  # stride 1: r0·c0, the fan-out of an input away from the borders; else 0
-    period: tuple[int, int]  # (Pr, Pc)
-    residue_base: tuple[float, ...]  # pr[i]·pc[j], row-major over (i, j)
-    top: int  # border rows / columns whose fan-out differs from the periodic interior
-    bottom: int
-    left: int
-    right: int
-    weights: tuple[float, ...]  # rows·cols − pr·pc over the frame (top, bottom, left, right blocks)
-    #: one-pixel frame (stride 1): weights of the two edge rows, the two edge columns between
-    #: them, and the corners' correction (constant along each edge, so totals suffice)
-    edge: tuple[float, ...] | None
-
-
-def _bands(fan: tuple[int, ...]) -> tuple[tuple[int, ...], int, int] | None:
-    """``(interior pattern, leading band, trailing band)`` for the period (≤ 4) with the narrowest
-    border bands, or None if they would be wide."""
-    n, m = len(fan), len(fan) // 2
-    if not n:
-        return (0,), 0, 0
-    best = None
-    for period in range(1, min(4, m + 1) + 1):
-        pattern = tuple(fan[m - ((m - r) % period)] for r in range(period))
-        lead = 1 + max((i for i in range(m) if fan[i] != pattern[i % period]), default=-1)
-        trail = n - min((i for i in range(m, n) if fan[i] != pattern[i % period]), default=n)
-        if best is None or lead + trail < best[1] + best[2]:
-            best = (pattern, lead, trail)
-    return best if best[1] + best[2] <= min(n, 16) else None
-
-
-@functools.lru_cache(maxsize=1024)
-def _frame(h: int, w: int, kernel: int, stride: int, padding: int, upsample: int = 1) -> _Frame | None:
-    """The frame decomposition, or None where it does not apply (tiny or irregular maps)."""
-    rows, cols = (fan_out_1d(n, kernel, stride, padding, upsample) for n in (h, w))
-    rb, cb = _bands(rows), _bands(cols)
-    if rb is None or cb is None:
-        return None
-    (pr, top, bottom), (pc, left, right) = rb, cb
-
-    def wt(y: int, x: int) -> float:
-        return float(rows[y] * cols[x] - pr[y % len(pr)] * pc[x % len(pc)])
-
-    mid = range(top, h - bottom)
-    wts = [wt(y, x) for y in (*range(top), *range(h - bottom, h)) for x in range(w)]
-    if left == right == 1 and w > 1:  # one strided view of both columns: (y, 0), (y, w − 1), …
-        wts += [wt(y, x) for y in mid for x in (0, w - 1)]
-    else:
-        wts += [wt(y, x) for y in mid for x in range(left)]
-        wts += [wt(y, x) for y in mid for x in range(w - right, w)]
-    residue = tuple(float(a * b) for a in pr for b in pc)
-    base = pr[0] * pc[0] if len(residue) == 1 else 0
-    edge = None
-    if base and top == bottom == left == right == 1 and h > 2 and w > 2:
-        sides = (wt(0, 1), wt(h - 1, 1), wt(1, 0), wt(1, w - 1))
-        edge = (*sides, *(wt(y, x) - sides[y > 0] for y in (0, h - 1) for x in (0, w - 1)))
-    return _Frame(base, (len(pr), len(pc)), residue, top, bottom, left, right, tuple(wts), edge)
 
 
 def _residue_sums(s: torch.Tensor, pr: int, pc: int) -> torch.Tensor | None:
@@ -208,7 +118,7 @@ def _per_pixel(x: torch.Tensor) -> torch.Tensor:
     return x.sum(dim=(0, 1), dtype=torch.float32).to(torch.float64)  # exact: ≤ N·C per pixel
 
 
-def _frame_sums(s: torch.Tensor, fr: _Frame) -> torch.Tensor:
+def _frame_sums(s: torch.Tensor, fr: Frame) -> torch.Tensor:
     """Active inputs per pixel of the frame (top, bottom, left, right blocks), float64, exact."""
     h, w = s.shape[-2:]
     if fr.top == fr.bottom == 1 and h > 1:
@@ -225,28 +135,25 @@ def _frame_sums(s: torch.Tensor, fr: _Frame) -> torch.Tensor:
     return torch.cat(sums).to(torch.float64) if len(sums) > 1 else sums[0].to(torch.float64)
 
 
-def spike_mask(s: torch.Tensor) -> torch.Tensor:
-    """The 0/1 float32 mask of a multi-threshold spike tensor, in one pass. Its spikes are ≥ 0
-    (k·θ_min with k clamped to 0..K, thresholds positive), so ``sign`` gives the mask, and on CPUs
-    it runs ~25 % faster than ``ne`` into float32 (a bool mask is slower still to reduce)."""
-    return torch.sign(s, out=torch.empty_like(s, dtype=torch.float32))
-
-
 class Spikes:
     """Device-side statistics of one spike tensor ``[N, C, H, W]`` (any shape for the total), each
     computed once on first use: :meth:`total` and :meth:`terms` (border-exact conv fan-out)."""
 
-    __slots__ = ("_taps", "_total", "numel", "tensor")
+    __slots__ = ("_pixels", "_taps", "_total", "numel", "tensor")
 
-    def __init__(self, tensor: torch.Tensor) -> None:
+    def __init__(self, tensor: torch.Tensor, pixels: torch.Tensor | None = None) -> None:
+        """``pixels``: the events per pixel ``[H, W]`` (summed over N and C), when the neuron
+        already counted them (:func:`~snn_perception.models.multithreshold.mt_multistep`'s
+        ``events``); every statistic then comes from that small map, and the tensor is not read."""
         self.tensor = tensor.detach()  # counting is never differentiated
         self.numel = tensor.numel()
         self._total: torch.Tensor | None = None
         self._taps: dict[tuple[int, ...], tuple] = {}
+        self._pixels = None if pixels is None else pixels.detach().to(torch.float64)  # exact sums
 
     def total(self) -> torch.Tensor:
         if self._total is None:
-            self._total = exact_total(self.tensor)
+            self._total = exact_total(self.tensor) if self._pixels is None else self._pixels.sum()
         return self._total
 
     def terms(self, kernel: int, stride: int = 1, padding: int = 0, upsample: int = 1) -> tuple:
@@ -260,7 +167,11 @@ class Spikes:
             return hit
         s = self.tensor
         n, c, h, w = s.shape
-        fr = _frame(h, w, *key)
+        if self._pixels is not None:  # the weighted sum over a small map: exact in float64
+            rows, cols = (_constant(("fan", m, *key), fan_out_1d(m, *key), s.device) for m in (h, w))
+            hit = self._taps[key] = ((rows @ self._pixels @ cols, 1.0),)
+            return hit
+        fr = frame(h, w, *key)
         residues = None if fr is None or fr.base else _residue_sums(s, *fr.period)
         if fr is None or (not fr.base and residues is None):
             rows, cols = (_constant(("fan", m, *key), fan_out_1d(m, *key), s.device) for m in (h, w))
@@ -341,6 +252,8 @@ class OpCounter:
         # deferred terms: entry[index] += coefficient · (sum of the tensor's entries), read later
         self._pending: list[tuple[torch.Tensor, list[float], int, float | tuple[float, ...]]] = []
         self._memo: dict[int, tuple[torch.Tensor, Spikes]] = {}
+        if not hasattr(self, "_scratch"):  # kept across frames: the 0/1 masks of graded spikes
+            self._scratch: torch.Tensor | None = None
 
     # -- host numbers, or tensors read later
 
@@ -388,6 +301,28 @@ class OpCounter:
         self._pending.append((h.total(), entry, 0, 1.0))
         self.fan_out(h, *consumers)
         return h
+
+    def graded(self, name: str, s: torch.Tensor, *consumers: Conv | Dense) -> Spikes:
+        """:meth:`spikes` for graded spikes ``[N, C, H, W]`` (multi-threshold outputs: every value
+        ≥ 0, so ``sign`` is the 0/1 event mask). The mask is written into one scratch buffer the
+        counter reuses (as large as the largest spike tensor) and reduced once to events per
+        pixel; the rate and every consumer's SOPs come from that small map. On a CPU this costs
+        ~35 % less than a fresh mask reduced per consumer."""
+        return self.spikes(name, Spikes(s, pixels=self._pixel_events(s.detach())), *consumers)
+
+    def _pixel_events(self, s: torch.Tensor) -> torch.Tensor:
+        """Non-zero entries of ``s`` per pixel (summed over the leading dimensions), float32: exact
+        (at most N·C per pixel)."""
+        dense = s.is_contiguous() or (s.dim() == 4 and s.is_contiguous(memory_format=torch.channels_last))
+        n = s.numel()
+        if not dense or s.dtype != torch.float32:  # 0 and 1 are exact in any float type
+            mask = torch.sign(s)
+        else:
+            if self._scratch is None or self._scratch.numel() < n or self._scratch.device != s.device:
+                self._scratch = torch.empty(n, dtype=torch.float32, device=s.device)
+            mask = torch.sign(s, out=self._scratch[:n].as_strided(s.shape, s.stride()))
+        dims = tuple(range(s.dim() - 2))
+        return mask.sum(dim=dims, dtype=torch.float32) if dims else mask.clone()
 
     def fan_out(self, s: torch.Tensor | Spikes, *consumers: Conv | Dense) -> Spikes:
         """SOPs of the layers fed by spike tensor ``s`` (``[N, C, H, W]`` for a :class:`Conv`)."""
@@ -457,6 +392,33 @@ class OpCounter:
             layer_spike_rates=[s / n if n else 0.0 for s, n in self._spikes.values()],
             layer_neurons=[n for _, n in self._spikes.values()],
         )
+
+
+# ----------------------------------------------------------------------------- the counting context
+
+#: the counter of the forward pass running in this context (thread), None when not counting
+_ACTIVE: ContextVar[OpCounter | None] = ContextVar("snn_perception_op_counter", default=None)
+
+
+def active_counter() -> OpCounter | None:
+    """The counter that layers fill in during this forward pass, or None (counting off).
+
+    Models read it where they count instead of taking a counter argument in every ``forward``,
+    so counting is attached from outside (:func:`counting`) and the layers' signatures stay those
+    of plain PyTorch modules. A context variable: each thread (the node's worker, a test) sees
+    its own pass.
+    """
+    return _ACTIVE.get()
+
+
+@contextlib.contextmanager
+def counting(counter: OpCounter | None) -> Iterator[OpCounter | None]:
+    """Make ``counter`` the :func:`active_counter` for the ``with`` body (None: no counting)."""
+    token = _ACTIVE.set(counter)
+    try:
+        yield counter
+    finally:
+        _ACTIVE.reset(token)
 
 
 # ----------------------------------------------------------------------------- host-float helpers

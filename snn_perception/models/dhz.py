@@ -25,7 +25,7 @@ from torch import nn
 from snn_perception.models import registry
 from snn_perception.models.checkpointing import stage
 from snn_perception.models.colour import rgb_to_lab_scaled
-from snn_perception.models.counting import Conv, Dense, OpCounter, OpCounts, dense_conv_macs
+from snn_perception.models.counting import Conv, Dense, OpCounter, OpCounts, active_counter, counting
 from snn_perception.models.dhz_blocks import (  # noqa: F401  (SpikingMLP, _fire_pool_constant: tests)
     SpikingMLP,
     TransformerBlock,
@@ -33,6 +33,7 @@ from snn_perception.models.dhz_blocks import (  # noqa: F401  (SpikingMLP, _fire
     _lif,
     _lif_pool,
 )
+from snn_perception.models.fan_out import dense_conv_macs
 from snn_perception.models.neurons import ALIF, Reset, leaky_readout
 from snn_perception.models.timesteps import MAX_TIMESTEPS
 
@@ -82,10 +83,11 @@ class SpikeCoder(nn.Module):
         self.conv1 = nn.Conv2d(3, 16, kernel_size=3, padding=1)
         self.lif1 = ALIF(cfg.tau, cfg.v_threshold, cfg.reset, cfg.surrogate_alpha)
 
-    def forward(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
+        cnt = active_counter()
         if cnt is not None:
             cnt.add_macs(dense_conv_macs(x.shape, 16, 3, 1, 1), self.conv1.layer_name)
-        return _lif_pool(self.lif1, self.conv1(x), timesteps, cnt, constant=True)
+        return _lif_pool(self.lif1, self.conv1(x), timesteps, constant=True)
 
 
 class KEstimator(nn.Module):
@@ -115,30 +117,27 @@ class KEstimator(nn.Module):
         #: recompute each encoder branch and the decoder in backward (see :mod:`.checkpointing`)
         self.grad_checkpointing = False
 
-    def _encode(
-        self, p: str, sc: torch.Tensor, timesteps: int, cnt: OpCounter | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode(self, p: str, sc: torch.Tensor, timesteps: int) -> tuple[torch.Tensor, torch.Tensor]:
         conv1, conv2 = getattr(self, f"{p}_conv1_Hx"), getattr(self, f"{p}_conv2_Hx")
-        d1 = _lif_pool(getattr(self, f"{p}_lif1_Hx"), conv1(sc), timesteps, cnt)
-        d2 = _lif_pool(getattr(self, f"{p}_lif2_Hx"), conv2(d1), timesteps, cnt)
+        d1 = _lif_pool(getattr(self, f"{p}_lif1_Hx"), conv1(sc), timesteps)
+        d2 = _lif_pool(getattr(self, f"{p}_lif2_Hx"), conv2(d1), timesteps)
+        cnt = active_counter()
         if cnt is not None:
             cnt.fan_out(cnt.measure(sc), Conv(conv1.layer_name, conv1.out_channels, 3, 1, 1))
             cnt.fan_out(cnt.measure(d1), Conv(conv2.layer_name, conv2.out_channels, 3, 1, 1))
         blocks = getattr(self, f"{p}_snn_trans_Lx")
         if self.cfg.variant == "official":  # every block sees d2; only the last one's output is used
-            return d1, blocks[-1](d2, timesteps, cnt)
+            return d1, blocks[-1](d2, timesteps)
         y = d2
         for blk in blocks:
-            y = blk(y, timesteps, cnt)
+            y = blk(y, timesteps)
         return d1, y
 
-    def forward(
-        self, sc_rgb: torch.Tensor, sc_lab: torch.Tensor, timesteps: int, cnt: OpCounter | None = None
-    ) -> torch.Tensor:
-        on = self.grad_checkpointing and cnt is None
-        d1_r, y_r = stage(self, on, self._encode, "r", sc_rgb, timesteps, cnt)
-        d1_l, y_l = stage(self, on, self._encode, "l", sc_lab, timesteps, cnt)
-        return stage(self, on, self._decode, sc_rgb, sc_lab, d1_r, d1_l, y_r, y_l, timesteps, cnt)
+    def forward(self, sc_rgb: torch.Tensor, sc_lab: torch.Tensor, timesteps: int) -> torch.Tensor:
+        on = self.grad_checkpointing and active_counter() is None
+        d1_r, y_r = stage(self, on, self._encode, "r", sc_rgb, timesteps)
+        d1_l, y_l = stage(self, on, self._encode, "l", sc_lab, timesteps)
+        return stage(self, on, self._decode, sc_rgb, sc_lab, d1_r, d1_l, y_r, y_l, timesteps)
 
     def _decode(
         self,
@@ -149,15 +148,15 @@ class KEstimator(nn.Module):
         y_r: torch.Tensor,
         y_l: torch.Tensor,
         timesteps: int,
-        cnt: OpCounter | None,
     ) -> torch.Tensor:
         u1_in = torch.cat((y_r, y_l), 1)
         up2, up3 = Dense(self.up2_Hx.layer_name, 16 * 4), Dense(self.up3_Hx.layer_name, 3 * 4)
-        s1, _ = _lif(self.lif_up1_Hx, self.up1_Hx(u1_in), timesteps, cnt, up2)
+        s1, _ = _lif(self.lif_up1_Hx, self.up1_Hx(u1_in), timesteps, up2)
         u2_in = torch.cat((d1_r, d1_l, s1), 1)
-        s2, _ = _lif(self.lif_up2_Hx, self.up2_Hx(u2_in), timesteps, cnt, up3)
+        s2, _ = _lif(self.lif_up2_Hx, self.up2_Hx(u2_in), timesteps, up3)
         u3_in = torch.cat((sc_rgb, sc_lab, s2), 1)
         u3 = self.up3_Hx(u3_in)
+        cnt = active_counter()
         if cnt is not None:  # the transposed convolutions read concatenations of counted spikes
             cnt.add_macs(float(u1_in.numel()) * 32 * 4, self.up1_Hx.layer_name)  # analog residual stream
             for part, layer in ((d1_r, up2), (d1_l, up2), (sc_rgb, up3), (sc_lab, up3)):
@@ -183,13 +182,13 @@ class BackgroundLight(nn.Module):
         self,
         sc: torch.Tensor,
         timesteps: int,
-        cnt: OpCounter | None = None,
         sc_parts: tuple[torch.Tensor, ...] | None = None,
     ) -> torch.Tensor:
         """``sc_parts``: tensors whose channel concatenation is ``sc`` (counted instead of ``sc``)."""
-        s1, _ = _lif(self.lif1, self.conv1(sc), timesteps, cnt, Conv(self.conv2.layer_name, 8, 3, 1, 1))
-        s2, _ = _lif(self.lif2, self.conv2(s1), timesteps, cnt, Dense(self.convf.layer_name, 3 * 4))
+        s1, _ = _lif(self.lif1, self.conv1(sc), timesteps, Conv(self.conv2.layer_name, 8, 3, 1, 1))
+        s2, _ = _lif(self.lif2, self.conv2(s1), timesteps, Dense(self.convf.layer_name, 3 * 4))
         f = self.convf(s2)
+        cnt = active_counter()
         if cnt is not None:
             for part in sc_parts or (sc,):
                 cnt.fan_out(cnt.measure(part), Conv(self.conv1.layer_name, 16, 3, 1, 1))
@@ -262,7 +261,8 @@ class SnnTransDHZ(nn.Module):
             return self.forward_steps(x, steps)
         h, w = x.shape[-2:]
         cnt = OpCounter() if self._counting else None
-        j = self._run(self._pad(x), timesteps, cnt)
+        with counting(cnt):  # the layers fill it in (models.counting.active_counter)
+            j = self._run(self._pad(x), timesteps)
         if cnt is not None:
             cnt.release()
             self._counter = cnt
@@ -278,7 +278,8 @@ class SnnTransDHZ(nn.Module):
         for m in owners:
             m.readout_steps = tuple(steps)
         try:
-            j = self._run(self._pad(x), max(steps), None)
+            with counting(None):
+                j = self._run(self._pad(x), max(steps))
         finally:
             for m in owners:
                 m.readout_steps = None
@@ -296,16 +297,17 @@ class SnnTransDHZ(nn.Module):
         """Channels-last weights: oneDNN convolutions and pooling are several times faster."""
         self.to(memory_format=torch.channels_last)
 
-    def _run(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
+        cnt = active_counter()
         x = x.contiguous(memory_format=torch.channels_last)
         lab = rgb_to_lab_scaled(x).contiguous(memory_format=torch.channels_last)
         on = self.grad_checkpointing and cnt is None
-        sc_rgb = stage(self.spikecode_rgb, on, self.spikecode_rgb, x, timesteps, cnt)
-        sc_lab = stage(self.spikecode_lab, on, self.spikecode_lab, lab, timesteps, cnt)
-        k = self.H_est(sc_rgb, sc_lab, timesteps, cnt)
+        sc_rgb = stage(self.spikecode_rgb, on, self.spikecode_rgb, x, timesteps)
+        sc_lab = stage(self.spikecode_lab, on, self.spikecode_lab, lab, timesteps)
+        k = self.H_est(sc_rgb, sc_lab, timesteps)
         sc = torch.cat((sc_rgb, sc_lab), 1)
         parts = (sc_rgb, sc_lab) if cnt is not None else None
-        b = stage(self.BL_est_conv, on, self.BL_est_conv, sc, timesteps, cnt, parts)
+        b = stage(self.BL_est_conv, on, self.BL_est_conv, sc, timesteps, parts)
         if cnt is not None:
             cnt.add_macs(2 * x.numel(), "reconstruction")
         return (k * x) - (k * b) + x

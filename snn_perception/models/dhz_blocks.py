@@ -17,6 +17,7 @@ from snn_perception.models.counting import (
     Dense,
     OpCounter,
     Spikes,
+    active_counter,
 )
 from snn_perception.models.neurons import (
     ALIF,
@@ -31,17 +32,17 @@ if TYPE_CHECKING:
 
 
 def _lif(
-    lif: ALIF, x: torch.Tensor, timesteps: int, cnt: OpCounter | None, *consumers: Conv | Dense
+    lif: ALIF, x: torch.Tensor, timesteps: int, *consumers: Conv | Dense
 ) -> tuple[torch.Tensor, Spikes | None]:
-    """Run a neuron layer over ``[T*B, ...]`` (time-major); counting records its spikes and the
-    SOPs of the ``consumers`` they feed (one reduction), and returns the spikes' handle."""
+    """Run a neuron layer over ``[T*B, ...]`` (time-major); counting (:func:`active_counter`)
+    records its spikes and the SOPs of the ``consumers`` they feed (one reduction), and returns
+    the spikes' handle."""
     s = lif(x.view(timesteps, -1, *x.shape[1:])).view(x.shape)
+    cnt = active_counter()
     return s, (cnt.spikes(lif.layer_name, s, *consumers) if cnt is not None else None)
 
 
-def _lif_pool(
-    lif: ALIF, x: torch.Tensor, timesteps: int, cnt: OpCounter | None, constant: bool = False
-) -> torch.Tensor:
+def _lif_pool(lif: ALIF, x: torch.Tensor, timesteps: int, constant: bool = False) -> torch.Tensor:
     """Neuron layer followed by a 2×2 max-pool of its spikes, returning ``[T*B, C, H/2, W/2]``.
 
     ``constant``: ``x`` is ``[B, C, H, W]`` and the same current is fed at every step.
@@ -49,6 +50,7 @@ def _lif_pool(
     exactly, which saves materialising full-resolution spikes. Spike rates are per
     full-resolution neuron.
     """
+    cnt = active_counter()
     if lif.reset != "none" or _needs_grad(x, lif.v_threshold):
         seq = x.expand(timesteps, *x.shape) if constant else x.view(timesteps, -1, *x.shape[1:])
         s = lif(seq).flatten(0, 1)
@@ -167,18 +169,19 @@ class SpikingAttention(nn.Module):
         self.attn_lif = lif()
         self.proj_conv = _rep_branch(dim)
 
-    def forward(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
         tb, c, h, w = x.shape
         n, d = h * w, c // self.heads
-        s, s_spikes = _lif(self.head_lif, x, timesteps, cnt)
-        q, q_spikes = _lif(self.q_lif, self.q_conv(s), timesteps, cnt)
-        k, _ = _lif(self.k_lif, self.k_conv(s), timesteps, cnt)
-        v, _ = _lif(self.v_lif, self.v_conv(s), timesteps, cnt)
+        s, s_spikes = _lif(self.head_lif, x, timesteps)
+        q, q_spikes = _lif(self.q_lif, self.q_conv(s), timesteps)
+        k, _ = _lif(self.k_lif, self.k_conv(s), timesteps)
+        v, _ = _lif(self.v_lif, self.v_conv(s), timesteps)
         # tokens × channels per head, [TB, heads, N, d]; free views for channels-last tensors
         qh, kh, vh = (z.permute(0, 2, 3, 1).reshape(tb, n, self.heads, d).transpose(1, 2) for z in (q, k, v))
         kv = kh.transpose(-1, -2) @ vh  # [TB, heads, d, d]; sums of 0/1 products: exact
         y = (qh @ kv).transpose(1, 2).reshape(tb, h, w, c).permute(0, 3, 1, 2)
-        a, a_spikes = _lif(self.attn_lif, y, timesteps, cnt)
+        a, a_spikes = _lif(self.attn_lif, y, timesteps)
+        cnt = active_counter()
         if cnt is not None:
             for branch in (self.q_conv, self.k_conv, self.v_conv):
                 branch[0].count(s_spikes, cnt, spiking_input=True)
@@ -200,7 +203,7 @@ class SpikingMLP(nn.Module):
         self.fc1_bn = nn.BatchNorm1d(dim)
         self.fc1_lif = ALIF(cfg.tau, cfg.v_threshold, cfg.reset, cfg.surrogate_alpha)
 
-    def forward(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
         # the Conv1d over tokens is a 1×1 Conv2d; running it in 2-D keeps channels-last layouts
         c = x.shape[1]
         bn = self.fc1_bn
@@ -214,9 +217,10 @@ class SpikingMLP(nn.Module):
         y = F.batch_norm(
             y, bn.running_mean, bn.running_var, bn.weight, bn.bias, use_batch_stats, factor, bn.eps
         )
+        cnt = active_counter()
         if cnt is not None:
             cnt.add_macs(float(x.numel()) * c, self.fc1_conv.layer_name)
-        return _lif(self.fc1_lif, y, timesteps, cnt)[0]
+        return _lif(self.fc1_lif, y, timesteps)[0]
 
 
 class TransformerBlock(nn.Module):
@@ -227,6 +231,6 @@ class TransformerBlock(nn.Module):
         self.attn = SpikingAttention(dim, heads, cfg)
         self.mlp = SpikingMLP(dim, cfg)
 
-    def forward(self, x: torch.Tensor, timesteps: int, cnt: OpCounter | None = None) -> torch.Tensor:
-        x = x + self.attn(x, timesteps, cnt)
-        return x + self.mlp(x, timesteps, cnt)
+    def forward(self, x: torch.Tensor, timesteps: int) -> torch.Tensor:
+        x = x + self.attn(x, timesteps)
+        return x + self.mlp(x, timesteps)

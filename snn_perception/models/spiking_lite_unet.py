@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from snn_perception.models import registry
-from snn_perception.models.counting import Conv, conv_ops, spike_mask
+from snn_perception.models.counting import Conv, conv_ops
 from snn_perception.models.folding import fold_conv_bn
 from snn_perception.models.lite_unet import (
     LiteUNet,
@@ -158,14 +158,13 @@ class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
 
     def _count_spikes(self, name: str, s: torch.Tensor) -> None:
         """A graded spike is one event: one accumulate per synapse it reaches (border-exact fan-out,
-        through the nearest ×2 upsampling where the decoder reads it). One pass makes the 0/1 mask,
-        one reduction counts it for the rate and its consumer; the counts stay on the device until
-        :meth:`read_counters` (no synchronisation per layer)."""
+        through the nearest ×2 upsampling where the decoder reads it). The spikes are reduced once
+        to events per pixel (:meth:`OpCounter.graded`); that small map gives the rate and the
+        consumer's SOPs, kept on the device until :meth:`read_counters` (no sync per layer)."""
         c = self._consumers[name]
-        mask = spike_mask(s)
         up = 2 if c.upsampled else 1
         conv = Conv(c.layer, c.out_channels, c.kernel, c.stride, c.kernel // 2, c.groups, up)
-        self._counter.spikes(name, mask, conv)
+        self._counter.graded(name, s, conv)
 
     def _count_currents(self, x: torch.Tensor, timesteps: int) -> None:
         """MACs of the layers fed by analog values: the stem once, current-fed layers every step."""

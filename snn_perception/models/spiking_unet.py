@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from snn_perception.models import registry
-from snn_perception.models.counting import Conv, Dense, OpCounter, conv_ops, dense_conv_macs, spike_mask
+from snn_perception.models.counting import Conv, Dense, OpCounter, conv_ops
+from snn_perception.models.fan_out import dense_conv_macs
 from snn_perception.models.multithreshold import (
     DEFAULT_THRESHOLDS,
     mt_constant,
@@ -158,11 +159,10 @@ class SpikingUNet(AnytimeSpiking, UNet):
 
     def _count(self, name: str, s: torch.Tensor) -> None:
         """A graded spike is one event: one accumulate per synapse it reaches (convolutions with
-        border-exact fan-out, transposed convolutions C_out·k², the 2×2 average pooling 1). One
-        pass makes the 0/1 mask, one reduction counts it for the rate and every consumer; the
-        counts stay on the device until :meth:`read_counters`."""
-        mask = spike_mask(s)
-        self._counter.spikes(name, mask, *self._fan_outs[name])
+        border-exact fan-out, transposed convolutions C_out·k², the 2×2 average pooling 1). The
+        spikes are reduced once to events per pixel (:meth:`OpCounter.graded`); that small map
+        gives the rate and every consumer's SOPs, kept on the device until :meth:`read_counters`."""
+        self._counter.graded(name, s, *self._fan_outs[name])
 
     # -- fine-tuning by accumulated spiking flow
 

@@ -21,10 +21,10 @@ from snn_perception.models.counting import (
     Spikes,
     conv_ops,
     count_active,
-    dense_conv_macs,
     exact_total,
 )
 from snn_perception.models.dhz import DHZConfig, SnnTransDHZ
+from snn_perception.models.fan_out import dense_conv_macs
 from snn_perception.models.neurons import ALIF, _fire_pool, charge_, constant_current_thresholds, first_charge
 
 

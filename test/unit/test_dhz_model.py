@@ -225,7 +225,7 @@ def test_mlp_batchnorm_updates_running_stats_as_nn_batchnorm(momentum: float | N
     mlp.fc1_bn.momentum = momentum
     for _ in range(3):
         x = torch.rand(2, 8, 4, 4) * 3 + 1
-        mlp(x, 1, None)
+        mlp(x, 1)
         y = F.conv2d(x, mlp.fc1_conv.weight.unsqueeze(-1), mlp.fc1_conv.bias)
         ref(y.flatten(2))  # the same pre-activation, as nn.BatchNorm1d sees [N, C, L]
     torch.testing.assert_close(mlp.fc1_bn.running_mean, ref.running_mean)

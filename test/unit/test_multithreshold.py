@@ -119,13 +119,30 @@ def test_half_threshold_initial_membrane_turns_truncation_into_rounding():
     assert slow.reshape(-1).tolist() == [0.0, 0.0, 0.0, pytest.approx(0.8)]
 
 
-def test_spike_mask_is_the_nonzero_mask_of_multithreshold_outputs():
-    """Counting takes sign() of the spikes as their 0/1 mask: that needs every spike ≥ 0, whatever
-    the currents (negative ones included)."""
-    from snn_perception.models.counting import spike_mask
-    from snn_perception.models.multithreshold import mt_multistep
+@pytest.mark.parametrize("thresholds", [(2.0, 1.0, 0.5, 0.25), (1.0, 0.8, 0.6)])  # fast and general loops
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided", "bf16"])
+def test_graded_spikes_are_counted_as_their_nonzero_entries(thresholds, layout):
+    """Counting takes sign() of graded spikes as their 0/1 mask: every multi-threshold output is
+    ≥ 0, whatever the currents (negative ones included); the counter's reused scratch buffer
+    keeps each tensor's layout, and later, smaller tensors reuse it correctly."""
+    from snn_perception.models.counting import Conv, OpCounter
 
     currents = torch.randn(6, 2, 3, 9, 9, generator=torch.Generator().manual_seed(0)) * 3
-    s, _ = mt_multistep(currents, (2.0, 1.0, 0.5, 0.25), 0.125)
+    s, _ = mt_multistep(currents, thresholds, 0.125)
+    s = s.reshape(12, 3, 9, 9)
     assert float(s.min()) >= 0.0 and 0 < int((s != 0).sum()) < s.numel()
-    assert torch.equal(spike_mask(s), (s != 0).float())
+    s = {
+        "contiguous": s,
+        "channels_last": s.contiguous(memory_format=torch.channels_last),
+        "strided": s[:, :, :, ::2],  # not dense: a fresh mask, not the scratch buffer
+        "bf16": s.bfloat16(),
+    }[layout]
+    counter = OpCounter()
+    for tensor in (s, s[:5, :2].contiguous()):  # the second fits inside the first's scratch
+        mask = (tensor != 0).double()
+        counter.reset()
+        counter.graded("g", tensor, Conv("c", 4, 3, 1, 1))
+        expected = torch.nn.functional.conv2d(mask, torch.ones(4, tensor.shape[1], 3, 3).double(), padding=1)
+        counts = counter.result()
+        assert counts.layer_spike_rates == [float(mask.sum()) / tensor.numel()]
+        assert counts.synaptic_ops == float(expected.sum())
