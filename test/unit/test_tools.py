@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,32 @@ def test_the_screenshot_tool_renders_a_page_in_chromium(tmp_path: Path) -> None:
     shot = cv2.imread(str(tmp_path / "shot.png"))
     assert shot.shape[:2] == (200, 320)
     assert tuple(int(v) for v in shot[100, 160]) == (0, 255, 0)  # BGR: the page's green
+
+
+def test_omp_wait_sweep_runs_each_setting_and_stops_its_busy_processes(tmp_path: Path) -> None:
+    """The sweep behind docs/results/omp_wait_policy.md: every wait setting reaches bench (seen by
+    a stand-in CLI that echoes it), its medians are parsed, and the busy loops end with it."""
+    stub = tmp_path / "cli"
+    stub.write_text(
+        "#!/bin/bash\n"
+        'echo "     size   T stats  median ms"\n'
+        'echo " 256x256    4   off  ${GOMP_SPINCOUNT:-0}.5"\n'
+        'echo " 256x256    4    on  2.5 ${OMP_WAIT_POLICY:-unset}"\n'
+    )
+    stub.chmod(0o755)
+    proc = subprocess.run(
+        ["bash", str(TOOLS / "omp_wait_sweep.sh"), "1"],
+        env={**os.environ, "CLI": str(stub)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 8 and all(line.startswith("busy=1 ") for line in lines), proc.stdout
+    assert "busy=1 OMP_WAIT_POLICY=PASSIVE dhz off=0.5 ms on=2.5 ms" in lines
+    assert "busy=1 GOMP_SPINCOUNT=10000 spiking_unet off=10000.5 ms on=2.5 ms" in lines
+    time.sleep(0.5)
+    # a busy loop is a forked copy of the script's shell: it would still carry its command line
+    leftover = subprocess.run(["pgrep", "-f", "omp_wait_sweep.sh 1"], capture_output=True, text=True)
+    assert not leftover.stdout.strip(), "busy loops left running"
