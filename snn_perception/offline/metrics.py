@@ -2,7 +2,7 @@
 
 Full-reference: :func:`psnr`, :func:`ssim` (against a ground-truth image). No-reference, for
 underwater footage without ground truth: :func:`uiqm` and :func:`uciqe`. Segmentation:
-:func:`class_area_fractions`, :func:`confusion_matrix`, :func:`miou`. Plus the classical
+:func:`class_area_fractions` (confusion matrix and mIoU: :mod:`.seg_metrics`). Plus the classical
 enhancement baseline every report compares against, :func:`classical_enhance`.
 
 Every function takes ``H×W×3`` RGB arrays, uint8 (0..255) or float (nominally [0, 1]; float
@@ -23,8 +23,6 @@ __all__ = [
     "as_float01",
     "class_area_fractions",
     "classical_enhance",
-    "confusion_matrix",
-    "miou",
     "psnr",
     "ssim",
     "uciqe",
@@ -259,21 +257,3 @@ def class_area_fractions(mask: np.ndarray, num_classes: int) -> np.ndarray:
     """Fraction of pixels per class id (length ``num_classes``; ids ≥ num_classes are ignored)."""
     counts = np.bincount(mask.ravel().astype(np.int64), minlength=num_classes)[:num_classes]
     return counts / max(1, mask.size)
-
-
-def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
-    """``[target, pred]`` pixel counts; target ids outside 0..num_classes−1 (e.g. 255) are ignored."""
-    if pred.shape != target.shape:
-        raise ValueError(f"mask shapes differ: prediction {pred.shape}, reference {target.shape}")
-    t = target.ravel().astype(np.int64)
-    p = pred.ravel().astype(np.int64)
-    ok = (t >= 0) & (t < num_classes) & (p >= 0) & (p < num_classes)
-    return np.bincount(t[ok] * num_classes + p[ok], minlength=num_classes**2).reshape(num_classes, -1)
-
-
-def miou(conf: np.ndarray) -> float:
-    """Mean IoU over the classes present in the reference or the prediction (others are ignored)."""
-    inter = np.diag(conf).astype(np.float64)
-    union = conf.sum(0) + conf.sum(1) - inter
-    present = union > 0
-    return float((inter[present] / union[present]).mean()) if present.any() else math.nan

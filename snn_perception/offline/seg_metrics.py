@@ -1,5 +1,9 @@
 """Segmentation scores from one confusion matrix: mIoU, per-class IoU, pixel accuracy, F1.
 
+The package's one confusion matrix: :class:`ConfusionMatrix` (accumulated over a split by the
+trainers and ``evaluate``) and :func:`confusion_matrix` (one mask pair, for replay) share its
+rule, a pixel counts only when both its reference and its prediction are class ids.
+
 Accumulating a confusion matrix over the whole split (rather than averaging per-image IoU) is the
 convention of the SUIM and Cityscapes benchmarks; classes absent from both the labels and the
 predictions have no defined IoU and are left out of the mean (reported as NaN → null in JSON).
@@ -29,7 +33,7 @@ class ConfusionMatrix:
         target_t = torch.as_tensor(target).reshape(-1).long()
         if pred_t.shape != target_t.shape:
             raise ValueError(f"prediction has {pred_t.numel()} pixels but target has {target_t.numel()}")
-        # the rule of offline.metrics.confusion_matrix: a pixel counts only when both ids are classes
+        # a pixel counts only when both ids are classes (255 and other out-of-range ids: ignored)
         n = self.num_classes
         keep = (target_t >= 0) & (target_t < n) & (pred_t >= 0) & (pred_t < n)
         idx = target_t[keep] * n + pred_t[keep]
@@ -38,6 +42,20 @@ class ConfusionMatrix:
 
     def scores(self, class_names: tuple[str, ...] | list[str] | None = None) -> dict:
         return scores_from_confusion(self.matrix, class_names)
+
+
+def confusion_matrix(pred: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
+    """``[target, pred]`` pixel counts of one mask pair (:class:`ConfusionMatrix`'s rule)."""
+    if pred.shape != target.shape:
+        raise ValueError(f"mask shapes differ: prediction {pred.shape}, reference {target.shape}")
+    cm = ConfusionMatrix(num_classes)
+    cm.update(np.asarray(pred, dtype=np.int64), np.asarray(target, dtype=np.int64))
+    return cm.matrix
+
+
+def miou(conf: np.ndarray) -> float:
+    """Mean IoU over the classes present in the reference or the prediction (others are ignored)."""
+    return scores_from_confusion(conf)["miou"]
 
 
 def _nan_to_none(v: float) -> float | None:

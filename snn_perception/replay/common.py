@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from snn_perception.offline import metrics
+from snn_perception.offline import metrics, seg_metrics
 from snn_perception.replay import bag_io
 from snn_perception.replay.bag_io import BagError, BagInfo
 from snn_perception.runtime.memory import DEFAULT_MAX_MODEL_PIXELS
@@ -202,8 +202,8 @@ def score_segment(
     row = {f"area_{n}": float(v) for n, v in zip(names, fr, strict=False)}
     conf = None
     if ref_mask is not None:
-        conf = metrics.confusion_matrix(mask, _fit(ref_mask, mask.shape[:2], nearest=True), num_classes)
-        row["seg_miou"] = metrics.miou(conf)
+        conf = seg_metrics.confusion_matrix(mask, _fit(ref_mask, mask.shape[:2], nearest=True), num_classes)
+        row["seg_miou"] = seg_metrics.miou(conf)
     return row, conf
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from snn_perception.offline import metrics
 from snn_perception.replay.common import RunResult
 
 QUALITY_KEYS = (
@@ -97,12 +96,12 @@ def summarize(run: RunResult, rate: float | None) -> dict[str, Any]:
             areas = list(dict.fromkeys(k for r in ok for k in r if k.startswith("area_")))  # class-id order
             s["area_fractions"] = {k[5:]: _mean([r.get(k) for r in ok]) for k in areas}
             if run.confusion is not None:
-                from snn_perception.offline.seg_metrics import scores_from_confusion
+                from snn_perception.offline.seg_metrics import miou, scores_from_confusion
 
                 names = [k[5:] for k in areas] if len(areas) == run.confusion.shape[0] else None
                 full = scores_from_confusion(run.confusion, names)  # the evaluate tool's convention
                 s["quality"] = {
-                    "miou_dataset": metrics.miou(run.confusion),
+                    "miou_dataset": miou(run.confusion),
                     "miou_frame_mean": _mean([r.get("seg_miou") for r in ok]),
                     "pixel_acc": full["pixel_acc"],
                     "per_class_iou": full["per_class_iou"],

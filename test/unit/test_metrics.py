@@ -15,6 +15,7 @@ from skimage import color, data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from snn_perception.offline import metrics as M
+from snn_perception.offline import seg_metrics
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +163,8 @@ def test_classical_baseline_neutralises_a_colour_cast() -> None:
 def test_segmentation_helpers_on_a_hand_computed_case() -> None:
     target = np.array([[0, 0, 1, 1], [0, 0, 1, 255]], np.uint8)
     pred = np.array([[0, 1, 1, 1], [0, 0, 2, 2]], np.uint8)
-    conf = M.confusion_matrix(pred, target, 3)
+    conf = seg_metrics.confusion_matrix(pred, target, 3)
     assert conf.tolist() == [[3, 1, 0], [0, 2, 1], [0, 0, 0]]
     # IoU: class 0 = 3/4, class 1 = 2/4, class 2 = 0/1 → mean 5/12
-    assert M.miou(conf) == pytest.approx(5 / 12)
+    assert seg_metrics.miou(conf) == pytest.approx(5 / 12)
     assert M.class_area_fractions(pred, 3).tolist() == pytest.approx([3 / 8, 3 / 8, 2 / 8])

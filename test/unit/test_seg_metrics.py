@@ -41,21 +41,26 @@ def test_accumulates_over_batches_and_checks_shapes():
         cm.update(torch.zeros(3), torch.zeros(4))
 
 
-def test_the_two_confusion_matrices_agree_on_ids_outside_the_classes() -> None:
-    """Training's running ConfusionMatrix and the evaluators' confusion_matrix count the same
-    pixels: only those whose reference and prediction are both class ids (255 = ignore, and a
-    stray prediction id, are left out by both; the running one used to clamp the prediction)."""
+def test_the_confusion_matrix_counts_only_pixels_whose_ids_are_both_classes() -> None:
+    """Training's running ConfusionMatrix and replay's per-frame confusion_matrix are one rule:
+    only pixels whose reference and prediction are both class ids count (255 = ignore, and a
+    stray prediction id, are left out; the running one once clamped the prediction)."""
     import numpy as np
 
-    from snn_perception.offline.metrics import confusion_matrix
-    from snn_perception.offline.seg_metrics import ConfusionMatrix
+    from snn_perception.offline.seg_metrics import ConfusionMatrix, confusion_matrix
 
     rng = np.random.default_rng(0)
     target = rng.integers(0, 4, (6, 7))
     pred = rng.integers(0, 4, (6, 7))
     target[0, :3] = 255
     pred[1, :2] = 9  # not a class
+    brute = np.zeros((3, 3), np.int64)
+    for t, p in zip(target.ravel(), pred.ravel(), strict=True):
+        if t < 3 and p < 3:
+            brute[t, p] += 1
     running = ConfusionMatrix(3)
     running.update(pred, target)
-    assert np.array_equal(running.matrix, confusion_matrix(pred, target, 3))
-    assert running.matrix.sum() == int(((target < 3) & (pred < 3)).sum())
+    assert np.array_equal(running.matrix, brute)
+    assert np.array_equal(confusion_matrix(pred, target, 3), brute)
+    with pytest.raises(ValueError, match="shapes differ"):
+        confusion_matrix(pred, target.T, 3)
