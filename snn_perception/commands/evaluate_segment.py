@@ -78,6 +78,7 @@ def evaluate_models(
 ) -> list[dict]:
     import torch
 
+    from snn_perception.models.unet import class_ids
     from snn_perception.offline.finetune import evaluate_snn_segment
     from snn_perception.offline.seg_data import SegDataset, select_split
     from snn_perception.offline.seg_metrics import ConfusionMatrix
@@ -125,7 +126,7 @@ def evaluate_models(
             with torch.no_grad():
                 for i in bar(range(0, len(ds), batch), desc="ANN", disable=not progress, leave=False):
                     xs, ys = zip(*(ds[j] for j in range(i, min(i + batch, len(ds)))), strict=True)
-                    cm.update(model(torch.stack(xs).to(dev)).argmax(1).cpu(), torch.stack(ys))
+                    cm.update(class_ids(model(torch.stack(xs).to(dev))).cpu(), torch.stack(ys))
             rows.append({**base, "timesteps": None, **cm.scores(names)})
     return rows
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from snn_perception.models.multithreshold import DEFAULT_THRESHOLDS
+from snn_perception.models.unet import class_ids
 from snn_perception.offline.convert import (
     ConvertConfig,
     calibrate,
@@ -48,7 +49,7 @@ def _ann_scores(model, ds, names, batch=8) -> dict:
     with torch.no_grad():
         for i in range(0, len(ds), batch):
             xs, ys = zip(*(ds[j] for j in range(i, min(i + batch, len(ds)))), strict=True)
-            cm.update(model(torch.stack(xs)).argmax(1), torch.stack(ys))
+            cm.update(class_ids(model(torch.stack(xs))), torch.stack(ys))
     return cm.scores(names)
 
 

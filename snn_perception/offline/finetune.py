@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from snn_perception.models.spiking_unet import SpikingUNet
 from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
+from snn_perception.models.unet import class_ids
 from snn_perception.offline.run_checks import finite, require
 from snn_perception.offline.seg_metrics import ConfusionMatrix
 from snn_perception.offline.train_unet import add_noise
@@ -97,7 +98,7 @@ def evaluate_snn_segment(
         x, y = torch.stack(xs).to(device or "cpu"), torch.stack(ys)
         outs = model.forward_anytime(x, t_max, timesteps)
         for t in timesteps:
-            cms[t].update(outs[t].argmax(1).cpu(), y)
+            cms[t].update(class_ids(outs[t]).cpu(), y)
     return {t: cms[t].scores(class_names) for t in timesteps}
 
 

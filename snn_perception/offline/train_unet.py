@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from snn_perception.models.lite_unet import LiteUNet, LiteUNetConfig
-from snn_perception.models.unet import UNet, UNetConfig, count_parameters
+from snn_perception.models.unet import UNet, UNetConfig, class_ids, count_parameters
 from snn_perception.offline.run_checks import (
     check_run_dir,
     finite,
@@ -200,7 +200,7 @@ def evaluate_ann(
         cm = ConfusionMatrix(model.config.num_classes)
         for i in range(0, len(data), batch):
             xs, ys = zip(*(data[j] for j in range(i, min(i + batch, len(data)))), strict=True)
-            cm.update(model(torch.stack(xs).to(device)).argmax(1).cpu(), torch.stack(ys))
+            cm.update(class_ids(model(torch.stack(xs).to(device))).cpu(), torch.stack(ys))
         model.train()
         return cm.scores(SUIM_CLASSES if model.config.num_classes == len(SUIM_CLASSES) else None)
     gen = torch.Generator().manual_seed(1234)

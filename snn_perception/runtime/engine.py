@@ -26,6 +26,7 @@ import torch
 
 from snn_perception.models import registry
 from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
+from snn_perception.models.unet import class_ids
 from snn_perception.runtime import weights as weights_registry
 from snn_perception.runtime.budget import Budget, BudgetPlanner
 from snn_perception.runtime.checkpoint import Checkpoint, WeightsError, load_checkpoint, load_into
@@ -221,7 +222,7 @@ def _post_dehaze(y: torch.Tensor, hw: tuple[int, int]) -> tuple[np.ndarray, np.n
 
 def _post_segment(y: torch.Tensor, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
     scores = resize(y, hw)[0].float()
-    return scores.argmax(0).to(torch.uint8).cpu().numpy(), scores.cpu().numpy()
+    return class_ids(scores, 0).to(torch.uint8).cpu().numpy(), scores.cpu().numpy()
 
 
 TASKS: dict[str, Callable[[torch.Tensor, tuple[int, int]], tuple[np.ndarray, np.ndarray | None]]] = {

@@ -39,3 +39,14 @@ def test_parameter_count_grows_with_width_and_classic_width_is_large():
 def test_bad_config_is_refused_with_the_field_named(kwargs):
     with pytest.raises(ValueError, match="UNetConfig"):
         UNetConfig(**kwargs)
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+def test_class_ids_equal_argmax_ties_included(dim: int) -> None:
+    """The fast per-pixel class (max(dim).indices) is argmax, first index on ties."""
+    from snn_perception.models.unet import class_ids
+
+    g = torch.Generator().manual_seed(dim)
+    scores = torch.randint(0, 3, (2, 8, 33, 47), generator=g).float()  # many ties
+    scores = scores[0] if dim == 0 else scores
+    assert torch.equal(class_ids(scores, dim), scores.argmax(dim))
