@@ -190,6 +190,7 @@ def _tradeoff_plot(
             )
         ):
             ax = axes[row, col]
+            labels: list[tuple[float, float, str]] = []
             for budgeted, style in ((False, "o-"), (True, "s")):
                 pts = []
                 for s in summaries:
@@ -204,8 +205,7 @@ def _tradeoff_plot(
                 if pts:  # fixed-T points joined in T order
                     label = "latency budget" if budgeted else "fixed T"
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], style, ms=7, label=label)
-                    for x, y, text in pts:
-                        ax.annotate(text, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
+                    labels += pts
             if col == 0 and period is not None:
                 ax.axvline(period, color="0.4", ls="--", lw=1)
                 ax.annotate(
@@ -222,9 +222,55 @@ def _tradeoff_plot(
             ax.set_ylabel(f"{task}: {_quality_of(next(s for s in summaries if task in s), task)[1]}")
             ax.grid(alpha=0.3)
             ax.margins(x=0.25, y=0.2)
-        axes[row, 0].legend(fontsize=8, loc="lower right")
+            if col == 0:
+                ax.legend(fontsize=8, loc="lower right")
+            _place_labels(ax, labels)
     fig.suptitle("Quality against latency and energy, per run")
     _save(fig, out / "tradeoff.png", plots)
+
+
+#: where a point's label may go, in points from the point: tried in order until it overlaps none
+_LABEL_OFFSETS = ((6, 6), (6, -14), (6, 18), (6, -26), (6, 30), (6, -38), (-6, 6), (-6, -14))
+
+
+def _place_labels(ax: Any, labels: list[tuple[float, float, str]], fontsize: float = 9) -> None:
+    """Annotate each point, moving a label off the ones already placed (points of two runs often
+    coincide, e.g. T = 1 and a budget that always picks T = 1). Greedy, in display space."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    fig.canvas.draw()  # settles the axis limits that the label boxes depend on
+    renderer = fig.canvas.get_renderer()
+    prop = FontProperties(size=fontsize)
+    scale = fig.dpi / 72.0  # points → pixels
+    legend = ax.get_legend()
+    placed: list[Any] = [legend.get_window_extent(renderer)] if legend is not None else []
+    frame = ax.get_window_extent(renderer)
+    for x, y, text in labels:
+        w, h, descent = renderer.get_text_width_height_descent(text, prop, ismath=False)
+        px, py = ax.transData.transform((x, y))
+        free: list[tuple[tuple[int, int], Any]] = []
+        for dx, dy in _LABEL_OFFSETS:
+            left = px + dx * scale - (w if dx < 0 else 0.0)
+            candidate = Bbox.from_bounds(left, py + dy * scale - descent, w, h)
+            if not any(candidate.overlaps(other) for other in placed):
+                free.append(((dx, dy), candidate))
+        inside = [f for f in free if frame.x0 <= f[1].x0 and f[1].x1 <= frame.x1]
+        if inside or free:  # best: free and inside the axes; else free; else the first position
+            choice, box = (inside or free)[0]
+        else:
+            choice = _LABEL_OFFSETS[0]
+            box = Bbox.from_bounds(px + choice[0] * scale, py + choice[1] * scale - descent, w, h)
+        ax.annotate(
+            text,
+            (x, y),
+            textcoords="offset points",
+            xytext=choice,
+            fontsize=fontsize,
+            ha="left" if choice[0] >= 0 else "right",
+        )
+        placed.append(box)
 
 
 #: the quality a budget plot shows per model: (summary key, axis label)

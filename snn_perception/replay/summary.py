@@ -264,14 +264,15 @@ def reading_notes(summaries: list[dict[str, Any]]) -> list[str]:
         q = {s["timesteps"]: s[model]["quality"][key] for s in fixed}
         best = max(fixed, key=lambda s: q[s["timesteps"]])
         top = max(fixed, key=lambda s: s["timesteps"])
-        text = (
-            f"{model}: the best {name} of the sweep is at T={best['timesteps']} ({q[best['timesteps']]:.3f})"
-        )
+        unit, digits = (" dB", 2) if name == "PSNR" else ("", 3)
+        value = f"{q[best['timesteps']]:.{digits}f}{unit}"
+        text = f"{model}: the best {name} of the sweep is T={best['timesteps']} ({value})"
         e_best, e_top = best[model]["energy_per_frame_j"], top[model]["energy_per_frame_j"]
         if top is not best and e_best and e_top:
+            loss = q[best["timesteps"]] - q[top["timesteps"]]
             text += (
-                f"; T={top['timesteps']} costs {e_top / e_best:.1f}× its energy for "
-                f"{q[top['timesteps']] - q[best['timesteps']]:+.3f} {name}"
+                f"; T={top['timesteps']} uses {e_top / e_best:.1f}× its energy per frame and scores "
+                f"{loss:.{digits}f}{unit} {name} lower"
             )
         notes.append(text + ".")
     late = [

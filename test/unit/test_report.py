@@ -281,10 +281,31 @@ def test_the_report_reads_the_sweep_for_a_person(tmp_path: Path) -> None:
     summaries = [summarize(r, 1.0) for r in runs]
     notes = reading_notes(summaries)
     # _run's PSNR grows with T: the best is T=8, so no "costs more for less" sentence
-    assert notes[0].startswith("dehaze: the best PSNR of the sweep is at T=8 (18.800)")
+    assert notes[0].startswith("dehaze: the best PSNR of the sweep is T=8 (18.80 dB).")
     assert any("T=8 (dehaze)" in n and "cannot keep up" in n for n in notes)
     html = write_report(_result(runs), tmp_path).html.read_text()
-    assert "<h3>Reading it</h3>" in html and "the best PSNR of the sweep is at T=8" in html
+    assert "<h3>Reading it</h3>" in html and "the best PSNR of the sweep is T=8" in html
     flipped = [summarize(r, 1.0) for r in (_run(1), _run(4))]
     flipped[1]["dehaze"]["quality"]["psnr_out"] = 17.0  # T=4 worse than T=1
-    assert "T=4 costs" in reading_notes(flipped)[0] and "-1.100 PSNR" in reading_notes(flipped)[0]
+    note = reading_notes(flipped)[0]
+    assert "T=4 uses" in note and "scores 1.10 dB PSNR lower" in note, note
+
+
+def test_labels_of_coinciding_points_do_not_overlap() -> None:
+    """Two runs often land on one point (T=1 and a budget that always picks T=1): their labels
+    are moved apart, not drawn over each other."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from snn_perception.replay.plots import _place_labels
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 1, 2], [5, 5, 6], "o")
+    _place_labels(ax, [(1, 5, "T=1, 0% dropped"), (1, 5, "100 ms budget, 0% dropped"), (2, 6, "T=2")])
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in ax.texts]
+    plt.close(fig)
+    assert len(boxes) == 3
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
