@@ -135,6 +135,15 @@ def _frame_sums(s: torch.Tensor, fr: Frame) -> torch.Tensor:
     return torch.cat(sums).to(torch.float64) if len(sums) > 1 else sums[0].to(torch.float64)
 
 
+def _events_per_pixel(s: torch.Tensor) -> torch.Tensor:
+    """Non-zero entries of graded spikes ``s`` (≥ 0) per pixel, summed over the leading dimensions,
+    float32: exact (at most N·C per pixel). The mask is a temporary: a buffer kept across layers
+    would save ~1 ms per frame but fragment the heap (+30 % peak memory at 512², measured)."""
+    mask = torch.sign(s)  # 0 and 1 are exact in any float type
+    dims = tuple(range(s.dim() - 2))
+    return mask.sum(dim=dims, dtype=torch.float32) if dims else mask.to(torch.float32)
+
+
 class Spikes:
     """Device-side statistics of one spike tensor ``[N, C, H, W]`` (any shape for the total), each
     computed once on first use: :meth:`total` and :meth:`terms` (border-exact conv fan-out)."""
@@ -142,9 +151,9 @@ class Spikes:
     __slots__ = ("_pixels", "_taps", "_total", "numel", "tensor")
 
     def __init__(self, tensor: torch.Tensor, pixels: torch.Tensor | None = None) -> None:
-        """``pixels``: the events per pixel ``[H, W]`` (summed over N and C), when the neuron
-        already counted them (:func:`~snn_perception.models.multithreshold.mt_multistep`'s
-        ``events``); every statistic then comes from that small map, and the tensor is not read."""
+        """``pixels``: the events per pixel ``[H, W]`` (summed over N and C), when the caller has
+        them (:meth:`OpCounter.graded`); every statistic then comes from that small map, and the
+        tensor is not read again."""
         self.tensor = tensor.detach()  # counting is never differentiated
         self.numel = tensor.numel()
         self._total: torch.Tensor | None = None
@@ -167,15 +176,14 @@ class Spikes:
             return hit
         s = self.tensor
         n, c, h, w = s.shape
-        if self._pixels is not None:  # the weighted sum over a small map: exact in float64
-            rows, cols = (_constant(("fan", m, *key), fan_out_1d(m, *key), s.device) for m in (h, w))
-            hit = self._taps[key] = ((rows @ self._pixels @ cols, 1.0),)
-            return hit
-        fr = frame(h, w, *key)
+        # with a per-pixel map already at hand, the weighted sum over it (exact in float64) is
+        # cheapest; otherwise the closed-form frame avoids building one
+        fr = frame(h, w, *key) if self._pixels is None else None
         residues = None if fr is None or fr.base else _residue_sums(s, *fr.period)
         if fr is None or (not fr.base and residues is None):
             rows, cols = (_constant(("fan", m, *key), fan_out_1d(m, *key), s.device) for m in (h, w))
-            hit = ((rows @ _per_pixel(s) @ cols, 1.0),)
+            pixels = _per_pixel(s) if self._pixels is None else self._pixels
+            hit = ((rows @ pixels @ cols, 1.0),)
         else:
             out = [(self.total(), float(fr.base)) if fr.base else (residues, fr.residue_base)]
             if fr.edge is not None:  # row and column totals of the one-pixel frame, and corners
@@ -305,15 +313,7 @@ class OpCounter:
         ≥ 0, so ``sign`` is the 0/1 event mask). The mask is reduced once to events per pixel;
         the rate and every consumer's SOPs come from that small map, not from further passes
         over the spikes."""
-        return self.spikes(name, Spikes(s, pixels=self._pixel_events(s.detach())), *consumers)
-
-    def _pixel_events(self, s: torch.Tensor) -> torch.Tensor:
-        """Non-zero entries of ``s`` per pixel (summed over the leading dimensions), float32: exact
-        (at most N·C per pixel). The mask is a temporary: a buffer kept across layers would
-        save ~1 ms per frame but fragment the heap (+30 % peak memory at 512², measured)."""
-        mask = torch.sign(s)  # 0 and 1 are exact in any float type
-        dims = tuple(range(s.dim() - 2))
-        return mask.sum(dim=dims, dtype=torch.float32) if dims else mask.to(torch.float32)
+        return self.spikes(name, Spikes(s, pixels=_events_per_pixel(s.detach())), *consumers)
 
     def fan_out(self, s: torch.Tensor | Spikes, *consumers: Conv | Dense) -> Spikes:
         """SOPs of the layers fed by spike tensor ``s`` (``[N, C, H, W]`` for a :class:`Conv`)."""

@@ -198,17 +198,25 @@ def format_table(lines: list[list[str]]) -> str:
 KEEPS_UP = 0.10
 
 
+def _quality_key(summaries: list[dict[str, Any]], model: str) -> tuple[str, str] | None:
+    """``(summary key, name)`` a model's runs are ranked by: PSNR out (else UIQM out) for the
+    dehazer, dataset mIoU for the segmenter; None when no run has it."""
+    keys = {"dehaze": (("psnr_out", "PSNR"), ("uiqm_out", "UIQM")), "segment": (("miou_dataset", "mIoU"),)}
+    for key, name in keys[model]:
+        if any(s.get(model, {}).get("quality", {}).get(key) is not None for s in summaries):
+            return key, name
+    return None
+
+
 def recommendation(summaries: list[dict[str, Any]]) -> str | None:
     """One sentence naming the setting to use and its numbers: the dehazer run with the best quality
     (PSNR out, else UIQM out) among those that keep up with the stream (≤ 10 % dropped), or, when
     none does, the one that drops least. ``None`` when no run has a dehaze quality to rank by."""
     runs = [s for s in summaries if s.get("dehaze", {}).get("processed")]
-    key = next(
-        (k for k in ("psnr_out", "uiqm_out") if any(s["dehaze"]["quality"].get(k) is not None for s in runs)),
-        None,
-    )
-    if key is None:
+    qk = _quality_key(runs, "dehaze")
+    if qk is None:
         return None
+    key, name = qk
     runs = [s for s in runs if s["dehaze"]["quality"].get(key) is not None]
     keeping = [s for s in runs if (s["dehaze"]["drop_rate"] or 0.0) <= KEEPS_UP]
     if keeping:
@@ -219,7 +227,6 @@ def recommendation(summaries: list[dict[str, Any]]) -> str | None:
         why = f"no run kept up (each dropped over {KEEPS_UP:.0%}); this one drops least"
     m = best["dehaze"]
     q = m["quality"]
-    name = "PSNR" if key == "psnr_out" else "UIQM"
     unit = " dB" if key == "psnr_out" else ""
     raw = q.get(key.replace("_out", "_raw"))
     parts = [f"{name} {q[key]:.2f}{unit}" + (f" (input {raw:.2f})" if raw is not None else "")]
@@ -236,31 +243,24 @@ def recommendation(summaries: list[dict[str, Any]]) -> str | None:
     return f"Recommended: {best['label']} — {', '.join(parts)}: {why}."
 
 
-def _quality_key(summaries: list[dict[str, Any]], model: str) -> tuple[str, str] | None:
-    keys = {"dehaze": (("psnr_out", "PSNR"), ("uiqm_out", "UIQM")), "segment": (("miou_dataset", "mIoU"),)}
-    for key, name in keys[model]:
-        if any(s.get(model, {}).get("quality", {}).get(key) is not None for s in summaries):
-            return key, name
-    return None
-
-
 def reading_notes(summaries: list[dict[str, Any]]) -> list[str]:
     """Plain sentences that read the fixed-T sweep for a person: per model, the T with the best
     quality and what the largest T costs beyond it; and which runs cannot keep up with the stream."""
     notes = []
     for model in ("dehaze", "segment"):
         qk = _quality_key(summaries, model)
+        if qk is None:
+            continue
+        key, name = qk
         fixed = [
             s
             for s in summaries
             if not s.get("latency_budget_ms")
             and s.get("timesteps") is not None
-            and qk is not None
-            and s.get(model, {}).get("quality", {}).get(qk[0]) is not None
+            and s.get(model, {}).get("quality", {}).get(key) is not None
         ]
-        if qk is None or len(fixed) < 2:
+        if len(fixed) < 2:
             continue
-        key, name = qk
         q = {s["timesteps"]: s[model]["quality"][key] for s in fixed}
         best = max(fixed, key=lambda s: q[s["timesteps"]])
         top = max(fixed, key=lambda s: s["timesteps"])
