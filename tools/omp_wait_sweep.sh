@@ -8,6 +8,9 @@ CLI=${CLI:-.venv/bin/snn-perception}
 levels=("$@")
 [ ${#levels[@]} -gt 0 ] || levels=(0 2)
 for busy in "${levels[@]}"; do
+  [[ $busy =~ ^[0-9]+$ ]] || { echo "omp_wait_sweep: error: BUSY $busy: expected a whole number of busy processes, e.g. 0 2" >&2; exit 2; }
+done
+for busy in "${levels[@]}"; do
   pids=()
   for _ in $(seq 1 "$busy"); do (while :; do :; done) & pids+=($!); done
   trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT

@@ -200,3 +200,11 @@ def test_omp_wait_sweep_runs_each_setting_and_stops_its_busy_processes(tmp_path:
     # a busy loop is a forked copy of the script's shell: it would still carry its command line
     leftover = subprocess.run(["pgrep", "-f", "omp_wait_sweep.sh 1"], capture_output=True, text=True)
     assert not leftover.stdout.strip(), "busy loops left running"
+
+
+def test_omp_wait_sweep_refuses_a_busy_count_that_is_not_a_number() -> None:
+    proc = subprocess.run(
+        ["bash", str(TOOLS / "omp_wait_sweep.sh"), "two"], capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2 and "BUSY two" in proc.stderr and "whole number" in proc.stderr
+    assert proc.stdout == ""
