@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from rclpy._rclpy_pybind11 import RCLError
 from rclpy.context import Context
 from rclpy.executors import (
     ConditionReachedException,
@@ -59,6 +60,12 @@ class PerceptionExecutor(Executor):
         try:
             task, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
         except _IDLE:
+            return
+        except RCLError:
+            # Ctrl-C's handler shut the context down between rclpy's ok() check and its wait-set
+            # construction ("the given context is not valid"): that is a shutdown, not a failure
+            if self._context.ok():
+                raise
             return
         with self._lock:
             started = self._waiting.get(task)

@@ -240,7 +240,7 @@ def main(args: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
-    from snn_perception.ros.executor import finish, interrupted, quiet_interrupts
+    from snn_perception.ros.executor import PerceptionExecutor, finish, interrupted, quiet_interrupts
 
     quiet_interrupts()  # a second Ctrl-C (terminal, then ros2 launch) must not cut the teardown
     rclpy.init(args=args)
@@ -251,11 +251,15 @@ def main(args: list[str] | None = None) -> int:
     except FrameSourceError as exc:
         print(f"image_source_node: {exc}", file=sys.stderr)
         return finish(2)
+    # ours, not rclpy.spin's executor: it treats a Ctrl-C that lands mid-wait as the shutdown it is
+    executor = PerceptionExecutor(num_threads=2)
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
         finish(0)
     return 0

@@ -123,6 +123,29 @@ def test_a_slow_callback_does_not_hold_up_others_and_errors_surface_in_spin(cont
     bad.destroy_node()
 
 
+def test_spin_once_after_the_context_was_shut_down_returns_quietly(context):
+    """Ctrl-C's handler shuts the context down from the signal, so it can land between a spin loop's
+    ``rclpy.ok()`` check and rclpy building its wait set, which then raises ``RCLError`` ("the given
+    context is not valid"); a CI run of ``bringup`` died on exactly that. A shut-down context is the
+    same state without the timing: spin_once must return, not raise."""
+    import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
+    from rclpy.executors import Executor
+
+    from snn_perception.ros.executor import PerceptionExecutor
+
+    node = rclpy.create_node("exec_shutdown", context=context)
+    executor = PerceptionExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    executor.spin_once(timeout_sec=0.05)
+    rclpy.shutdown(context=context)
+    with pytest.raises(RCLError, match="context is not valid"):  # what rclpy itself does here
+        Executor.wait_for_ready_callbacks(executor, 0.05, None, lambda: False)
+    executor.spin_once(timeout_sec=0.05)
+    executor.shutdown(timeout_sec=5)
+    node.destroy_node()
+
+
 def test_fewer_than_two_threads_is_refused(context):
     from snn_perception.ros.executor import PerceptionExecutor
 
