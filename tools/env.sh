@@ -15,6 +15,9 @@ else
   if [ -n "${ZSH_VERSION:-}" ]; then . "$_snn_root/install/setup.zsh"; else . "$_snn_root/install/setup.bash"; fi
   [ -f "$_snn_root/build/ros2-tools/install/setup.bash" ] && [ -z "${ZSH_VERSION:-}" ] \
     && . "$_snn_root/build/ros2-tools/install/setup.bash"
+  # the sources first, as `make test` has them: the install space mirrors the modules that existed
+  # at the last `make setup`, so a module added since (a pull, a branch) would not import from it
+  export PYTHONPATH="$_snn_root${PYTHONPATH:+:$PYTHONPATH}"
   export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
   export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
   export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_snn_root/config/fastdds_localhost.xml}

@@ -115,7 +115,8 @@ def test_greedy_soup_runs_end_to_end_on_tiny_data(tmp_path: Path) -> None:
 def test_env_sh_sets_up_a_bare_shell_for_the_cli_and_ros(tmp_path: Path) -> None:
     """``source tools/env.sh`` from another folder in a shell with nothing set: rclpy, our messages
     and the CLI import, and the ROS settings the package needs are there (what the README's shell
-    set-up promises)."""
+    set-up promises). Subpackages come from the sources, not the install space's mirror of them,
+    which lacks any module added since the last ``make setup``."""
     import os
 
     if not (TOOLS.parent / "install" / "setup.bash").is_file():
@@ -123,14 +124,19 @@ def test_env_sh_sets_up_a_bare_shell_for_the_cli_and_ros(tmp_path: Path) -> None
     script = (
         f"source {TOOLS / 'env.sh'} >/dev/null && python -c 'import rclpy, snn_perception.msg' "
         "&& command -v snn-perception >/dev/null "
-        "&& echo $ROS_AUTOMATIC_DISCOVERY_RANGE $FASTDDS_DEFAULT_PROFILES_FILE"
+        "&& echo $ROS_AUTOMATIC_DISCOVERY_RANGE $FASTDDS_DEFAULT_PROFILES_FILE "
+        "&& python -c 'import snn_perception.models as m; print(m.__path__[0])'"
     )
     env = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["LOCALHOST", str(TOOLS.parent / "config" / "fastdds_localhost.xml")]
+    assert proc.stdout.split() == [
+        "LOCALHOST",
+        str(TOOLS.parent / "config" / "fastdds_localhost.xml"),
+        str(TOOLS.parent / "snn_perception" / "models"),
+    ]
 
 
 @pytest.mark.parametrize(
