@@ -39,6 +39,8 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
         (["unet_denoise_eval.py", "--weights", "dhz", "--images", "nowhere"], ["error:", "nowhere"]),
         (["resolution_table.py", "--runs", "0"], ["error:", "--runs"]),
         (["resolution_table.py", "--timesteps", "65"], ["error:", "--timesteps"]),
+        (["dhz_colour_oracle.py", "--data", "nowhere"], ["error:", "nowhere", "raw/ and reference/"]),
+        (["dhz_colour_oracle.py", "--data", "x", "--size", "8"], ["error:", "--size 8", "at least 16"]),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, argv: list[str], words: list[str]) -> None:
@@ -214,3 +216,40 @@ def test_omp_wait_sweep_refuses_a_busy_count_that_is_not_a_number() -> None:
     )
     assert proc.returncode == 2 and "BUSY two" in proc.stderr and "whole number" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_colour_oracle_recovers_a_global_grading_and_not_a_local_change(tmp_path: Path) -> None:
+    """Pairs whose reference is a colour matrix + offset of the raw image: the raw image scores low
+    and the fitted raw image almost perfectly; references with a local change (a blurred half)
+    stay below that after the fit. The dehazer's columns are there for the weights given."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    matrix = np.array([[1.1, 0.2, 0.0], [0.1, 0.8, 0.1], [0.0, 0.3, 0.6]])
+    for folder, local in (("global", False), ("local", True)):
+        for i in range(3):
+            raw = cv2.GaussianBlur(rng.uniform(0.1, 0.7, (48, 48, 3)), (5, 5), 0)
+            ref = np.clip(raw @ matrix.T + 0.05, 0, 1)
+            if local:
+                ref[:, :24] = cv2.GaussianBlur(ref, (9, 9), 3)[:, :24]
+            for sub, img in (("raw", raw), ("reference", ref)):
+                (tmp_path / folder / sub).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(tmp_path / folder / sub / f"{i}.png"), np.round(img * 255).astype(np.uint8))
+    scores = {}
+    for folder in ("global", "local"):
+        out = tmp_path / f"{folder}.json"
+        argv = f"--data {tmp_path / folder} --size 48 --split all --weights dhz --timesteps 1 --json {out}"
+        proc = subprocess.run(
+            [sys.executable, str(TOOLS / "dhz_colour_oracle.py"), *argv.split()],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        scores[folder] = json.loads(out.read_text())["scores"]
+    fitted = scores["global"]["raw+colour3x3"]
+    assert fitted["psnr"] > 40 and fitted["ssim"] > 0.99
+    assert scores["global"]["raw"]["psnr"] < 25
+    assert scores["local"]["raw+colour3x3"]["ssim"] < fitted["ssim"] - 0.02
+    assert {"dhz", "dhz->raw", "dhz+colour3x3", "classical", "classical+colour3x3"} <= set(scores["global"])
