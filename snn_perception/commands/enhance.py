@@ -28,6 +28,7 @@ from snn_perception.commands.image_batch import (
     print_left_out,
     read_rgb,
 )
+from snn_perception.runtime.grading import GRADINGS
 from snn_perception.runtime.memory import DEFAULT_MAX_MODEL_PIXELS
 from snn_perception.runtime.paths import check_json_output, check_output_dir, make_dir
 
@@ -35,6 +36,7 @@ EXAMPLES = (
     "snn-perception enhance dive/*.jpg --out enhanced/",
     "snn-perception enhance frames/ --out enhanced/ --size 512x512 --skip-unreadable  # a folder at 512x512",
     "snn-perception enhance sand.png --out enhanced/ --strength 0.6  # temper a colour overshoot",
+    "snn-perception enhance 4k/ --out enhanced/ --grading global --max-pixels 65536  # fast, full detail",
     "snn-perception enhance dive/*.jpg --out enhanced/ --weights dhz_v2 --timesteps 8 --json stats.json",
 )
 
@@ -66,6 +68,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="0..1: how much of the output to keep, blended with the input (default 1: all of it); "
         "lower it where colours overshoot (white sand or grey scenes turning pink)",
+    )
+    parser.add_argument(
+        "--grading",
+        choices=GRADINGS,
+        default="pixels",
+        help="pixels: write the network's output (default); global: write the image graded as the "
+        "network graded it (one colour matrix per image, fitted to its output), which keeps the "
+        "image's own detail, so a small --max-pixels costs no sharpness, but cannot remove haze "
+        "that varies across the image",
     )
     parser.add_argument(
         "--save-float", action="store_true", help="also write the unclamped output as .npy (3xHxW)"
@@ -181,7 +192,8 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: {exc}") from None
         out_png = outs[0]
         mono = is_grey(rgb)  # a greyscale photo stays grey instead of taking on the learned tint
-        write_png(out_png, finish_dehaze(result.output, rgb, args.strength, mono=mono))
+        out = finish_dehaze(result.output, rgb, args.strength, mono, args.grading, result.stats.model_hw)
+        write_png(out_png, out)
         record = {"input": str(path), "output": str(out_png), "stats": result.stats.as_dict()}
         if mono:
             record["mono"] = True

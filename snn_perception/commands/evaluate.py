@@ -16,6 +16,7 @@ from snn_perception.commands import (
     size_type,
     timestep_list,
 )
+from snn_perception.runtime.grading import GRADINGS
 
 SEGMENT_MODULE = "snn_perception.commands.evaluate_segment"
 #: the non-learned dehaze baselines ``--method`` can score
@@ -98,6 +99,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="cap each folder's validation split as the training run's --val-max did (default 0: no cap)",
     )
+    parser.add_argument(
+        "--grading",
+        nargs="+",
+        choices=GRADINGS,
+        default=None,
+        help="dehaze only: score the network's pixels, the input graded as the network graded it "
+        "(rows named NAME@T+global), or both (default: pixels)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=0,
+        metavar="N",
+        help="dehaze only: run the model at the largest size of the image's aspect ratio with at most "
+        "N pixels, scoring at --size (0: at --size, the default)",
+    )
     parser.add_argument("--no-uiqm", action="store_true", help="skip the no-reference metrics (faster)")
     add_device_argument(parser, what="where the models run")
     add_progress_argument(parser)
@@ -144,6 +161,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(
             f"--method {' '.join(args.method)}: the raw/classical baselines are for --task dehaze only"
         )
+    if args.task == "segment" and (args.grading is not None or args.max_pixels):
+        raise ValueError("--grading and --max-pixels are for --task dehaze only")
+    if args.max_pixels < 0:
+        raise ValueError(f"--max-pixels {args.max_pixels}: must be 0 (the scoring size) or more")
     if getattr(args, "batch", 1) < 1:
         raise ValueError(f"--batch {args.batch}: must be ≥ 1 (images per forward pass)")
     weights = [Path(w) for w in args.weights or [] if Path(w).is_file()]
@@ -197,6 +218,8 @@ def _run_dehaze(args: argparse.Namespace) -> int:
         device=args.device,
         limit=args.limit,
         val_max=args.val_max,
+        gradings=args.grading or ["pixels"],
+        max_model_pixels=args.max_pixels,
     )
     try:
         result = evaluate_dehaze(cfg, progress=progress_enabled())

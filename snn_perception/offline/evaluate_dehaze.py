@@ -21,6 +21,7 @@ import numpy as np
 
 from snn_perception.offline import metrics
 from snn_perception.offline.pairs import PairsError, list_pairs, read_rgb, resize_float, split_pairs
+from snn_perception.runtime.grading import global_grading, validate_grading
 
 RAW, CLASSICAL = "raw", "classical"
 
@@ -39,6 +40,10 @@ class DehazeEvalConfig:
     device: str = "cpu"
     limit: int | None = None
     val_max: int = 0  # > 0: each folder's validation split capped as ``train dhz --val-max`` caps it
+    #: 'pixels' scores the network's output, 'global' the input graded as the network graded it
+    #: (:mod:`snn_perception.runtime.grading`), as rows ``NAME@T+global``
+    gradings: list[str] = field(default_factory=lambda: ["pixels"])
+    max_model_pixels: int = 0  # > 0: the model runs at most this many pixels, scored at ``size``
 
 
 def validate_config(cfg: DehazeEvalConfig) -> None:
@@ -51,6 +56,12 @@ def validate_config(cfg: DehazeEvalConfig) -> None:
         raise ValueError(f"val_fraction {cfg.val_fraction}: must be strictly between 0 and 1")
     if cfg.split not in ("all", "train", "val"):
         raise ValueError(f"split {cfg.split!r}: expected all, train or val")
+    if not cfg.gradings:
+        raise ValueError("gradings is empty: expected pixels, global or both")
+    for g in cfg.gradings:
+        validate_grading(g)
+    if cfg.max_model_pixels < 0:
+        raise ValueError(f"max_model_pixels {cfg.max_model_pixels}: must be 0 (the scoring size) or more")
     unknown = [m for m in cfg.methods if m not in (RAW, CLASSICAL)]
     if unknown:
         raise ValueError(f"methods {unknown}: known methods are {RAW} and {CLASSICAL}")
@@ -133,16 +144,19 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
 
         for w, label in zip(cfg.weights, weight_labels(cfg.weights), strict=True):
             try:
-                engine = Engine.load(w, EngineConfig(device=cfg.device), task="dehaze")
+                config = EngineConfig(device=cfg.device, max_model_pixels=cfg.max_model_pixels)
+                engine = Engine.load(w, config, task="dehaze")
             except WrongTaskError as exc:
                 hint = "; use --task segment for it" if exc.found == "segment" else ""
                 needs = "dehaze evaluation needs dehaze weights (e.g. dhz)"
                 raise WeightsError(f"{exc}: {needs}{hint}") from None
             for t in cfg.timesteps or [engine.info.default_timesteps]:
                 engines.append((f"{label}@T{t}", engine, t))
+    graded = [n for n, _, _ in engines] if "global" in cfg.gradings else []
     pairs = select_pairs(cfg)  # after the weights: a bad weights path fails before any image is read
     check_pairs(pairs, native=cfg.size is None)  # a damaged or too small image fails before any model runs
-    names = [m for m in cfg.methods if m in (RAW, CLASSICAL)] + [n for n, _, _ in engines]
+    rows = [n for n, _, _ in engines if "pixels" in cfg.gradings] + [f"{n}+global" for n in graded]
+    names = [m for m in cfg.methods if m in (RAW, CLASSICAL)] + rows
     per: dict[str, list[dict]] = {n: [] for n in names}
     for raw_path, ref_path in tqdm(pairs, desc="evaluate", disable=not progress):
         raw, ref = read_rgb(raw_path), read_rgb(ref_path)
@@ -158,7 +172,13 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
             outputs[CLASSICAL] = (metrics.classical_enhance(raw), time.perf_counter() - t0)
         for name, engine, t in engines:
             res = engine.run(raw, timesteps=t)
-            outputs[name] = (res.output, res.stats.inference_ms / 1e3)
+            if name in per:
+                outputs[name] = (res.output, res.stats.inference_ms / 1e3)
+            if f"{name}+global" in per:
+                t0 = time.perf_counter()
+                graded_out = global_grading(raw, res.output, res.stats.model_hw)
+                seconds = res.stats.inference_ms / 1e3 + time.perf_counter() - t0
+                outputs[f"{name}+global"] = (graded_out, seconds)
         for name, (out, seconds) in outputs.items():
             row = {"image": raw_path.name, **_score(out, ref, cfg.no_reference_metrics), "seconds": seconds}
             per[name].append(row)
@@ -171,6 +191,8 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
             "seed": cfg.seed,
             "weights": cfg.weights,
             "timesteps": cfg.timesteps,
+            "gradings": cfg.gradings,
+            "max_model_pixels": cfg.max_model_pixels,
         },
         "images": [p[0].name for p in pairs],
         "methods": {},

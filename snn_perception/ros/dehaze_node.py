@@ -2,7 +2,8 @@
 
 The enhanced image keeps the input header and its colour family: BGR-ordered input gives
 ``bgr8``, mono input ``mono8`` (its luminance: a mono camera stays mono), everything else (RGB,
-YUV, Bayer, compressed RGB) ``rgb8``. The hot ``strength`` parameter blends output and input.
+YUV, Bayer, compressed RGB) ``rgb8``. The hot ``strength`` parameter blends output and input; the
+hot ``grading`` parameter publishes either the network's pixels or the input graded as it graded.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ class DehazeNode(PerceptionNode):
             self._enhanced_pub = None
 
     def publish_outputs(self, header: Any, rgb: np.ndarray, result: EngineResult, out_encoding: str) -> None:
-        out = finish_dehaze(result.output, rgb, self.params.strength, mono=out_encoding == "mono8")
+        p = self.params
+        mono = out_encoding == "mono8"
+        out = finish_dehaze(result.output, rgb, p.strength, mono, p.grading, result.stats.model_hw)
         data, step = encode_image(out, out_encoding)
         self._enhanced_pub.publish(image_msg(header, data, out.shape[0], out.shape[1], out_encoding, step))
 

@@ -18,6 +18,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from snn_perception.models.timesteps import MAX_TIMESTEPS
+from snn_perception.runtime.grading import GRADINGS
 from snn_perception.runtime.image_codec import DEFAULT_MAX_PIXELS
 from snn_perception.runtime.memory import DEFAULT_MAX_MODEL_PIXELS
 
@@ -48,6 +49,7 @@ class NodeParams:
     autostart: bool = True
     # dehaze only
     strength: float = 1.0
+    grading: str = "pixels"
     # segment only
     overlay_alpha: float = 0.5
     class_colors: list[str] = field(default_factory=list)
@@ -176,6 +178,16 @@ SPECS: tuple[Spec, ...] = (
         task="dehaze",
     ),
     Spec(
+        "grading",
+        "pixels: publish the network's output (default); global: publish the input frame graded as "
+        "the network graded it (one colour matrix per frame, fitted to its output): keeps the frame's "
+        "own detail, so a small max_model_pixels costs no sharpness, but cannot remove haze that "
+        "varies across the frame. Applies at the next frame.",
+        hot=True,
+        constraints="one of: " + ", ".join(GRADINGS),
+        task="dehaze",
+    ),
+    Spec(
         "overlay_alpha",
         "Opacity of the class colours in ~/overlay.",
         hot=True,
@@ -244,7 +256,12 @@ def validate(name: str, value: Any) -> str | None:
             return None
         names = ", ".join(sorted(weights_registry.available())) or "none"
         return f"weights {value!r}: no such file or shipped model name (available names: {names})"
-    enums = {"device": DEVICES, "input_transport": TRANSPORTS, "qos_reliability": RELIABILITIES}
+    enums = {
+        "device": DEVICES,
+        "input_transport": TRANSPORTS,
+        "qos_reliability": RELIABILITIES,
+        "grading": GRADINGS,
+    }
     if name in enums and value not in enums[name]:
         return f"{name} {value!r} is not one of: {', '.join(enums[name])}"
     if name == "class_colors":

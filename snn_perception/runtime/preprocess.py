@@ -7,6 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from snn_perception.runtime.grading import global_grading, validate_grading
+
 
 def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """``H×W×3`` RGB (uint8, or float in [0, 1]) → ``[1, 3, H, W]`` float32 in [0, 1]."""
@@ -36,9 +38,18 @@ def is_grey(rgb: np.ndarray) -> bool:
 
 
 def finish_dehaze(
-    output: np.ndarray, source: np.ndarray, strength: float = 1.0, mono: bool = False
+    output: np.ndarray,
+    source: np.ndarray,
+    strength: float = 1.0,
+    mono: bool = False,
+    grading: str = "pixels",
+    model_hw: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """The dehazer's float output → the uint8 image a person sees (node, ``enhance`` alike).
+
+    ``grading``: ``pixels`` keeps the network's output; ``global`` publishes the input graded as the
+    network graded it (:mod:`snn_perception.runtime.grading`), before ``strength`` and ``mono``;
+    ``model_hw``: the size the model ran at (``FrameStats.model_hw``), which that fit needs.
 
     ``strength`` blends it with the input (0 = the input, 1 = the network's output), so a user can
     temper a colour correction that overshoots on neutral scenes (white sand turning pink). ``mono``
@@ -47,6 +58,8 @@ def finish_dehaze(
     """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength {strength}: must be between 0 (the input) and 1 (the full output)")
+    if validate_grading(grading) == "global":
+        output = global_grading(source, output, model_hw)
     out = (
         output
         if strength == 1.0

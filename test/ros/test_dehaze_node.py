@@ -172,6 +172,34 @@ def test_strength_is_hot_and_zero_publishes_the_input(peer, node, outputs, frame
     assert not np.array_equal(np.frombuffer(bytes(enhanced[0].data), np.uint8).reshape(96, 128, 3), small)
 
 
+def test_grading_is_hot_and_global_publishes_the_input_graded_as_the_network_graded_it(
+    peer, node, outputs, frames
+):
+    """``grading: global`` publishes the input through one colour matrix fitted to the network's
+    output (the frame's own detail, the network's colours); another word is refused with the
+    choices and the value kept."""
+    from sensor_msgs.msg import Image
+
+    from snn_perception.runtime.engine import Engine, EngineConfig
+    from snn_perception.runtime.grading import global_grading
+
+    small = cv2.resize(frames[0], (128, 96))
+    result = peer.set_params(node.fqn, grading="sharp")[0]
+    assert not result.successful and "pixels, global" in result.reason
+    assert peer.set_params(node.fqn, grading="global")[0].successful
+    try:
+        sent = [image_msg(small, 3600 * 10**9, FRAME_ID)]
+        enhanced, _ = _lockstep(peer, node, outputs, sent, "image", Image)
+        out = np.frombuffer(bytes(enhanced[0].data), np.uint8).reshape(96, 128, 3).astype(np.float32)
+    finally:
+        assert peer.set_params(node.fqn, grading="pixels")[0].successful
+    # the same frame through the engine in this process: the node's output is its global grading
+    result = Engine.load(str(dhz_weights_or_skip()), EngineConfig(), task="dehaze").run(small)
+    expected = global_grading(small, result.output, result.stats.model_hw) * 255.0
+    assert np.abs(out - expected).mean() < 1.0  # the node's uint8 rounding
+    assert np.abs(out - small.astype(np.float32)).mean() > 5.0  # graded, not the input
+
+
 def test_a_30hz_stream_keeps_inference_steady_and_the_spin_thread_idle(peer, node, outputs, frames):
     """Frames faster than the node runs (it drops the surplus): inference time stays steady and
     the executor's spin thread does not busy-loop (rclpy's MultiThreadedExecutor did, starving the
