@@ -22,6 +22,7 @@ GRADINGS: tuple[str, ...] = ("pixels", "global")
 #: the fit runs on both images shrunk (area average) to at most this many pixels; 12 unknowns need
 #: far fewer samples
 FIT_PIXELS = 128 * 128
+_ROUND_TRIP = np.array([0.125, 0.75, 0.125], np.float32)
 
 
 def validate_grading(grading: str, where: str = "grading") -> str:
@@ -46,23 +47,29 @@ def fit_grading(
     """The ``4×3`` matrix ``G`` (rows: R, G, B, 1) with ``[source, 1] @ G ≈ output``, least squares.
 
     Both are ``H×W×3`` of one size (uint8, or float in [0, 1]); ``model_hw``: the size the model
-    ran at: the source then goes through the same round trip as the output (down to that size,
-    back up) before the two are compared. Why: detail in the input that the model's output lacks
-    acts as noise in the regressor and flattens the fitted contrast (a test scene with detail at the
-    model's pixel scale: slopes 0.6 of the true ones compared at the model's size, 0.8 at a quarter
-    of it, exact after the round trip). A grey source
-    (R = G = B) leaves the fit under-determined; the minimum-norm solution is still the best affine
-    map of its grey level onto each output channel.
+    ran at: the source then takes the output's path (shrunk to that size, blurred as upscaling and
+    shrinking back blur), and the two are compared at most at that size. Why: detail in the input
+    that the model's output lacks acts as noise in the regressor and flattens the fitted contrast
+    (a test scene with detail at the model's pixel scale: slopes 0.6 of the true ones when the
+    full-size source was compared). A grey source (R = G = B) leaves the fit under-determined; the
+    minimum-norm solution is still the best affine map of its grey level onto each output channel.
     """
     if source.shape[:2] != output.shape[:2]:
         raise ValueError(f"source {source.shape[:2]} and output {output.shape[:2]} must have one size")
     h, w = source.shape[:2]
-    x01 = _as01(source)
-    if model_hw is not None and int(model_hw[0]) * int(model_hw[1]) < h * w:
-        small = _shrunk(x01, (int(model_hw[0]), int(model_hw[1])))
-        x01 = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     scale = min(1.0, (FIT_PIXELS / float(h * w)) ** 0.5)
     hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+    x01 = _as01(source)
+    if model_hw is not None and int(model_hw[0]) * int(model_hw[1]) < h * w:
+        mh, mw = int(model_hw[0]), int(model_hw[1])
+        # the detail the model saw, and no more: shrunk to its size, then blurred as its output was
+        # by the engine's bilinear upscaling and our area shrinking (together, for large factors,
+        # the box average of a linear interpolant: taps 1/8, 3/4, 1/8 on each axis)
+        x01 = cv2.sepFilter2D(
+            _shrunk(x01, (mh, mw)), -1, _ROUND_TRIP, _ROUND_TRIP, borderType=cv2.BORDER_REPLICATE
+        )
+        if mh * mw < hw[0] * hw[1]:
+            hw = (mh, mw)
     x = _shrunk(x01, hw).reshape(-1, 3).astype(np.float64)
     y = _shrunk(_as01(output), hw).reshape(-1, 3).astype(np.float64)
     a = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
@@ -73,8 +80,8 @@ def fit_grading(
 def apply_grading(source: np.ndarray, coef: np.ndarray) -> np.ndarray:
     """``source`` (uint8 or float, ``H×W×3``) through the grading ``coef``: float32 in [0, 1]."""
     x = _as01(source)
-    out = x.reshape(-1, 3) @ coef[:3].astype(np.float32) + coef[3].astype(np.float32)
-    return np.clip(out, 0.0, 1.0).reshape(x.shape)
+    out = cv2.transform(x, coef.T.astype(np.float32))  # per pixel: [r, g, b, 1] @ coef, vectorised
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def global_grading(
