@@ -52,6 +52,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--size {args.size}: must be at least 16")
     if not 0.0 < args.val_fraction < 1.0:
         p.error(f"--val-fraction {args.val_fraction}: must be in (0, 1)")
+    if not 1 <= args.timesteps <= 64:
+        p.error(f"--timesteps {args.timesteps}: must be 1 to 64")
     return args
 
 
@@ -71,6 +73,11 @@ def run(argv: list[str] | None = None) -> int:
     if args.split == "val":
         _, pairs = split_pairs(pairs, args.val_fraction, args.seed)
         pairs = pairs[: args.val_max] if args.val_max > 0 else pairs
+    if not pairs:
+        print(
+            f"dhz_colour_oracle.py: error: {args.data}: the {args.split} split holds no pair", file=sys.stderr
+        )
+        return 2
     hw = (args.size, args.size)
     try:
         engines = {w: Engine.load(w, EngineConfig(input_hw=hw), task="dehaze") for w in args.weights}

@@ -41,6 +41,7 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
         (["resolution_table.py", "--timesteps", "65"], ["error:", "--timesteps"]),
         (["dhz_colour_oracle.py", "--data", "nowhere"], ["error:", "nowhere", "raw/ and reference/"]),
         (["dhz_colour_oracle.py", "--data", "x", "--size", "8"], ["error:", "--size 8", "at least 16"]),
+        (["dhz_colour_oracle.py", "--data", "x", "--timesteps", "0"], ["error:", "--timesteps 0", "1 to 64"]),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, argv: list[str], words: list[str]) -> None:
@@ -253,3 +254,14 @@ def test_colour_oracle_recovers_a_global_grading_and_not_a_local_change(tmp_path
     assert scores["global"]["raw"]["psnr"] < 25
     assert scores["local"]["raw+colour3x3"]["ssim"] < fitted["ssim"] - 0.02
     assert {"dhz", "dhz->raw", "dhz+colour3x3", "classical", "classical+colour3x3"} <= set(scores["global"])
+    one = tmp_path / "one"  # one pair: its validation split is empty, refused in one line
+    for sub in ("raw", "reference"):
+        (one / sub).mkdir(parents=True)
+        shutil.copy(tmp_path / "global" / sub / "0.png", one / sub / "0.png")
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "dhz_colour_oracle.py"), "--data", str(one)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "val split holds no pair" in proc.stderr, proc.stderr
