@@ -4,6 +4,7 @@ Every configuration (size × timesteps) is measured twice through :class:`Engine
 robot runs — with operation counting off (the fast path) and on (reports spikes, SOPs, MACs and
 energy per frame, and what counting costs). Latency is the median over ``--runs`` frames after
 ``--warmup`` frames; other processes on the machine make single runs noisy, hence the median.
+The off and on runs alternate, so what counting costs is measured under the same conditions.
 
 Models are a table (:data:`MODELS`): adding one is a line naming its task and default weights.
 """
@@ -134,15 +135,28 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return psnr, float(np.abs(a - b).max())
 
 
-def _time_runs(engine, image: np.ndarray, timesteps: int, count: bool, runs: int, warmup: int):
-    for _ in range(warmup):
-        engine.run(image, timesteps=timesteps, count_ops=count)
-    times, stats = [], None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        stats = engine.run(image, timesteps=timesteps, count_ops=count).stats
-        times.append(time.perf_counter() - t0)
-    return times, stats
+def _time_runs(
+    engine, image: np.ndarray, timesteps: int, counts: tuple[bool, ...], runs: int, warmup: int
+) -> dict[bool, tuple[list[float], object, float]]:
+    """Per counting setting: run times, the last run's stats and the peak RSS after its warm-up.
+
+    With counting off and on, the timed runs alternate (off, on, then on, off, ...), so both
+    medians see the same machine conditions: on a shared or virtual machine the speed drifts by
+    ±10 % over seconds, more than counting costs, and back-to-back blocks would compare drifts.
+    """
+    rss = {}
+    for count in counts:
+        for _ in range(warmup):
+            engine.run(image, timesteps=timesteps, count_ops=count)
+        rss[count] = _peak_rss_mib()
+    times: dict[bool, list[float]] = {c: [] for c in counts}
+    stats: dict[bool, object] = {}
+    for i in range(runs):
+        for count in counts if i % 2 == 0 else counts[::-1]:
+            t0 = time.perf_counter()
+            stats[count] = engine.run(image, timesteps=timesteps, count_ops=count).stats
+            times[count].append(time.perf_counter() - t0)
+    return {c: (times[c], stats[c], rss[c]) for c in counts}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,8 +212,10 @@ def _run(args: argparse.Namespace) -> int:
         # engine's antialiased bilinear resize), so their SOPs and energy per frame match bench's
         frame = resize(image_to_tensor(image), hw)[0].permute(1, 2, 0).contiguous().numpy()
         for t in steps:
-            for count in (False,) if args.no_counting else (False, True):
-                times, stats = _time_runs(engine, frame, t, count, args.runs, args.warmup)
+            counts = (False,) if args.no_counting else (False, True)
+            measured = _time_runs(engine, frame, t, counts, args.runs, args.warmup)
+            for count in counts:
+                times, stats, rss = measured[count]
                 med = statistics.median(times)
                 p90 = sorted(times)[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
                 row = {
@@ -211,7 +227,7 @@ def _run(args: argparse.Namespace) -> int:
                     "p90_ms": p90 * 1e3,
                     "fps": 1.0 / med,
                     "runs_ms": [x * 1e3 for x in times],
-                    "peak_rss_mib": _peak_rss_mib(),
+                    "peak_rss_mib": rss,
                 }
                 if count and stats is not None:
                     row.update(

@@ -19,17 +19,22 @@ layer it feeds. Border-exact fan-out is closed form: away from the borders ``row
 stride s, periodic), so ``Σ rows·cols·active = r0·c0·(active total) + Σ_frame (rows·cols −
 r0·c0)·active`` over the few border rows and columns (slice sums, no extra convolution). Counts
 are float32 partial sums of integers below 2^24 combined in float64: exact, element for element.
+On the CPU the graded spikes of the spiking U-Nets and the spike coder's constant-current totals
+go through fused kernels instead (:mod:`event_kernels`: one pass, host numbers, same values).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from snn_perception.models.event_kernels import events_per_pixel_torch, weighted_events
 from snn_perception.models.fan_out import Frame, fan_out_1d, frame
 
 #: a float32 sum of 0/1 values is exact in any order while the total stays at or below 2^24
@@ -135,15 +140,6 @@ def _frame_sums(s: torch.Tensor, fr: Frame) -> torch.Tensor:
     return torch.cat(sums).to(torch.float64) if len(sums) > 1 else sums[0].to(torch.float64)
 
 
-def _events_per_pixel(s: torch.Tensor) -> torch.Tensor:
-    """Non-zero entries of graded spikes ``s`` (≥ 0) per pixel, summed over the leading dimensions,
-    float32: exact (at most N·C per pixel). The mask is a temporary: a buffer kept across layers
-    would save ~1 ms per frame but fragment the heap (+30 % peak memory at 512², measured)."""
-    mask = torch.sign(s)  # 0 and 1 are exact in any float type
-    dims = tuple(range(s.dim() - 2))
-    return mask.sum(dim=dims, dtype=torch.float32) if dims else mask.to(torch.float32)
-
-
 class Spikes:
     """Device-side statistics of one spike tensor ``[N, C, H, W]`` (any shape for the total), each
     computed once on first use: :meth:`total` and :meth:`terms` (border-exact conv fan-out)."""
@@ -232,6 +228,22 @@ class Dense:
 # ----------------------------------------------------------------------------- the counter
 
 
+@functools.lru_cache(maxsize=512)
+def _graded_weights(h: int, w: int, consumers: tuple[Conv | Dense, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Separable per-pixel weights ``rows [1+L, H]``, ``cols [1+L, W]`` (float64): row 0 counts
+    events, row j the SOPs of consumer j (border-exact fan-out · C_out/groups, or a constant)."""
+    rows, cols = [np.ones(h)], [np.ones(w)]
+    for c in consumers:
+        if isinstance(c, Dense):
+            rows.append(np.full(h, float(c.fan_out)))
+            cols.append(np.ones(w))
+            continue
+        key = (c.kernel, c.stride, c.padding, c.upsample)
+        rows.append(np.asarray(fan_out_1d(h, *key), np.float64) * float(c.out_channels // c.groups))
+        cols.append(np.asarray(fan_out_1d(w, *key), np.float64))
+    return np.ascontiguousarray(np.stack(rows)), np.ascontiguousarray(np.stack(cols))
+
+
 class OpCounter:
     """Accumulates one forward pass's counts; :meth:`result` turns them into :class:`OpCounts`.
 
@@ -308,12 +320,27 @@ class OpCounter:
         self.fan_out(h, *consumers)
         return h
 
-    def graded(self, name: str, s: torch.Tensor, *consumers: Conv | Dense) -> Spikes:
+    def graded(self, name: str, s: torch.Tensor, *consumers: Conv | Dense, scale: float = 1.0) -> None:
         """:meth:`spikes` for graded spikes ``[N, C, H, W]`` (multi-threshold outputs: every value
-        ≥ 0, so ``sign`` is the 0/1 event mask). The mask is reduced once to events per pixel;
-        the rate and every consumer's SOPs come from that small map, not from further passes
-        over the spikes."""
-        return self.spikes(name, Spikes(s, pixels=_events_per_pixel(s.detach())), *consumers)
+        ≥ 0, an event wherever non-zero). One fused CPU pass gives the events and every
+        consumer's SOPs as host numbers (:mod:`event_kernels`); elsewhere (GPU, no Numba) the
+        event mask is reduced once to events per pixel, and the rest comes from that small map.
+
+        ``scale``: multiply ``s`` in place by it (the neuron's deferred output scale, see
+        ``mt_multistep(defer_scale=True)``), in the same pass where the kernel runs."""
+        s = s.detach()
+        rows, cols = _graded_weights(s.shape[-2], s.shape[-1], consumers)
+        sums = weighted_events(s, rows, cols, scale)
+        if sums is None:
+            if scale != 1.0:
+                s.mul_(scale)
+            self.spikes(name, Spikes(s, pixels=events_per_pixel_torch(s)), *consumers)
+            return
+        entry = self._spikes.setdefault(name, [0.0, 0.0])
+        entry[0] += float(sums[0])
+        entry[1] += float(s.numel())
+        for c, v in zip(consumers, sums[1:].tolist(), strict=True):
+            self._layers.setdefault(c.layer, [0.0, 0.0])[0] += v
 
     def fan_out(self, s: torch.Tensor | Spikes, *consumers: Conv | Dense) -> Spikes:
         """SOPs of the layers fed by spike tensor ``s`` (``[N, C, H, W]`` for a :class:`Conv`)."""

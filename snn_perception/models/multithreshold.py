@@ -70,12 +70,15 @@ def mt_multistep(
     thresholds: Sequence[float],
     v0: torch.Tensor | float | None = None,
     inplace: bool = False,
+    defer_scale: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``currents`` ``[T, ...]`` through membranes starting at ``v0`` (tensor or scalar; 0 if None).
 
     Returns ``(outputs [T, ...], final membrane)``. ``inplace=True`` lets the fast path reuse the
     ``currents`` buffer for the outputs (callers whose currents are temporaries); otherwise
-    ``currents`` is not modified.
+    ``currents`` is not modified. ``defer_scale=True`` leaves the outputs divided by
+    :func:`output_scale` (the fast path's levels): the caller multiplies, e.g. in the same pass
+    that counts the events.
     """
     grid = binary_grid(thresholds)
     if grid is None:
@@ -98,8 +101,15 @@ def mt_multistep(
         torch.ceil(w, out=k)
         k.clamp_(0.0, float(k_max))
         w.sub_(k)
-    out.mul_(low)
+    if not defer_scale:
+        out.mul_(low)
     return out, (w + 1.0).mul_(low)
+
+
+def output_scale(thresholds: Sequence[float]) -> float:
+    """What ``mt_multistep(..., defer_scale=True)`` leaves for the caller to multiply by."""
+    grid = binary_grid(thresholds)
+    return 1.0 if grid is None else grid[0]
 
 
 def _dense(x: torch.Tensor) -> bool:
@@ -109,10 +119,15 @@ def _dense(x: torch.Tensor) -> bool:
 
 
 def mt_constant(
-    current: torch.Tensor, timesteps: int, thresholds: Sequence[float], v0: float | None = None
+    current: torch.Tensor,
+    timesteps: int,
+    thresholds: Sequence[float],
+    v0: float | None = None,
+    defer_scale: bool = False,
 ) -> torch.Tensor:
     """Outputs ``[T, ...]`` for a current that is the same every step (the static first layer)."""
-    return mt_multistep(current.unsqueeze(0).expand(timesteps, *current.shape), thresholds, v0)[0]
+    steps = current.unsqueeze(0).expand(timesteps, *current.shape)
+    return mt_multistep(steps, thresholds, v0, defer_scale=defer_scale)[0]
 
 
 class SpikingFlow(torch.autograd.Function):

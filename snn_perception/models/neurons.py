@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from snn_perception.models.counting import exact_total
+from snn_perception.models.event_kernels import firing_total
 
 Reset = Literal["none", "subtract"]
 
@@ -365,6 +366,9 @@ def constant_spike_totals(
     # scalar code, so the membrane of a bf16 subnormal current depends on where it sits
     if tau == 2.0 and x.dtype in (torch.float32, torch.float64):
         currents, weights = _firing_tensors(lif.firing_currents(timesteps, x.dtype), x.dtype, x.device)
+        fused = firing_total(x, currents, weights)  # one pass on the CPU (models.event_kernels)
+        if fused is not None:
+            return [torch.tensor(fused, dtype=torch.float64)]
         flat = x.permute(*sorted(range(x.dim()), key=lambda d: -x.stride(d))).reshape(-1)
         chunk = (1 << (21 if x.device.type == "cpu" else 24)) // currents.shape[0]
         buf = torch.empty((currents.shape[0], min(chunk, flat.numel())), dtype=torch.float32, device=x.device)

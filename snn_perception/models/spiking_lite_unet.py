@@ -39,6 +39,7 @@ from snn_perception.models.multithreshold import (
     DEFAULT_THRESHOLDS,
     mt_constant,
     mt_multistep,
+    output_scale,
     spiking_flow,
     validate_thresholds,
 )
@@ -114,6 +115,9 @@ def site_consumers(cfg: LiteUNetConfig) -> dict[str, Consumer]:
 class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
     """Converted LiteUNet; ``forward(x, timesteps)`` follows the registry's SpikingModel protocol."""
 
+    #: counting goes through the fused kernels of :mod:`event_kernels` (the engine warms them)
+    counts_graded_spikes = True
+
     def __init__(self, config: SpikingLiteUNetConfig) -> None:
         super().__init__(config.net)
         self.snn_config = config
@@ -143,14 +147,15 @@ class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
 
         def act(name: str, z: torch.Tensor) -> torch.Tensor:
             if name == "stem":  # the static first layer: computed once, a constant current
-                s = mt_constant(z, timesteps, self.thresholds, v0)
+                s = mt_constant(z, timesteps, self.thresholds, v0, defer_scale=counting)
             else:
-                s, _ = mt_multistep(z.reshape(timesteps, b, *z.shape[1:]), self.thresholds, v0, inplace=True)
-            if flows is not None:
-                flows[name] = s.mean(0)
+                steps = z.reshape(timesteps, b, *z.shape[1:])
+                s, _ = mt_multistep(steps, self.thresholds, v0, inplace=True, defer_scale=counting)
             s = s.reshape(timesteps * b, *s.shape[2:])
-            if counting:
+            if counting:  # scales the deferred outputs in the counting pass
                 self._count_spikes(name, s)
+            if flows is not None:
+                flows[name] = s.reshape(timesteps, b, *s.shape[1:]).mean(0)
             return s
 
         y = self.graph(normalise(x), act)
@@ -164,7 +169,7 @@ class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
         c = self._consumers[name]
         up = 2 if c.upsampled else 1
         conv = Conv(c.layer, c.out_channels, c.kernel, c.stride, c.kernel // 2, c.groups, up)
-        self._counter.graded(name, s, conv)
+        self._counter.graded(name, s, conv, scale=output_scale(self.thresholds))
 
     def _count_currents(self, x: torch.Tensor, timesteps: int) -> None:
         """MACs of the layers fed by analog values: the stem once, current-fed layers every step."""

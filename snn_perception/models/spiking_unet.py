@@ -30,6 +30,7 @@ from snn_perception.models.multithreshold import (
     DEFAULT_THRESHOLDS,
     mt_constant,
     mt_multistep,
+    output_scale,
     spiking_flow,
     validate_thresholds,
 )
@@ -101,6 +102,9 @@ def site_consumers(cfg: UNetConfig) -> dict[str, list[tuple[str, str, int, int, 
 class SpikingUNet(AnytimeSpiking, UNet):
     """Converted U-Net; ``forward(x, timesteps)`` follows the registry's SpikingModel protocol."""
 
+    #: counting goes through the fused kernels of :mod:`event_kernels` (the engine warms them)
+    counts_graded_spikes = True
+
     def __init__(self, config: SpikingUNetConfig) -> None:
         super().__init__(config.unet)
         self.snn_config = config
@@ -144,14 +148,15 @@ class SpikingUNet(AnytimeSpiking, UNet):
         def act(name: str, z: torch.Tensor) -> torch.Tensor:
             v0 = self.membrane_init * self.thresholds[-1] if self.membrane_init else None
             if z.shape[0] == b and name == "enc0.a1":
-                s = mt_constant(z, timesteps, self.thresholds, v0)
+                s = mt_constant(z, timesteps, self.thresholds, v0, defer_scale=counting)
             else:
-                s, _ = mt_multistep(z.reshape(timesteps, b, *z.shape[1:]), self.thresholds, v0, inplace=True)
-            if flows is not None:
-                flows[name] = s.mean(0)
+                steps = z.reshape(timesteps, b, *z.shape[1:])
+                s, _ = mt_multistep(steps, self.thresholds, v0, inplace=True, defer_scale=counting)
             s = s.reshape(timesteps * b, *s.shape[2:])
-            if counting:
+            if counting:  # scales the deferred outputs in the counting pass
                 self._count(name, s)
+            if flows is not None:
+                flows[name] = s.reshape(timesteps, b, *s.shape[1:]).mean(0)
             return s
 
         y = self.graph(x, act)
@@ -162,7 +167,7 @@ class SpikingUNet(AnytimeSpiking, UNet):
         border-exact fan-out, transposed convolutions C_out·k², the 2×2 average pooling 1). The
         spikes are reduced once to events per pixel (:meth:`OpCounter.graded`); that small map
         gives the rate and every consumer's SOPs, kept on the device until :meth:`read_counters`."""
-        self._counter.graded(name, s, *self._fan_outs[name])
+        self._counter.graded(name, s, *self._fan_outs[name], scale=output_scale(self.thresholds))
 
     # -- fine-tuning by accumulated spiking flow
 

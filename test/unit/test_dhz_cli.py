@@ -123,6 +123,27 @@ def test_bench_reports_latency_and_energy(shared: Path, tmp_path: Path, capsys) 
     assert "counting costs" in capsys.readouterr().out
 
 
+def test_bench_alternates_counting_off_and_on_after_both_warm_ups() -> None:
+    """Both medians must see the same machine conditions (a VM's speed drifts over seconds)."""
+    from snn_perception.commands.bench import _time_runs
+    from snn_perception.runtime.engine import Engine
+
+    engine = Engine.load("dhz")
+    order: list[bool] = []
+    real_run = engine.run
+
+    def run(image, timesteps=None, count_ops=None):
+        order.append(count_ops)
+        return real_run(image, timesteps=timesteps, count_ops=count_ops)
+
+    engine.run = run
+    image = np.full((16, 16, 3), 100, np.uint8)
+    measured = _time_runs(engine, image, 1, (False, True), runs=3, warmup=1)
+    assert order == [False, True, False, True, True, False, False, True]
+    assert [len(measured[c][0]) for c in (False, True)] == [3, 3]
+    assert measured[True][1].ops_counted and not measured[False][1].ops_counted
+
+
 def test_bench_and_enhance_count_the_same_operations_at_one_size(euvp: list[Path], tmp_path: Path) -> None:
     # both make the model's input with the engine's resize, so a number from one matches the other
     bench_js, enhance_js = tmp_path / "b.json", tmp_path / "e.json"

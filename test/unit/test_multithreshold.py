@@ -8,6 +8,7 @@ from snn_perception.models.multithreshold import (
     mt_constant,
     mt_multistep,
     mt_step,
+    output_scale,
     spiking_flow,
     validate_thresholds,
 )
@@ -145,3 +146,15 @@ def test_graded_spikes_are_counted_as_their_nonzero_entries(thresholds, layout):
         counts = counter.result()
         assert counts.layer_spike_rates == [float(mask.sum()) / tensor.numel()]
         assert counts.synaptic_ops == float(expected.sum())
+
+
+@pytest.mark.parametrize("thresholds", [(2.0, 1.0, 0.5, 0.25), (1.0,), (1.5, 0.7)])
+def test_deferred_scale_times_output_scale_is_the_plain_output(thresholds):
+    g = torch.Generator().manual_seed(5)
+    currents = torch.randn(4, 2, 3, 5, 6, generator=g)
+    plain, v = mt_multistep(currents, thresholds, 0.1)
+    levels, v_deferred = mt_multistep(currents.clone(), thresholds, 0.1, inplace=True, defer_scale=True)
+    assert torch.equal(levels * output_scale(thresholds), plain) and torch.equal(v, v_deferred)
+    constant = mt_constant(currents[0], 3, thresholds, defer_scale=True)
+    assert torch.equal(constant * output_scale(thresholds), mt_constant(currents[0], 3, thresholds))
+    assert output_scale(thresholds) == (1.0 if thresholds == (1.5, 0.7) else thresholds[-1])

@@ -30,6 +30,7 @@ PIP_TO_ROSDEP = {
     "pyyaml": "python3-yaml",
     "psutil": "python3-psutil",
     "tqdm": "python3-tqdm",
+    "numba": "python3-numba",
 }
 
 
