@@ -76,7 +76,17 @@ def _build() -> dict[str, Callable]:
         return {}  # the kernels would run as Python loops
     if numba.config.THREADING_LAYER == "default":
         numba.config.THREADING_LAYER = "threadsafe"
-    from numba import njit, prange
+    from numba import njit as numba_njit
+    from numba import prange
+
+    def njit(**options):  # cache on disk where Numba finds a writable place, else per process
+        def wrap(fn):
+            try:
+                return numba_njit(**options)(fn)
+            except RuntimeError:  # "cannot cache function ...: no locator available"
+                return numba_njit(**{**options, "cache": False})(fn)
+
+        return wrap
 
     @njit(parallel=True, nogil=True, cache=True)
     def channels_last(a, rows, cols, part, scale):  # a [N, H, W, C] (C contiguous); part [H, L]
@@ -256,7 +266,11 @@ def _first_call(kind: str, first: Callable[[], tuple]) -> object | None:
     global _kernels
     with _lock:
         if _kernels is None:
-            _kernels = _build()
+            try:
+                _kernels = _build()
+            except Exception as e:  # a broken Numba install must not stop inference
+                LOG.warning("numba kernels unusable, counting with torch: %s: %s", type(e).__name__, e)
+                _kernels = {}
         if not _kernels:
             for k in _KINDS:
                 _state[k] = False

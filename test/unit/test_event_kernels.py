@@ -204,3 +204,16 @@ def test_firing_total_split_over_threads_adds_up_exactly(monkeypatch):
         assert ek.firing_total(x, currents, weights) == want  # the split kernel alone
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_numba_that_cannot_build_leaves_counting_to_torch(monkeypatch, caplog):
+    def broken():
+        raise ImportError("numba: incompatible numpy")
+
+    monkeypatch.setattr(ek, "_kernels", None)
+    monkeypatch.setattr(ek, "_build", broken)
+    s = _graded((2, 3, 4, 5), seed=9)
+    with caplog.at_level("WARNING", logger=ek.__name__):
+        assert ek.weighted_events(s, np.ones((1, 4)), np.ones((1, 5))) is None
+    assert "numba kernels unusable, counting with torch: ImportError" in caplog.text
+    assert set(ek.kernel_status().values()) == {False}
