@@ -205,6 +205,9 @@ class SnnTransDHZ(nn.Module):
     Sizes that are not multiples of 8 are reflect-padded and the output cropped back.
     """
 
+    #: the spike coder's counts go through :mod:`event_kernels` (the engine warms them)
+    uses_counting_kernels = True
+
     size_multiple = 8
 
     def __init__(self, cfg: DHZConfig | None = None) -> None:

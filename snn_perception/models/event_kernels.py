@@ -182,7 +182,7 @@ def weighted_events(
     else None and ``s`` untouched: the caller counts (and scales) with torch
     (:func:`weighted_events_torch` gives the same numbers)."""
     kind = _layout(s)
-    if kind is None:
+    if kind is None or _state.get(kind) is False:
         return None
     if _state.get(kind):
         return _run(kind, s, rows, cols, scale)
@@ -210,7 +210,8 @@ def firing_total(x: torch.Tensor, currents: torch.Tensor, weights: torch.Tensor)
     """``Σ_i Σ_j weights[j] · [x_i ≥ currents[j]]``: the spikes of constant-current neurons whose
     step thresholds are ``currents`` (``[U]`` or ``[U, 1]``, x's dtype; ``weights``: how many
     steps use each, integers in float64). One pass over ``x`` where a kernel fits (CPU, float32
-    or float64, stored densely, Numba usable), else None: the caller counts with torch."""
+    or float64, stored densely, Numba usable), else None: the caller counts with
+    :func:`firing_total_torch`."""
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.numel() == 0:
         return None
     flat = _memory_order(x)
@@ -236,7 +237,7 @@ def firing_total(x: torch.Tensor, currents: torch.Tensor, weights: torch.Tensor)
         return run()
 
     def first() -> tuple[float, bool, str]:
-        ref = _reached_torch(flat, currents.reshape(-1, 1), weights.reshape(-1))
+        ref = float(firing_total_torch(x, currents, weights))
         got = run()
         return ref, got == ref, f"its total {got} differs from torch's {ref}"
 
@@ -251,18 +252,24 @@ def _split_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _reached_torch(flat: torch.Tensor, currents: torch.Tensor, weights: torch.Tensor) -> float:
-    """:func:`firing_total` with torch, in chunks (the comparisons would be U× the input)."""
-    total = 0.0
-    for i in range(0, flat.numel(), 1 << 20):
-        hits = torch.ge(flat[i : i + (1 << 20)], currents).sum(1, dtype=torch.float64)
-        total += float(hits @ weights)
-    return total
+def firing_total_torch(x: torch.Tensor, currents: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """:func:`firing_total` with torch on any device, as a float64 tensor (no synchronisation):
+    one comparison per distinct current, chunk by chunk so that the results stay in cache."""
+    flat = x.permute(*sorted(range(x.dim()), key=lambda d: -x.stride(d))).reshape(-1)
+    currents = currents.reshape(-1, 1)
+    chunk = (1 << (21 if x.device.type == "cpu" else 24)) // currents.shape[0]
+    buf = torch.empty((currents.shape[0], min(chunk, flat.numel())), dtype=torch.float32, device=x.device)
+    rows = []  # per chunk, how many currents reach each c (float32: exact below 2^24)
+    for i in range(0, flat.numel(), chunk):
+        part = flat[i : i + chunk]
+        rows.append(torch.ge(part, currents, out=buf[:, : part.numel()]).sum(1))
+    return torch.stack(rows).to(torch.float64).sum(0) @ weights.reshape(-1)
 
 
 def _first_call(kind: str, first: Callable[[], tuple]) -> object | None:
     """Compile the kernels (once), run ``first`` (kernel against torch: ``(reference, ok, why)``),
-    and keep the kernel for ``kind`` only if it agreed; the reference is returned either way."""
+    and keep the kernel for ``kind`` only if it agreed. Returns the reference, or None (the
+    caller counts with torch, as on every later call) when the kernel is unusable."""
     global _kernels
     with _lock:
         if _kernels is None:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from snn_perception.models.counting import exact_total
-from snn_perception.models.event_kernels import firing_total
+from snn_perception.models.event_kernels import firing_total, firing_total_torch
 
 Reset = Literal["none", "subtract"]
 
@@ -369,14 +369,7 @@ def constant_spike_totals(
         fused = firing_total(x, currents, weights)  # one pass on the CPU (models.event_kernels)
         if fused is not None:
             return [torch.tensor(fused, dtype=torch.float64)]
-        flat = x.permute(*sorted(range(x.dim()), key=lambda d: -x.stride(d))).reshape(-1)
-        chunk = (1 << (21 if x.device.type == "cpu" else 24)) // currents.shape[0]
-        buf = torch.empty((currents.shape[0], min(chunk, flat.numel())), dtype=torch.float32, device=x.device)
-        rows = []  # per chunk, how many currents reach each c (float32: exact below 2^24)
-        for i in range(0, flat.numel(), chunk):
-            part = flat[i : i + chunk]
-            rows.append(torch.ge(part, currents, out=buf[:, : part.numel()]).sum(1))
-        return [torch.stack(rows).to(torch.float64).sum(0) @ weights]
+        return [firing_total_torch(x, currents, weights)]
     theta = lif.v_threshold.detach().to(x.dtype)
     full = torch.empty_like(x, dtype=torch.float32)
     v = first_charge(x, tau)

@@ -116,7 +116,7 @@ class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
     """Converted LiteUNet; ``forward(x, timesteps)`` follows the registry's SpikingModel protocol."""
 
     #: counting goes through the fused kernels of :mod:`event_kernels` (the engine warms them)
-    counts_graded_spikes = True
+    uses_counting_kernels = True
 
     def __init__(self, config: SpikingLiteUNetConfig) -> None:
         super().__init__(config.net)

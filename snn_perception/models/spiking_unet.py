@@ -103,7 +103,7 @@ class SpikingUNet(AnytimeSpiking, UNet):
     """Converted U-Net; ``forward(x, timesteps)`` follows the registry's SpikingModel protocol."""
 
     #: counting goes through the fused kernels of :mod:`event_kernels` (the engine warms them)
-    counts_graded_spikes = True
+    uses_counting_kernels = True
 
     def __init__(self, config: SpikingUNetConfig) -> None:
         super().__init__(config.unet)

@@ -343,8 +343,8 @@ class Engine:
         """
         hw = self.config.input_hw or hw or self.info.input_hw or (256, 256)
         image = np.full((hw[0], hw[1], 3), 128, np.uint8)
-        graded = getattr(self.model, "counts_graded_spikes", False)
-        if self.config.count_ops and graded and self.device.type == "cpu":
+        kernels = getattr(self.model, "uses_counting_kernels", False)
+        if self.config.count_ops and kernels and self.device.type == "cpu":
             warm_event_kernels()  # the fused counting kernels: compiled or loaded once, checked
         for _ in range(runs):
             self.run(image, count_ops=False)

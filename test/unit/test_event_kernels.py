@@ -78,12 +78,16 @@ def test_tensors_no_kernel_reads_are_left_to_torch_untouched(tensor):
 def test_a_kernel_that_fails_its_check_is_dropped_for_torch_and_says_why(monkeypatch, caplog):
     s = _graded((2, 3, 4, 5), seed=2)
     rows, cols = np.ones((1, 4)), np.ones((1, 5))
-    monkeypatch.setattr(ek, "_run", lambda *a: np.array([-1.0]))
+    calls = []
+    monkeypatch.setattr(ek, "_run", lambda *a: calls.append(1) or np.array([-1.0]))
     with caplog.at_level("WARNING", logger=ek.__name__):
         assert ek.weighted_events(s, rows, cols, 0.5) is None
     assert ek.kernel_status()["planar"] is False
     assert "unusable here, counting with torch" in caplog.text
     assert torch.equal(s, _graded((2, 3, 4, 5), seed=2))  # untouched: the torch path scales it
+    caplog.clear()
+    assert ek.weighted_events(s, rows, cols, 0.5) is None  # later frames: torch, no new check
+    assert calls == [1] and "unusable" not in caplog.text
 
 
 def _counted(monkeypatch, kernels: bool, hw: tuple[int, int], steps: int, model: str = "spiking_unet"):
@@ -217,3 +221,11 @@ def test_a_numba_that_cannot_build_leaves_counting_to_torch(monkeypatch, caplog)
         assert ek.weighted_events(s, np.ones((1, 4)), np.ones((1, 5))) is None
     assert "numba kernels unusable, counting with torch: ImportError" in caplog.text
     assert set(ek.kernel_status().values()) == {False}
+
+
+@pytest.mark.parametrize("model", ["dhz", "spiking_unet"])
+def test_engine_warm_up_readies_the_kernels_its_model_counts_with(monkeypatch, model):
+    from snn_perception.runtime.engine import Engine, EngineConfig
+
+    Engine.load(model, EngineConfig(count_ops=True)).warmup(hw=(32, 32))
+    assert set(ek.kernel_status().values()) == {True}  # the first counted frame compiles nothing
