@@ -146,13 +146,18 @@ class Spikes:
 
     __slots__ = ("_pixels", "_taps", "_total", "numel", "tensor")
 
-    def __init__(self, tensor: torch.Tensor, pixels: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, tensor: torch.Tensor, pixels: torch.Tensor | None = None, total: float | None = None
+    ) -> None:
         """``pixels``: the events per pixel ``[H, W]`` (summed over N and C), when the caller has
         them (:meth:`OpCounter.graded`); every statistic then comes from that small map, and the
-        tensor is not read again."""
+        tensor is not read again. ``total``: the number of events, when the caller counted them
+        (a fused neuron kernel, as it fired): the total then needs no pass over the tensor."""
         self.tensor = tensor.detach()  # counting is never differentiated
         self.numel = tensor.numel()
-        self._total: torch.Tensor | None = None
+        self._total: torch.Tensor | None = (
+            None if total is None else torch.tensor(float(total), dtype=torch.float64)
+        )
         self._taps: dict[tuple[int, ...], tuple] = {}
         self._pixels = None if pixels is None else pixels.detach().to(torch.float64)  # exact sums
 

@@ -22,9 +22,9 @@ from snn_perception.models.counting import (
 from snn_perception.models.neurons import (
     ALIF,
     _fire_pool,
-    _fire_pool_constant,
+    _fire_pool_constant,  # noqa: F401  (re-exported through .dhz for tests)
     _needs_grad,
-    constant_spike_totals,
+    fire_pool_constant_counted,
 )
 
 if TYPE_CHECKING:
@@ -37,9 +37,13 @@ def _lif(
     """Run a neuron layer over ``[T*B, ...]`` (time-major); counting (:func:`active_counter`)
     records its spikes and the SOPs of the ``consumers`` they feed (one reduction), and returns
     the spikes' handle."""
-    s = lif(x.view(timesteps, -1, *x.shape[1:])).view(x.shape)
+    seq = x.view(timesteps, -1, *x.shape[1:])
     cnt = active_counter()
-    return s, (cnt.spikes(lif.layer_name, s, *consumers) if cnt is not None else None)
+    if cnt is None:
+        return lif(seq).view(x.shape), None
+    s, total = lif.forward_counted(seq)  # counted as it fired, where the fused kernel ran
+    s = s.view(x.shape)
+    return s, cnt.spikes(lif.layer_name, Spikes(s, total=total), *consumers)
 
 
 def _lif_pool(lif: ALIF, x: torch.Tensor, timesteps: int, constant: bool = False) -> torch.Tensor:
@@ -59,11 +63,11 @@ def _lif_pool(lif: ALIF, x: torch.Tensor, timesteps: int, constant: bool = False
         return F.max_pool2d(s, 2)
     theta = lif.v_threshold.detach().to(x.dtype)
     tau = float(lif.tau)
-    if constant:
-        if cnt is not None:  # full-resolution spikes, from the currents (no replay when τ = 2)
-            spikes = constant_spike_totals(lif, x, timesteps, tau)
+    if constant:  # full-resolution spikes counted from the currents (no replay when τ = 2)
+        out, spikes = fire_pool_constant_counted(lif, x, timesteps, cnt is not None, tau)
+        if cnt is not None:
             cnt.add_spikes(lif.layer_name, spikes, timesteps * x.numel())
-        return _fire_pool_constant(x, theta, tau, timesteps)
+        return out
     if cnt is None:
         return _fire_pool(x, theta, tau, timesteps)
     parts: list[torch.Tensor] = []

@@ -40,7 +40,14 @@ _MAX_SPLIT = 4
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _kernels: dict[str, Callable] | None = None
-_KINDS = ("planar", "channels_last", "reached")
+_KINDS = (
+    "planar",
+    "channels_last",
+    "reached",
+    "lif",
+    "fire_pool",
+    "fire_pool_constant",
+)  # last 3: neuron_kernels
 #: kernel → True once checked against torch; False once it failed (torch from then on)
 _state: dict[str, bool] = {}
 
@@ -148,7 +155,15 @@ def _build() -> dict[str, Callable]:
     def set_threads() -> None:
         numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
-    return {"channels_last": channels_last, "planar": planar, "reached": reached, "set_threads": set_threads}
+    from snn_perception.models.neuron_kernels import compile_kernels  # it imports this module
+
+    return {
+        "channels_last": channels_last,
+        "planar": planar,
+        "reached": reached,
+        "set_threads": set_threads,
+        **compile_kernels(njit),
+    }
 
 
 def _layout(s: torch.Tensor) -> str | None:
@@ -307,4 +322,7 @@ def warm() -> dict[str, bool | None]:
     for t in (s, s.contiguous(memory_format=torch.channels_last)):
         weighted_events(t, rows, cols, 0.5)
     firing_total(s, torch.tensor([0.5, 1.0]), torch.tensor([1.0, 2.0], dtype=torch.float64))
+    from snn_perception.models.neuron_kernels import warm as warm_neurons  # it imports this module
+
+    warm_neurons()
     return kernel_status()

@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from snn_perception.models import neuron_kernels
 from snn_perception.models.counting import exact_total
 from snn_perception.models.event_kernels import firing_total, firing_total_torch
 
@@ -123,7 +124,26 @@ class ALIF(nn.Module):
             self.__dict__["_firing_currents"] = cached
         return cached[1]
 
+    def forward_counted(self, x_seq: torch.Tensor) -> tuple[torch.Tensor, int | None]:
+        """:meth:`forward` and the number of spikes where the fused kernel counted them as it
+        fired (:mod:`neuron_kernels`), else None (the caller counts the spikes)."""
+        if not _needs_grad(x_seq, self.v_threshold):
+            fused = self._fused(x_seq)
+            if fused is not None:
+                return fused
+        return self(x_seq), None
+
+    def _fused(self, x_seq: torch.Tensor) -> tuple[torch.Tensor, int] | None:
+        theta = self.v_threshold.detach()
+        return neuron_kernels.lif_steps(
+            x_seq, theta, float(self.tau), self.reset == "subtract", self._forward_torch
+        )
+
     def _forward_inference(self, x_seq: torch.Tensor) -> torch.Tensor:
+        fused = self._fused(x_seq)
+        return fused[0] if fused is not None else self._forward_torch(x_seq)
+
+    def _forward_torch(self, x_seq: torch.Tensor) -> torch.Tensor:
         out = torch.empty_like(x_seq)
         theta = self.v_threshold.detach().to(x_seq.dtype)
         v = first_charge(x_seq[0], float(self.tau))
@@ -213,7 +233,33 @@ def _fire_pool(
     timesteps: int,
     counts: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """No-reset neurons over ``[T*B, C, H, W]`` currents, pooled spikes ``[T*B, C, H/2, W/2]``.
+    """No-reset neurons over ``[T*B, C, H, W]`` currents, pooled spikes ``[T*B, C, H/2, W/2]``;
+    ``counts``, when given, receives the number of full-resolution spikes (a float64 tensor).
+
+    One fused pass on the CPU (:func:`neuron_kernels.fire_pool`, counting for free), else
+    :func:`_fire_pool_torch`."""
+
+    def reference(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        parts: list[torch.Tensor] = []
+        out = _fire_pool_torch(x, theta, tau, timesteps, parts)
+        return out, int(sum(float(p.sum(dtype=torch.float64)) for p in parts))
+
+    fused = neuron_kernels.fire_pool(x, theta, tau, timesteps, reference)
+    if fused is None:
+        return _fire_pool_torch(x, theta, tau, timesteps, counts)
+    if counts is not None:
+        counts.append(torch.tensor(float(fused[1]), dtype=torch.float64))
+    return fused[0]
+
+
+def _fire_pool_torch(
+    x: torch.Tensor,
+    theta: torch.Tensor,
+    tau: float,
+    timesteps: int,
+    counts: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """:func:`_fire_pool` with torch operations (any device and dtype).
 
     Pools the membrane, not the spikes: ``maxpool([v ≥ θ]) = [maxpool(v) ≥ θ]`` exactly.
     ``counts``, when given, receives the number of full-resolution spikes (exact tensors, no
@@ -277,6 +323,31 @@ def _fire_pool_constant(x: torch.Tensor, theta: torch.Tensor, tau: float, timest
             charge_(v, xp, tmp, tau)
         torch.ge(v, theta, out=out[t * n : (t + 1) * n])
     return out
+
+
+def fire_pool_constant_counted(
+    lif: ALIF, x: torch.Tensor, timesteps: int, count: bool, tau: float | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """:func:`_fire_pool_constant` of ``lif`` and, when ``count``, its full-resolution spike
+    counts (:func:`constant_spike_totals`). On the CPU with τ = 2, one fused pass reads the
+    currents once for both (:func:`neuron_kernels.fire_pool_constant`)."""
+    tau = float(lif.tau) if tau is None else tau
+    theta = lif.v_threshold.detach().to(x.dtype)
+    if tau == 2.0 and x.dtype == torch.float32 and x.device.type == "cpu":
+        currents = weights = None
+        if count:
+            currents, weights = _firing_tensors(lif.firing_currents(timesteps, x.dtype), x.dtype, x.device)
+
+        def reference(x: torch.Tensor) -> tuple[torch.Tensor, float | None]:
+            total = None if currents is None else float(firing_total_torch(x, currents, weights))
+            return _fire_pool_constant(x, theta, tau, timesteps), total
+
+        fused = neuron_kernels.fire_pool_constant(x, theta, timesteps, currents, weights, reference)
+        if fused is not None:
+            out, total = fused
+            return out, ([torch.tensor(total, dtype=torch.float64)] if count else None)
+    spikes = constant_spike_totals(lif, x, timesteps, tau) if count else None
+    return _fire_pool_constant(x, theta, tau, timesteps), spikes
 
 
 @functools.lru_cache(maxsize=256)

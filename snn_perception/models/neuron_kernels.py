@@ -1,0 +1,287 @@
+"""Fused ALIF neurons on the CPU: charge, fire, pool and count in one pass over the currents.
+
+In eager PyTorch one neuron step is three or four passes over the layer (``x − v`` into a
+temporary, ``v += tmp/τ``, ``v ≥ θ``, and a 2×2 pool of the membrane where one follows), and
+counting the spikes is one more (``sum``). In snnTrans-DHZ at 512², T = 4, the neurons took a
+third of a frame (≈ 90 of 260 ms on 2 threads) and their counting ≈ 15 ms. These kernels keep
+the membrane of a block of neurons in cache for all T steps, write the spikes (pooled, where a
+pool follows), and count them as they go: the currents are read once, and counting is free.
+
+Same numbers as the torch path, to the bit: the same float32 operations in the same order
+(``v₁ = x·(1/τ)``, ``v ← v + (x − v)·(1/τ)`` for τ a power of two, where the product is exact;
+``v ≥ θ``; a subtractive reset subtracts θ where a spike fired). Each kernel's first call is
+checked against torch (values and count), as the counting kernels are (:mod:`event_kernels`,
+whose switch ``SNN_EVENT_KERNELS=torch``, build and fallback rules apply here too): where a
+kernel does not fit (autograd, not float32, a GPU, odd sizes, other layouts, τ not a power of
+two) or cannot run, the caller's torch path runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from snn_perception.models import event_kernels as ek
+
+#: neurons per thread below which a layer is not split over torch's threads
+_MIN_SPLIT = 1 << 16
+
+
+def compile_kernels(njit: Callable) -> dict[str, Callable]:
+    """The neuron kernels, compiled by :mod:`event_kernels` with its ``njit`` (disk cache)."""
+
+    @njit(nogil=True, cache=True)
+    def lif(x, o, lo, hi, theta, inv, subtract):  # x, o [T, M]; neurons lo..hi; → spikes
+        steps = x.shape[0]
+        block = 2048
+        v = np.empty(block, x.dtype)
+        total = 0
+        for a in range(lo, hi, block):
+            n = min(block, hi - a)
+            for t in range(steps):
+                xt, ot = x[t, a : a + n], o[t, a : a + n]
+                k = 0
+                for i in range(n):
+                    vi = xt[i] * inv if t == 0 else v[i] + (xt[i] - v[i]) * inv
+                    s = vi >= theta
+                    ot[i] = s
+                    k += s
+                    v[i] = vi - theta if (subtract and s) else vi
+                total += k
+        return total
+
+    @njit(nogil=True, cache=True)
+    def fire_pool(x, o, lo, hi, channels, theta, inv):  # x [T, 2R, L], o [T, R, L/2]; rows lo..hi
+        steps, length = x.shape[0], x.shape[2]
+        va = np.empty(length, x.dtype)
+        vb = np.empty(length, x.dtype)
+        sa = np.empty(length, np.bool_)
+        sb = np.empty(length, np.bool_)
+        total = 0
+        for r in range(lo, hi):
+            for t in range(steps):
+                xa, xb = x[t, 2 * r], x[t, 2 * r + 1]
+                k = 0
+                for i in range(length):
+                    a = xa[i] * inv if t == 0 else va[i] + (xa[i] - va[i]) * inv
+                    b = xb[i] * inv if t == 0 else vb[i] + (xb[i] - vb[i]) * inv
+                    va[i], vb[i] = a, b
+                    sa[i], sb[i] = a >= theta, b >= theta
+                    k += sa[i] + sb[i]
+                total += k
+                row = o[t, r]
+                for q in range(length // (2 * channels)):
+                    i0 = 2 * q * channels
+                    for c in range(channels):  # the pool of the spikes: any of the four fired
+                        i, j = i0 + c, i0 + channels + c
+                        row[q * channels + c] = sa[i] | sa[j] | sb[i] | sb[j]
+        return total
+
+    @njit(nogil=True, cache=True)
+    def fire_pool_constant(x, o, lo, hi, channels, theta, currents, counts):
+        # x [2R, L] fed at every step, o [T, R, L/2]; τ = 2; counts[j] += #[x ≥ currents[j]]
+        steps, length = o.shape[0], x.shape[1]
+        half = length // 2
+        half_ = np.float32(0.5)  # float32 arithmetic throughout, as torch's
+        p = np.empty(half, x.dtype)
+        v = np.empty(half, x.dtype)
+        for r in range(lo, hi):
+            xa, xb = x[2 * r], x[2 * r + 1]
+            for j in range(currents.shape[0]):
+                c_j = currents[j]
+                k = 0
+                for i in range(length):
+                    k += (xa[i] >= c_j) + (xb[i] >= c_j)
+                counts[j] += k
+            for q in range(half // channels):
+                i0 = 2 * q * channels
+                for c in range(channels):  # the max of the currents, NaN-propagating as torch's
+                    m = xa[i0 + c]
+                    for z in (xa[i0 + channels + c], xb[i0 + c], xb[i0 + channels + c]):
+                        m = z if (z > m or z != z) else m
+                    p[q * channels + c] = m
+            for t in range(steps):
+                row = o[t, r]
+                for i in range(half):
+                    vi = p[i] * half_ if t == 0 else v[i] + (p[i] - v[i]) * half_
+                    v[i] = vi
+                    row[i] = vi >= theta
+        return 0
+
+    return {"lif": lif, "fire_pool": fire_pool, "fire_pool_constant": fire_pool_constant}
+
+
+KINDS = ("lif", "fire_pool", "fire_pool_constant")
+
+
+def _inverse(tau: float) -> float | None:
+    """``1/τ`` where multiplying by it is exact (τ a power of two), else None."""
+    mantissa, _ = math.frexp(tau)
+    return 1.0 / tau if mantissa == 0.5 and tau > 0 else None
+
+
+def _split(kernel: Callable, n: int, per: int, *args) -> int:
+    """Run ``kernel(*head, lo, hi, *tail)`` over ``0..n`` split over torch's threads, summed."""
+    parts = min(torch.get_num_threads(), ek._MAX_SPLIT, max(1, n // per))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    head, tail = args[:2], args[2:]
+    futures = [
+        ek._split_pool().submit(kernel, *head, lo, hi, *tail) for lo, hi in itertools.pairwise(bounds[1:])
+    ]
+    total = int(kernel(*head, 0, bounds[1], *tail))
+    return total + sum(int(f.result()) for f in futures)
+
+
+def _checked(kind: str, run: Callable[[], tuple], reference: Callable[[], tuple]) -> tuple | None:
+    """``run()`` once the kernel is trusted; on its first call, ``run()`` compared with
+    ``reference()`` (tensors equal, counts equal), the kernel dropped for torch if they differ."""
+    state = ek._state.get(kind)
+    if state is False:
+        return None
+    if state:
+        return run()
+
+    def first() -> tuple[tuple, bool, str]:
+        got, want = run(), reference()
+        ok = torch.equal(got[0], want[0]) and got[1] == want[1]
+        return got, ok, f"its spikes or count ({got[1]}) differ from torch's ({want[1]})"
+
+    return ek._first_call(kind, first)
+
+
+def _fits(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() > 0
+
+
+def lif_steps(
+    x_seq: torch.Tensor, theta: torch.Tensor, tau: float, subtract: bool, reference: Callable
+) -> tuple[torch.Tensor, int] | None:
+    """Spikes ``[T, ...]`` (0/1 float32, ``x_seq``'s layout) of ALIF neurons fed ``x_seq`` and
+    their number, or None where no kernel fits. ``reference(x_seq)``: the torch forward."""
+    inv = _inverse(tau)
+    if not _fits(x_seq) or inv is None or x_seq.dim() < 2:
+        return None
+    flat = ek._memory_order(x_seq)
+    if flat is None or x_seq.stride(0) != x_seq[0].numel():  # steps must be consecutive blocks
+        return None
+    out = torch.empty_like(x_seq)
+    out_flat = ek._memory_order(out)
+    if out_flat is None:
+        return None
+    th = np.float32(float(theta))
+    steps = x_seq.shape[0]
+    x2, o2 = flat.view(steps, -1).numpy(), out_flat.view(steps, -1).numpy()
+
+    def run() -> tuple[torch.Tensor, int]:
+        return out, _split(ek._kernels["lif"], x2.shape[1], _MIN_SPLIT, x2, o2, th, np.float32(inv), subtract)
+
+    def ref() -> tuple[torch.Tensor, int]:
+        s = reference(x_seq)
+        return s, int(s.sum(dtype=torch.float64))
+
+    return _checked("lif", run, ref)
+
+
+def _layout(x: torch.Tensor) -> bool | None:
+    """True for channels-last, False for planar (NCHW), None for other layouts; channels-last
+    first where both hold (size-1 dimensions), as the torch paths choose their outputs'."""
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return True
+    return False if x.is_contiguous() else None
+
+
+def _rows(x: torch.Tensor, steps: int | None, channels_last: bool) -> tuple[np.ndarray, int]:
+    """``x`` ``[N, C, H, W]``, stored in the given layout, as rows of neurons ``[(T,) rows, L]``
+    and the channel stride within a row (C for channels-last, 1 for planar)."""
+    c, w = x.shape[1], x.shape[3]
+    view, channels = (x.permute(0, 2, 3, 1), c) if channels_last else (x, 1)
+    a = view.numpy()
+    rows = a.size // (w * channels) if steps is None else a.size // (steps * w * channels)
+    shape = (rows, w * channels) if steps is None else (steps, rows, w * channels)
+    return a.reshape(shape), channels
+
+
+def fire_pool(
+    x: torch.Tensor, theta: torch.Tensor, tau: float, timesteps: int, reference: Callable
+) -> tuple[torch.Tensor, int] | None:
+    """No-reset neurons over ``[T*B, C, H, W]`` currents, 2×2-pooled spikes ``[T*B, C, H/2, W/2]``
+    (the input's layout) and the number of full-resolution spikes; None where no kernel fits.
+    ``reference(x)``: the torch path's ``(pooled spikes, count)``."""
+    inv = _inverse(tau)
+    n, c, h, w = x.shape
+    cl = _layout(x)
+    if not _fits(x) or inv is None or h % 2 or w % 2 or n % timesteps or cl is None:
+        return None
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    out = torch.empty((n, c, h // 2, w // 2), dtype=x.dtype).contiguous(memory_format=fmt)
+    (x3, channels), (o3, _) = _rows(x, timesteps, cl), _rows(out, timesteps, cl)
+    th = np.float32(float(theta))
+
+    def run() -> tuple[torch.Tensor, int]:
+        kernel = ek._kernels["fire_pool"]
+        return out, _split(
+            kernel, o3.shape[1], max(1, _MIN_SPLIT // x3.shape[2]), x3, o3, channels, th, np.float32(inv)
+        )
+
+    return _checked("fire_pool", run, lambda: reference(x))
+
+
+def fire_pool_constant(
+    x: torch.Tensor,
+    theta: torch.Tensor,
+    timesteps: int,
+    currents: torch.Tensor | None,
+    weights: torch.Tensor | None,
+    reference: Callable,
+) -> tuple[torch.Tensor, float | None] | None:
+    """No-reset neurons (τ = 2) fed ``x`` ``[B, C, H, W]`` at every step, 2×2-pooled spikes
+    ``[T*B, C, H/2, W/2]``, and, given the layer's step thresholds ``currents`` and ``weights``
+    (:func:`neurons.constant_current_thresholds`), the number of full-resolution spikes
+    ``Σ_j weights[j]·#[x ≥ currents[j]]``, else None. None where no kernel fits.
+    ``reference(x)``: the torch path's ``(pooled spikes, count or None)``."""
+    b, c, h, w = x.shape
+    cl = _layout(x)
+    if not _fits(x) or h % 2 or w % 2 or cl is None:
+        return None
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    out = torch.empty((timesteps * b, c, h // 2, w // 2), dtype=x.dtype).contiguous(memory_format=fmt)
+    (x2, channels), (o3, _) = _rows(x, None, cl), _rows(out, timesteps, cl)
+    th = np.float32(float(theta))
+    cur = np.zeros(0, np.float32) if currents is None else currents.reshape(-1).numpy()
+    wts = None if weights is None else weights.reshape(-1).numpy()
+
+    def run() -> tuple[torch.Tensor, float | None]:
+        kernel = ek._kernels["fire_pool_constant"]
+        rows = o3.shape[1]
+        parts = min(torch.get_num_threads(), ek._MAX_SPLIT, max(1, rows // max(1, _MIN_SPLIT // x2.shape[1])))
+        bounds = [rows * i // parts for i in range(parts + 1)]
+        counts = np.zeros((parts, cur.shape[0]), np.int64)
+        futures = [
+            ek._split_pool().submit(kernel, x2, o3, lo, hi, channels, th, cur, counts[i + 1])
+            for i, (lo, hi) in enumerate(itertools.pairwise(bounds[1:]))
+        ]
+        kernel(x2, o3, 0, bounds[1], channels, th, cur, counts[0])
+        for f in futures:
+            f.result()
+        total = None if wts is None else float(counts.sum(0).astype(np.float64) @ wts)
+        return out, total
+
+    return _checked("fire_pool_constant", run, lambda: reference(x))
+
+
+def warm() -> None:
+    """Compile (or load from Numba's cache) and check the neuron kernels, on tiny tensors through
+    the neurons' own entry points (so the check compares with their torch paths)."""
+    from snn_perception.models import neurons  # the torch paths (neurons imports this module)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 6, generator=g).contiguous(memory_format=torch.channels_last)
+    cell = neurons.ALIF().requires_grad_(False)
+    with torch.no_grad():
+        cell(x.view(2, 1, 3, 4, 6))
+        neurons._fire_pool(x, cell.v_threshold, 2.0, 2, [])
+        neurons.fire_pool_constant_counted(cell, x[:1], 2, count=True)
