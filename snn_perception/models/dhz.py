@@ -205,8 +205,10 @@ class SnnTransDHZ(nn.Module):
     Sizes that are not multiples of 8 are reflect-padded and the output cropped back.
     """
 
-    #: the spike coder's counts go through :mod:`event_kernels` (the engine warms them)
+    #: the spike coder's counts go through :mod:`event_kernels` and the neurons, counting or
+    #: not, through :mod:`neuron_kernels` (the engine warms both)
     uses_counting_kernels = True
+    uses_neuron_kernels = True
 
     size_multiple = 8
 

@@ -343,9 +343,9 @@ class Engine:
         """
         hw = self.config.input_hw or hw or self.info.input_hw or (256, 256)
         image = np.full((hw[0], hw[1], 3), 128, np.uint8)
-        kernels = getattr(self.model, "uses_counting_kernels", False)
-        if self.config.count_ops and kernels and self.device.type == "cpu":
-            warm_event_kernels()  # the fused counting kernels: compiled or loaded once, checked
+        counting = self.config.count_ops and getattr(self.model, "uses_counting_kernels", False)
+        if self.device.type == "cpu" and (counting or getattr(self.model, "uses_neuron_kernels", False)):
+            warm_event_kernels()  # the fused neuron and counting kernels: compiled or loaded once, checked
         for _ in range(runs):
             self.run(image, count_ops=False)
 

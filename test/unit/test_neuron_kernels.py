@@ -151,3 +151,13 @@ def test_two_threads_firing_at_once_get_their_own_spikes():
     for t in threads:
         t.join(timeout=60)
     assert ok == {0: [True] * 20, 1: [True] * 20}
+
+
+@pytest.mark.parametrize(("model", "ready"), [("dhz", True), ("spiking_unet", None)])
+def test_engine_warm_up_readies_the_neuron_kernels_even_without_counting(model, ready):
+    """dhz's neurons run through the kernels counting or not; the segmenter's never do (its
+    multi-threshold neurons are torch), so without counting it leaves Numba alone."""
+    from snn_perception.runtime.engine import Engine, EngineConfig
+
+    Engine.load(model, EngineConfig(count_ops=False)).warmup(hw=(32, 32))
+    assert all(ek.kernel_status()[k] is ready for k in nk.KINDS)
