@@ -40,13 +40,15 @@ _MAX_SPLIT = 4
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _kernels: dict[str, Callable] | None = None
-_KINDS = (
+_KINDS = (  # the last five: neuron_kernels
     "planar",
     "channels_last",
     "reached",
     "lif",
     "fire_pool",
     "fire_pool_constant",
+    "multi_threshold",
+    "multi_threshold_inplace",
 )  # last 3: neuron_kernels
 #: kernel → True once checked against torch; False once it failed (torch from then on)
 _state: dict[str, bool] = {}

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import torch
 
+from snn_perception.models import neuron_kernels
+
 DEFAULT_THRESHOLDS: tuple[float, ...] = (2.0, 1.0, 0.5, 0.25)
 
 
@@ -88,8 +90,32 @@ def mt_multistep(
             out[t] = mt_step(v, currents[t], thresholds)
         return out, v
     low, k_max = grid
-    # state in units of θ_min, offset by −1 so that k = clamp(ceil(w), 0, K) is one ceil + one clamp
     inplace = inplace and _dense(currents)
+    if not (torch.is_grad_enabled() and currents.requires_grad):  # one fused pass on the CPU
+        fused = neuron_kernels.multi_threshold(
+            currents,
+            low,
+            k_max,
+            v0,
+            1.0 if defer_scale else low,
+            inplace,
+            lambda: _grid_steps(currents, low, k_max, v0, False, defer_scale),
+        )
+        if fused is not None:
+            return fused
+    return _grid_steps(currents, low, k_max, v0, inplace, defer_scale)
+
+
+def _grid_steps(
+    currents: torch.Tensor,
+    low: float,
+    k_max: int,
+    v0: torch.Tensor | float | None,
+    inplace: bool,
+    defer_scale: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`mt_multistep`'s fast path with torch operations (any device and dtype)."""
+    # state in units of θ_min, offset by −1 so that k = clamp(ceil(w), 0, K) is one ceil + one clamp
     scaled = currents.mul_(1.0 / low) if inplace else currents * (1.0 / low)  # exact: power of two
     w = torch.full_like(scaled[0], -1.0)
     if v0 is not None:

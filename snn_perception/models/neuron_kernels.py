@@ -112,10 +112,73 @@ def compile_kernels(njit: Callable) -> dict[str, Callable]:
                     row[i] = vi >= theta
         return 0
 
-    return {"lif": lif, "fire_pool": fire_pool, "fire_pool_constant": fire_pool_constant}
+    @njit(nogil=True, cache=True)
+    def multi_threshold(x, o, w_end, lo, hi, inv, w0, k_max, scale):
+        # x [T or 1, M] currents, o [T, M] levels·scale, w_end [M] final membrane + 1 (units of
+        # θ_min); neurons lo..hi; → events. State w offset by −1: k = clamp(ceil(w), 0, K)
+        steps, rows = o.shape[0], x.shape[0]
+        zero, one = np.float32(0.0), np.float32(1.0)
+        block = 2048
+        w = np.empty(block, o.dtype)
+        events = 0
+        for a in range(lo, hi, block):
+            n = min(block, hi - a)
+            for i in range(n):
+                w[i] = w0
+            for t in range(steps):
+                xt, ot = x[t % rows, a : a + n], o[t, a : a + n]  # never x's memory: see _inplace
+                e = 0
+                for i in range(n):
+                    wi = w[i] + xt[i] * inv
+                    k = np.ceil(wi)
+                    k = zero if k < zero else (k_max if k > k_max else k)  # NaN stays NaN, as clamp
+                    w[i] = wi - k
+                    ot[i] = k * scale
+                    e += k != zero
+                events += e
+            for i in range(n):
+                w_end[a + i] = w[i] + one
+        return events
+
+    @njit(nogil=True, cache=True)
+    def multi_threshold_inplace(xo, w_end, lo, hi, inv, w0, k_max, scale):
+        # multi_threshold with the outputs written over the currents: one array, so that the
+        # loop vectorises (with two arrays that alias, LLVM's overlap check falls back to
+        # scalar code: 10× slower)
+        steps = xo.shape[0]
+        zero, one = np.float32(0.0), np.float32(1.0)
+        block = 2048
+        w = np.empty(block, xo.dtype)
+        events = 0
+        for a in range(lo, hi, block):
+            n = min(block, hi - a)
+            for i in range(n):
+                w[i] = w0
+            for t in range(steps):
+                row = xo[t, a : a + n]
+                e = 0
+                for i in range(n):
+                    wi = w[i] + row[i] * inv
+                    k = np.ceil(wi)
+                    k = zero if k < zero else (k_max if k > k_max else k)
+                    w[i] = wi - k
+                    row[i] = k * scale
+                    e += k != zero
+                events += e
+            for i in range(n):
+                w_end[a + i] = w[i] + one
+        return events
+
+    return {
+        "lif": lif,
+        "fire_pool": fire_pool,
+        "fire_pool_constant": fire_pool_constant,
+        "multi_threshold": multi_threshold,
+        "multi_threshold_inplace": multi_threshold_inplace,
+    }
 
 
-KINDS = ("lif", "fire_pool", "fire_pool_constant")
+KINDS = ("lif", "fire_pool", "fire_pool_constant", "multi_threshold", "multi_threshold_inplace")
 
 
 def _inverse(tau: float) -> float | None:
@@ -124,15 +187,15 @@ def _inverse(tau: float) -> float | None:
     return 1.0 / tau if mantissa == 0.5 and tau > 0 else None
 
 
-def _split(kernel: Callable, n: int, per: int, *args) -> int:
-    """Run ``kernel(*head, lo, hi, *tail)`` over ``0..n`` split over torch's threads, summed."""
+def _split(kernel: Callable, n: int, per: int, arrays: tuple, *tail) -> int:
+    """``kernel(*arrays, lo, hi, *tail)`` over ``0..n`` split over torch's threads (at least
+    ``per`` per part), summed; the kernels release the GIL, so Python threads run them at once."""
     parts = min(torch.get_num_threads(), ek._MAX_SPLIT, max(1, n // per))
     bounds = [n * i // parts for i in range(parts + 1)]
-    head, tail = args[:2], args[2:]
     futures = [
-        ek._split_pool().submit(kernel, *head, lo, hi, *tail) for lo, hi in itertools.pairwise(bounds[1:])
+        ek._split_pool().submit(kernel, *arrays, lo, hi, *tail) for lo, hi in itertools.pairwise(bounds[1:])
     ]
-    total = int(kernel(*head, 0, bounds[1], *tail))
+    total = int(kernel(*arrays, 0, bounds[1], *tail))
     return total + sum(int(f.result()) for f in futures)
 
 
@@ -151,6 +214,17 @@ def _checked(kind: str, run: Callable[[], tuple], reference: Callable[[], tuple]
         return got, ok, f"its spikes or count ({got[1]}) differ from torch's ({want[1]})"
 
     return ek._first_call(kind, first)
+
+
+def same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal element for element, NaN where the other is NaN (``torch.equal`` says NaN ≠ NaN)."""
+    if a.shape != b.shape:
+        return False
+    nan_a = torch.isnan(a)
+    if not torch.equal(nan_a, torch.isnan(b)):
+        return False
+    inf = float("inf")
+    return torch.equal(a.nan_to_num(0.0, inf, -inf), b.nan_to_num(0.0, inf, -inf))
 
 
 def _fits(x: torch.Tensor) -> bool:
@@ -177,7 +251,9 @@ def lif_steps(
     x2, o2 = flat.view(steps, -1).numpy(), out_flat.view(steps, -1).numpy()
 
     def run() -> tuple[torch.Tensor, int]:
-        return out, _split(ek._kernels["lif"], x2.shape[1], _MIN_SPLIT, x2, o2, th, np.float32(inv), subtract)
+        return out, _split(
+            ek._kernels["lif"], x2.shape[1], _MIN_SPLIT, (x2, o2), th, np.float32(inv), subtract
+        )
 
     def ref() -> tuple[torch.Tensor, int]:
         s = reference(x_seq)
@@ -224,7 +300,7 @@ def fire_pool(
     def run() -> tuple[torch.Tensor, int]:
         kernel = ek._kernels["fire_pool"]
         return out, _split(
-            kernel, o3.shape[1], max(1, _MIN_SPLIT // x3.shape[2]), x3, o3, channels, th, np.float32(inv)
+            kernel, o3.shape[1], max(1, _MIN_SPLIT // x3.shape[2]), (x3, o3), channels, th, np.float32(inv)
         )
 
     return _checked("fire_pool", run, lambda: reference(x))
@@ -273,10 +349,82 @@ def fire_pool_constant(
     return _checked("fire_pool_constant", run, lambda: reference(x))
 
 
+def _steps_like(c0: torch.Tensor, steps: int) -> torch.Tensor:
+    """An empty ``[steps, *c0.shape]`` whose every step is stored as ``c0`` is (same layout)."""
+    order = sorted(range(c0.dim()), key=lambda d: -c0.stride(d))
+    dense = torch.empty((steps, *[c0.shape[d] for d in order]), dtype=c0.dtype)
+    return dense.permute(0, *[1 + order.index(d) for d in range(c0.dim())])
+
+
+def multi_threshold(
+    currents: torch.Tensor,
+    low: float,
+    k_max: int,
+    v0: torch.Tensor | float | None,
+    scale: float,
+    inplace: bool,
+    reference: Callable,
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Multi-threshold neurons with thresholds θ_min·(2^(N−1), …, 1) (``k_max = 2^N − 1``) fed
+    ``currents`` ``[T, ...]`` (a step-expanded tensor, stride 0 over T, for a constant current),
+    from the membrane ``v0`` (a number, or None for 0): ``(outputs·scale/θ_min, final membrane)``
+    as :func:`multithreshold.mt_multistep`'s fast path gives them, or None where no kernel fits.
+    ``inplace``: the outputs may overwrite ``currents`` (after the kernel's first, checked call).
+    ``reference()``: that torch path's result, without touching ``currents``."""
+    inv = _inverse(low)
+    if not _fits(currents) or inv is None or currents.dim() < 2 or isinstance(v0, torch.Tensor):
+        return None
+    steps, c0 = currents.shape[0], currents[0]
+    x = ek._memory_order(c0)
+    if x is None:
+        return None
+    if currents.stride(0) == 0:
+        x2 = x.view(1, -1).numpy()
+        inplace = False
+    else:
+        flat = ek._memory_order(currents)
+        if flat is None or currents.stride(0) != c0.numel():
+            return None
+        x2 = flat.view(steps, -1).numpy()
+    kind = "multi_threshold_inplace" if inplace else "multi_threshold"
+    state = ek._state.get(kind)
+    if state is False:
+        return None
+    w_end = torch.empty_like(c0, memory_format=torch.preserve_format)
+    w2 = ek._memory_order(w_end)
+    if w2 is None:
+        return None
+    w0 = float(torch.full((1,), -1.0).add_(0.0 if v0 is None else float(v0) / low))  # as torch adds it
+    args = (np.float32(inv), np.float32(w0), np.float32(k_max), np.float32(scale))
+
+    def run(target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs into ``target`` (in place: it holds the currents) or a new tensor."""
+        out = _steps_like(c0, steps) if target is None else target
+        o2 = ek._memory_order(out).view(steps, -1).numpy()
+        if target is None:
+            _split(ek._kernels["multi_threshold"], x2.shape[1], _MIN_SPLIT, (x2, o2, w2.numpy()), *args)
+        else:
+            _split(ek._kernels["multi_threshold_inplace"], o2.shape[1], _MIN_SPLIT, (o2, w2.numpy()), *args)
+        return out, w_end.mul_(low)
+
+    if state:
+        return run(currents if inplace else None)
+
+    def check() -> tuple[tuple, bool, str]:  # in place on a copy, so currents stay for torch
+        got, want = run(currents.clone() if inplace else None), reference()
+        ok = same_values(got[0], want[0]) and same_values(got[1], want[1])
+        if ok and inplace:
+            got = (currents.copy_(got[0]), got[1])
+        return got, ok, "its outputs or final membranes differ from torch's"
+
+    return ek._first_call(kind, check)
+
+
 def warm() -> None:
     """Compile (or load from Numba's cache) and check the neuron kernels, on tiny tensors through
     the neurons' own entry points (so the check compares with their torch paths)."""
-    from snn_perception.models import neurons  # the torch paths (neurons imports this module)
+    from snn_perception.models import neurons  # the torch paths (they import this module)
+    from snn_perception.models.multithreshold import mt_constant, mt_multistep  # it imports this
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 4, 6, generator=g).contiguous(memory_format=torch.channels_last)
@@ -285,3 +433,5 @@ def warm() -> None:
         cell(x.view(2, 1, 3, 4, 6))
         neurons._fire_pool(x, cell.v_threshold, 2.0, 2, [])
         neurons.fire_pool_constant_counted(cell, x[:1], 2, count=True)
+        mt_multistep(x.view(2, 1, 3, 4, 6).clone(), (0.5, 0.25), 0.125, inplace=True)
+        mt_constant(x[:1], 2, (0.5, 0.25), defer_scale=True)

@@ -115,8 +115,10 @@ def site_consumers(cfg: LiteUNetConfig) -> dict[str, Consumer]:
 class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
     """Converted LiteUNet; ``forward(x, timesteps)`` follows the registry's SpikingModel protocol."""
 
-    #: counting goes through the fused kernels of :mod:`event_kernels` (the engine warms them)
+    #: counting goes through the fused kernels of :mod:`event_kernels`, and the multi-threshold
+    #: neurons, counting or not, through :mod:`neuron_kernels` (the engine warms both)
     uses_counting_kernels = True
+    uses_neuron_kernels = True
 
     def __init__(self, config: SpikingLiteUNetConfig) -> None:
         super().__init__(config.net)

@@ -102,8 +102,10 @@ def site_consumers(cfg: UNetConfig) -> dict[str, list[tuple[str, str, int, int, 
 class SpikingUNet(AnytimeSpiking, UNet):
     """Converted U-Net; ``forward(x, timesteps)`` follows the registry's SpikingModel protocol."""
 
-    #: counting goes through the fused kernels of :mod:`event_kernels` (the engine warms them)
+    #: counting goes through the fused kernels of :mod:`event_kernels`, and the multi-threshold
+    #: neurons, counting or not, through :mod:`neuron_kernels` (the engine warms both)
     uses_counting_kernels = True
+    uses_neuron_kernels = True
 
     def __init__(self, config: SpikingUNetConfig) -> None:
         super().__init__(config.unet)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from snn_perception.models import event_kernels as ek
+from snn_perception.models import multithreshold as mt
 from snn_perception.models import neuron_kernels as nk
 from snn_perception.models import neurons
 from snn_perception.models.neurons import ALIF
@@ -153,11 +154,61 @@ def test_two_threads_firing_at_once_get_their_own_spikes():
     assert ok == {0: [True] * 20, 1: [True] * 20}
 
 
-@pytest.mark.parametrize(("model", "ready"), [("dhz", True), ("spiking_unet", None)])
-def test_engine_warm_up_readies_the_neuron_kernels_even_without_counting(model, ready):
-    """dhz's neurons run through the kernels counting or not; the segmenter's never do (its
-    multi-threshold neurons are torch), so without counting it leaves Numba alone."""
+@pytest.mark.parametrize("model", ["dhz", "spiking_unet"])
+def test_engine_warm_up_readies_the_neuron_kernels_even_without_counting(model):
+    """Both models' neurons run through the kernels whether or not they count, so a node that
+    does not count still compiles (or loads) them while it configures, not on its first frame."""
     from snn_perception.runtime.engine import Engine, EngineConfig
 
     Engine.load(model, EngineConfig(count_ops=False)).warmup(hw=(32, 32))
-    assert all(ek.kernel_status()[k] is ready for k in nk.KINDS)
+    assert all(ek.kernel_status()[k] is True for k in nk.KINDS)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("v0", [None, 0.125])
+@pytest.mark.parametrize("defer", [False, True])
+@pytest.mark.parametrize("thresholds", [(2.0, 1.0, 0.5, 0.25), (0.5,)])
+def test_multi_threshold_outputs_and_membranes_equal_torch(fmt, v0, defer, thresholds):
+    z = _currents((8, 5, 7, 6), seed=11, fmt=FORMATS[fmt]) * 4
+    z[0, 0, 0, 0], z[1, 1, 1, 1], z[2, 2, 2, 2] = float("nan"), float("inf"), -float("inf")
+    steps = z.reshape(4, 2, 5, 7, 6)
+    low, k_max = mt.binary_grid(thresholds)
+    want = mt._grid_steps(steps, low, k_max, v0, False, defer)
+    for inplace in (False, True, True):  # the in-place kernel: its checked first call, then plain
+        currents = steps.clone()
+        got = mt.mt_multistep(currents, thresholds, v0, inplace=inplace, defer_scale=defer)
+        assert nk.same_values(got[0], want[0]) and nk.same_values(got[1], want[1])
+        assert got[0].stride() == want[0].stride()
+        if inplace:  # the outputs took the currents' memory, as the torch path's do
+            assert got[0].data_ptr() == currents.data_ptr() and nk.same_values(currents, want[0])
+        else:
+            assert nk.same_values(currents, steps)  # untouched
+    assert ek.kernel_status()["multi_threshold"] is ek.kernel_status()["multi_threshold_inplace"] is True
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_multi_threshold_constant_current_equals_torch(fmt):
+    z = _currents((2, 5, 7, 6), seed=12, fmt=FORMATS[fmt]) * 4
+    thresholds = (2.0, 1.0, 0.5, 0.25)
+    expanded = z.unsqueeze(0).expand(4, *z.shape)
+    want = mt._grid_steps(expanded, 0.25, 15, 0.125, False, True)[0]
+    for _ in range(2):
+        got = mt.mt_constant(z, 4, thresholds, 0.125, defer_scale=True)
+        assert torch.equal(got, want)
+        assert got[0].stride() == z.stride()  # each step stored as the current is
+
+
+def test_same_values_treats_nan_as_equal_to_nan_only():
+    a = torch.tensor([1.0, float("nan"), float("inf"), -0.0])
+    assert nk.same_values(a, a.clone()) and not torch.equal(a, a.clone())
+    assert not nk.same_values(a, torch.tensor([1.0, 0.0, float("inf"), 0.0]))
+    assert not nk.same_values(a, torch.tensor([1.0, float("nan"), 3.4e38, 0.0]))
+
+
+def test_multi_threshold_leaves_a_membrane_tensor_to_torch():
+    z = _currents((4, 3, 4, 6), seed=13, fmt=torch.contiguous_format).view(2, 2, 3, 4, 6)
+    v0 = torch.full((2, 3, 4, 6), 0.125)
+    want = mt._grid_steps(z, 0.25, 15, v0, False, False)
+    got = mt.mt_multistep(z, (2.0, 1.0, 0.5, 0.25), v0)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    assert ek.kernel_status()["multi_threshold"] is None  # never tried
