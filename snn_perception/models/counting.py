@@ -325,17 +325,29 @@ class OpCounter:
         self.fan_out(h, *consumers)
         return h
 
-    def graded(self, name: str, s: torch.Tensor, *consumers: Conv | Dense, scale: float = 1.0) -> None:
+    def graded(
+        self,
+        name: str,
+        s: torch.Tensor,
+        *consumers: Conv | Dense,
+        scale: float = 1.0,
+        events: np.ndarray | None = None,
+    ) -> None:
         """:meth:`spikes` for graded spikes ``[N, C, H, W]`` (multi-threshold outputs: every value
         ≥ 0, an event wherever non-zero). One fused CPU pass gives the events and every
         consumer's SOPs as host numbers (:mod:`event_kernels`); elsewhere (GPU, no Numba) the
         event mask is reduced once to events per pixel, and the rest comes from that small map.
 
         ``scale``: multiply ``s`` in place by it (the neuron's deferred output scale, see
-        ``mt_multistep(defer_scale=True)``), in the same pass where the kernel runs."""
+        ``mt_multistep(defer_scale=True)``), in the same pass where the kernel runs.
+        ``events``: the events per pixel ``[H, W]`` when the neuron counted them as it fired
+        (``mt_multistep(events=...)``): ``s`` is then not read at all (nor scaled)."""
         s = s.detach()
         rows, cols = _graded_weights(s.shape[-2], s.shape[-1], consumers)
-        sums = weighted_events(s, rows, cols, scale)
+        if events is not None:  # integers times integer weights, below 2^53: exact in float64
+            sums = ((rows @ events) * cols).sum(1)
+        else:
+            sums = weighted_events(s, rows, cols, scale)
         if sums is None:
             if scale != 1.0:
                 s.mul_(scale)

@@ -17,6 +17,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from snn_perception.models import neuron_kernels
@@ -73,6 +74,7 @@ def mt_multistep(
     v0: torch.Tensor | float | None = None,
     inplace: bool = False,
     defer_scale: bool = False,
+    events: list[np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``currents`` ``[T, ...]`` through membranes starting at ``v0`` (tensor or scalar; 0 if None).
 
@@ -80,7 +82,9 @@ def mt_multistep(
     ``currents`` buffer for the outputs (callers whose currents are temporaries); otherwise
     ``currents`` is not modified. ``defer_scale=True`` leaves the outputs divided by
     :func:`output_scale` (the fast path's levels): the caller multiplies, e.g. in the same pass
-    that counts the events.
+    that counts the events. ``events``: where the fused CPU kernel counts the events per pixel
+    as it fires (:func:`neuron_kernels.multi_threshold`), it appends that ``[H, W]`` map here and
+    scales the outputs itself (no counting pass is needed); otherwise the list stays empty.
     """
     grid = binary_grid(thresholds)
     if grid is None:
@@ -97,12 +101,15 @@ def mt_multistep(
             low,
             k_max,
             v0,
-            1.0 if defer_scale else low,
+            defer_scale,
             inplace,
-            lambda: _grid_steps(currents, low, k_max, v0, False, defer_scale),
+            events is not None,
+            lambda defer: _grid_steps(currents, low, k_max, v0, False, defer),
         )
         if fused is not None:
-            return fused
+            if fused[2] is not None:
+                events.append(fused[2])
+            return fused[0], fused[1]
     return _grid_steps(currents, low, k_max, v0, inplace, defer_scale)
 
 
@@ -150,10 +157,11 @@ def mt_constant(
     thresholds: Sequence[float],
     v0: float | None = None,
     defer_scale: bool = False,
+    events: list[np.ndarray] | None = None,
 ) -> torch.Tensor:
     """Outputs ``[T, ...]`` for a current that is the same every step (the static first layer)."""
     steps = current.unsqueeze(0).expand(timesteps, *current.shape)
-    return mt_multistep(steps, thresholds, v0, defer_scale=defer_scale)[0]
+    return mt_multistep(steps, thresholds, v0, defer_scale=defer_scale, events=events)[0]
 
 
 class SpikingFlow(torch.autograd.Function):

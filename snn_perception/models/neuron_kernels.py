@@ -112,62 +112,67 @@ def compile_kernels(njit: Callable) -> dict[str, Callable]:
                     row[i] = vi >= theta
         return 0
 
+    @njit(nogil=True, cache=True, inline="always")
+    def pixel_events(row, ev, first, channels):  # ev[first + p] += non-zero entries of pixel p
+        for p in range(row.shape[0] // channels):
+            e = 0
+            for c in range(channels):
+                e += row[p * channels + c] != 0
+            ev[first + p] += e
+
     @njit(nogil=True, cache=True)
-    def multi_threshold(x, o, w_end, lo, hi, inv, w0, k_max, scale):
+    def multi_threshold(x, o, w_end, ev, lo, hi, inv, w0, k_max, scale, channels):
         # x [T or 1, M] currents, o [T, M] levels·scale, w_end [M] final membrane + 1 (units of
-        # θ_min); neurons lo..hi; → events. State w offset by −1: k = clamp(ceil(w), 0, K)
+        # θ_min); neurons lo..hi; state w offset by −1: k = clamp(ceil(w), 0, K). channels > 0:
+        # ev [M/channels] += events per pixel (channels-last; lo, hi multiples of channels)
         steps, rows = o.shape[0], x.shape[0]
         zero, one = np.float32(0.0), np.float32(1.0)
-        block = 2048
+        block = 2048 if channels == 0 else channels * max(1, 2048 // channels)
         w = np.empty(block, o.dtype)
-        events = 0
         for a in range(lo, hi, block):
             n = min(block, hi - a)
             for i in range(n):
                 w[i] = w0
             for t in range(steps):
                 xt, ot = x[t % rows, a : a + n], o[t, a : a + n]  # never x's memory: see _inplace
-                e = 0
                 for i in range(n):
                     wi = w[i] + xt[i] * inv
                     k = np.ceil(wi)
                     k = zero if k < zero else (k_max if k > k_max else k)  # NaN stays NaN, as clamp
                     w[i] = wi - k
                     ot[i] = k * scale
-                    e += k != zero
-                events += e
+                if channels:  # counted while the block is in cache
+                    pixel_events(ot, ev, a // channels, channels)
             for i in range(n):
                 w_end[a + i] = w[i] + one
-        return events
+        return 0
 
     @njit(nogil=True, cache=True)
-    def multi_threshold_inplace(xo, w_end, lo, hi, inv, w0, k_max, scale):
+    def multi_threshold_inplace(xo, w_end, ev, lo, hi, inv, w0, k_max, scale, channels):
         # multi_threshold with the outputs written over the currents: one array, so that the
         # loop vectorises (with two arrays that alias, LLVM's overlap check falls back to
         # scalar code: 10× slower)
         steps = xo.shape[0]
         zero, one = np.float32(0.0), np.float32(1.0)
-        block = 2048
+        block = 2048 if channels == 0 else channels * max(1, 2048 // channels)
         w = np.empty(block, xo.dtype)
-        events = 0
         for a in range(lo, hi, block):
             n = min(block, hi - a)
             for i in range(n):
                 w[i] = w0
             for t in range(steps):
                 row = xo[t, a : a + n]
-                e = 0
                 for i in range(n):
                     wi = w[i] + row[i] * inv
                     k = np.ceil(wi)
                     k = zero if k < zero else (k_max if k > k_max else k)
                     w[i] = wi - k
                     row[i] = k * scale
-                    e += k != zero
-                events += e
+                if channels:
+                    pixel_events(row, ev, a // channels, channels)
             for i in range(n):
                 w_end[a + i] = w[i] + one
-        return events
+        return 0
 
     return {
         "lif": lif,
@@ -187,11 +192,13 @@ def _inverse(tau: float) -> float | None:
     return 1.0 / tau if mantissa == 0.5 and tau > 0 else None
 
 
-def _split(kernel: Callable, n: int, per: int, arrays: tuple, *tail) -> int:
+def _split(kernel: Callable, n: int, per: int, arrays: tuple, *tail, align: int = 1) -> int:
     """``kernel(*arrays, lo, hi, *tail)`` over ``0..n`` split over torch's threads (at least
-    ``per`` per part), summed; the kernels release the GIL, so Python threads run them at once."""
-    parts = min(torch.get_num_threads(), ek._MAX_SPLIT, max(1, n // per))
-    bounds = [n * i // parts for i in range(parts + 1)]
+    ``per`` per part; bounds multiples of ``align``), summed; the kernels release the GIL, so
+    Python threads run them at once."""
+    units = n // align
+    parts = min(torch.get_num_threads(), ek._MAX_SPLIT, max(1, units * align // per))
+    bounds = [units * i // parts * align for i in range(parts)] + [n]
     futures = [
         ek._split_pool().submit(kernel, *arrays, lo, hi, *tail) for lo, hi in itertools.pairwise(bounds[1:])
     ]
@@ -240,7 +247,9 @@ def lif_steps(
     if not _fits(x_seq) or inv is None or x_seq.dim() < 2:
         return None
     flat = ek._memory_order(x_seq)
-    if flat is None or x_seq.stride(0) != x_seq[0].numel():  # steps must be consecutive blocks
+    if flat is None or (
+        x_seq.shape[0] > 1 and x_seq.stride(0) != x_seq[0].numel()
+    ):  # steps: consecutive blocks
         return None
     out = torch.empty_like(x_seq)
     out_flat = ek._memory_order(out)
@@ -361,16 +370,22 @@ def multi_threshold(
     low: float,
     k_max: int,
     v0: torch.Tensor | float | None,
-    scale: float,
+    defer_scale: bool,
     inplace: bool,
-    reference: Callable,
-) -> tuple[torch.Tensor, torch.Tensor] | None:
+    events: bool,
+    reference: Callable[[bool], tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None] | None:
     """Multi-threshold neurons with thresholds θ_min·(2^(N−1), …, 1) (``k_max = 2^N − 1``) fed
     ``currents`` ``[T, ...]`` (a step-expanded tensor, stride 0 over T, for a constant current),
-    from the membrane ``v0`` (a number, or None for 0): ``(outputs·scale/θ_min, final membrane)``
-    as :func:`multithreshold.mt_multistep`'s fast path gives them, or None where no kernel fits.
-    ``inplace``: the outputs may overwrite ``currents`` (after the kernel's first, checked call).
-    ``reference()``: that torch path's result, without touching ``currents``."""
+    from the membrane ``v0`` (a number, or None for 0), as :func:`multithreshold.mt_multistep`'s
+    fast path runs them: ``(outputs, final membrane, events)``, or None where no kernel fits.
+
+    ``events``: count the events (non-zero outputs) per pixel as they are made, for channels-last
+    ``[T, B, C, H, W]`` currents: ``events`` is then ``[H, W]`` float64 (summed over T, B and C)
+    and the outputs are scaled whatever ``defer_scale`` says (no counting pass will scale them);
+    elsewhere it is None and ``defer_scale`` leaves the outputs in units of θ_min. ``inplace``:
+    the outputs may overwrite ``currents``. ``reference(defer_scale)``: the torch path's
+    ``(outputs, final membrane)``, without touching ``currents``."""
     inv = _inverse(low)
     if not _fits(currents) or inv is None or currents.dim() < 2 or isinstance(v0, torch.Tensor):
         return None
@@ -383,7 +398,7 @@ def multi_threshold(
         inplace = False
     else:
         flat = ek._memory_order(currents)
-        if flat is None or currents.stride(0) != c0.numel():
+        if flat is None or (steps > 1 and currents.stride(0) != c0.numel()):  # steps: consecutive blocks
             return None
         x2 = flat.view(steps, -1).numpy()
     kind = "multi_threshold_inplace" if inplace else "multi_threshold"
@@ -394,28 +409,44 @@ def multi_threshold(
     w2 = ek._memory_order(w_end)
     if w2 is None:
         return None
+    # per-pixel events where every pixel's channels are consecutive in memory (channels-last)
+    count = events and c0.dim() == 4 and c0.is_contiguous(memory_format=torch.channels_last)
+    channels = int(c0.shape[1]) if count else 0
+    pixel_counts = np.zeros(x2.shape[1] // channels if count else 0, np.int64)
+    defer = defer_scale and not count
     w0 = float(torch.full((1,), -1.0).add_(0.0 if v0 is None else float(v0) / low))  # as torch adds it
-    args = (np.float32(inv), np.float32(w0), np.float32(k_max), np.float32(scale))
+    args = (np.float32(inv), np.float32(w0), np.float32(k_max), np.float32(1.0 if defer else low), channels)
 
-    def run(target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def run(target: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray | None]:
         """Outputs into ``target`` (in place: it holds the currents) or a new tensor."""
         out = _steps_like(c0, steps) if target is None else target
         o2 = ek._memory_order(out).view(steps, -1).numpy()
+        align = max(1, channels)
         if target is None:
-            _split(ek._kernels["multi_threshold"], x2.shape[1], _MIN_SPLIT, (x2, o2, w2.numpy()), *args)
+            arrays = (x2, o2, w2.numpy(), pixel_counts)
+            _split(ek._kernels["multi_threshold"], x2.shape[1], _MIN_SPLIT, arrays, *args, align=align)
         else:
-            _split(ek._kernels["multi_threshold_inplace"], o2.shape[1], _MIN_SPLIT, (o2, w2.numpy()), *args)
-        return out, w_end.mul_(low)
+            arrays = (o2, w2.numpy(), pixel_counts)
+            _split(
+                ek._kernels["multi_threshold_inplace"], o2.shape[1], _MIN_SPLIT, arrays, *args, align=align
+            )
+        b, h, w = c0.shape[0], c0.shape[2], c0.shape[3]
+        per_pixel = pixel_counts.reshape(b, h, w).sum(0).astype(np.float64) if count else None
+        return out, w_end.mul_(low), per_pixel
 
     if state:
         return run(currents if inplace else None)
 
     def check() -> tuple[tuple, bool, str]:  # in place on a copy, so currents stay for torch
-        got, want = run(currents.clone() if inplace else None), reference()
+        got, want = run(currents.clone() if inplace else None), reference(defer)
         ok = same_values(got[0], want[0]) and same_values(got[1], want[1])
+        if count:  # the events the counting pass would find in the same outputs
+            ok = ok and np.array_equal(
+                got[2], ek.events_per_pixel_torch(want[0].flatten(0, 1)).double().numpy()
+            )
         if ok and inplace:
-            got = (currents.copy_(got[0]), got[1])
-        return got, ok, "its outputs or final membranes differ from torch's"
+            got = (currents.copy_(got[0]), *got[1:])
+        return got, ok, "its outputs, final membranes or events differ from torch's"
 
     return ek._first_call(kind, check)
 
@@ -433,5 +464,5 @@ def warm() -> None:
         cell(x.view(2, 1, 3, 4, 6))
         neurons._fire_pool(x, cell.v_threshold, 2.0, 2, [])
         neurons.fire_pool_constant_counted(cell, x[:1], 2, count=True)
-        mt_multistep(x.view(2, 1, 3, 4, 6).clone(), (0.5, 0.25), 0.125, inplace=True)
-        mt_constant(x[:1], 2, (0.5, 0.25), defer_scale=True)
+        mt_multistep(x.view(2, 1, 3, 4, 6).clone(), (0.5, 0.25), 0.125, inplace=True, events=[])
+        mt_constant(x[:1], 2, (0.5, 0.25), defer_scale=True, events=[])

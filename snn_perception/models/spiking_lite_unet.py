@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from snn_perception.models import registry
@@ -148,14 +149,17 @@ class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
         v0 = self.membrane_init * self.thresholds[-1] if self.membrane_init else None
 
         def act(name: str, z: torch.Tensor) -> torch.Tensor:
+            events: list[np.ndarray] | None = [] if counting else None  # counted as they fire
             if name == "stem":  # the static first layer: computed once, a constant current
-                s = mt_constant(z, timesteps, self.thresholds, v0, defer_scale=counting)
+                s = mt_constant(z, timesteps, self.thresholds, v0, defer_scale=counting, events=events)
             else:
                 steps = z.reshape(timesteps, b, *z.shape[1:])
-                s, _ = mt_multistep(steps, self.thresholds, v0, inplace=True, defer_scale=counting)
+                s, _ = mt_multistep(
+                    steps, self.thresholds, v0, inplace=True, defer_scale=counting, events=events
+                )
             s = s.reshape(timesteps * b, *s.shape[2:])
-            if counting:  # scales the deferred outputs in the counting pass
-                self._count_spikes(name, s)
+            if counting:  # else the counting pass counts, and scales the deferred outputs
+                self._count_spikes(name, s, events[0] if events else None)
             if flows is not None:
                 flows[name] = s.reshape(timesteps, b, *s.shape[1:]).mean(0)
             return s
@@ -163,7 +167,7 @@ class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
         y = self.graph(normalise(x), act)
         return y.reshape(timesteps, b, *y.shape[1:])
 
-    def _count_spikes(self, name: str, s: torch.Tensor) -> None:
+    def _count_spikes(self, name: str, s: torch.Tensor, events: np.ndarray | None = None) -> None:
         """A graded spike is one event: one accumulate per synapse it reaches (border-exact fan-out,
         through the nearest ×2 upsampling where the decoder reads it). The spikes are reduced once
         to events per pixel (:meth:`OpCounter.graded`); that small map gives the rate and the
@@ -171,6 +175,9 @@ class SpikingLiteUNet(AnytimeSpiking, LiteUNet):
         c = self._consumers[name]
         up = 2 if c.upsampled else 1
         conv = Conv(c.layer, c.out_channels, c.kernel, c.stride, c.kernel // 2, c.groups, up)
+        if events is not None:  # the neuron counted its events as it fired, and scaled
+            self._counter.graded(name, s, conv, events=events)
+            return
         self._counter.graded(name, s, conv, scale=output_scale(self.thresholds))
 
     def _count_currents(self, x: torch.Tensor, timesteps: int) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -149,14 +150,17 @@ class SpikingUNet(AnytimeSpiking, UNet):
 
         def act(name: str, z: torch.Tensor) -> torch.Tensor:
             v0 = self.membrane_init * self.thresholds[-1] if self.membrane_init else None
+            events: list[np.ndarray] | None = [] if counting else None  # counted as they fire
             if z.shape[0] == b and name == "enc0.a1":
-                s = mt_constant(z, timesteps, self.thresholds, v0, defer_scale=counting)
+                s = mt_constant(z, timesteps, self.thresholds, v0, defer_scale=counting, events=events)
             else:
                 steps = z.reshape(timesteps, b, *z.shape[1:])
-                s, _ = mt_multistep(steps, self.thresholds, v0, inplace=True, defer_scale=counting)
+                s, _ = mt_multistep(
+                    steps, self.thresholds, v0, inplace=True, defer_scale=counting, events=events
+                )
             s = s.reshape(timesteps * b, *s.shape[2:])
-            if counting:  # scales the deferred outputs in the counting pass
-                self._count(name, s)
+            if counting:  # else the counting pass counts, and scales the deferred outputs
+                self._count(name, s, events[0] if events else None)
             if flows is not None:
                 flows[name] = s.reshape(timesteps, b, *s.shape[1:]).mean(0)
             return s
@@ -164,11 +168,14 @@ class SpikingUNet(AnytimeSpiking, UNet):
         y = self.graph(x, act)
         return y.reshape(timesteps, b, *y.shape[1:])
 
-    def _count(self, name: str, s: torch.Tensor) -> None:
+    def _count(self, name: str, s: torch.Tensor, events: np.ndarray | None = None) -> None:
         """A graded spike is one event: one accumulate per synapse it reaches (convolutions with
         border-exact fan-out, transposed convolutions C_out·k², the 2×2 average pooling 1). The
         spikes are reduced once to events per pixel (:meth:`OpCounter.graded`); that small map
         gives the rate and every consumer's SOPs, kept on the device until :meth:`read_counters`."""
+        if events is not None:  # the neuron counted its events as it fired, and scaled
+            self._counter.graded(name, s, *self._fan_outs[name], events=events)
+            return
         self._counter.graded(name, s, *self._fan_outs[name], scale=output_scale(self.thresholds))
 
     # -- fine-tuning by accumulated spiking flow

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -212,3 +213,34 @@ def test_multi_threshold_leaves_a_membrane_tensor_to_torch():
     got = mt.mt_multistep(z, (2.0, 1.0, 0.5, 0.25), v0)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
     assert ek.kernel_status()["multi_threshold"] is None  # never tried
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+@pytest.mark.parametrize("constant", [False, True])
+def test_multi_threshold_counts_events_per_pixel_as_it_fires(steps, constant):
+    """Channels-last: the events per pixel come with the outputs, which are then scaled (no
+    counting pass follows); the map equals what the counting pass finds in the outputs."""
+    z = _currents((2 if constant else 2 * steps, 6, 5, 7), seed=14, fmt=torch.channels_last) * 4
+    thresholds = (2.0, 1.0, 0.5, 0.25)
+    currents = z.unsqueeze(0).expand(steps, *z.shape) if constant else z.reshape(steps, 2, 6, 5, 7)
+    want = mt._grid_steps(currents, 0.25, 15, None, False, False)[0]  # scaled
+    for _ in range(2):
+        events: list = []
+        if constant:
+            got = mt.mt_constant(z, steps, thresholds, defer_scale=True, events=events)
+        else:
+            got = mt.mt_multistep(
+                currents.clone(), thresholds, inplace=True, defer_scale=True, events=events
+            )[0]
+        assert nk.same_values(got, want)
+        (pixels,) = events
+        assert pixels.shape == (5, 7) and pixels.dtype == np.float64
+        np.testing.assert_array_equal(pixels, ek.events_per_pixel_torch(want.flatten(0, 1)).double().numpy())
+
+
+def test_multi_threshold_leaves_planar_events_to_the_counting_pass():
+    z = _currents((8, 6, 5, 7), seed=15, fmt=torch.contiguous_format) * 4
+    events: list = []
+    got = mt.mt_multistep(z.reshape(4, 2, 6, 5, 7), (2.0, 1.0, 0.5, 0.25), defer_scale=True, events=events)[0]
+    assert events == []  # not counted here: the outputs stay in units of θ_min for that pass
+    assert nk.same_values(got, mt._grid_steps(z.reshape(4, 2, 6, 5, 7), 0.25, 15, None, False, True)[0])
