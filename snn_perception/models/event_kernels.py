@@ -9,6 +9,9 @@ value once and keeps nothing, at the speed of a plain ``sum`` (0.54 vs 1.54 ms o
 border-exact fan-out as it goes: one call per spike tensor gives the events and every consumer's
 SOPs as host numbers (exact: integers below 2^53 in float64), with no per-layer torch work.
 
+The neuron kernels of :mod:`neuron_kernels` are compiled, checked and switched with these (one
+Numba set-up, one switch, one status).
+
 Numba is an accelerator, never a requirement: without it (or with ``NUMBA_DISABLE_JIT``,
 ``SNN_EVENT_KERNELS=torch``, or a threading layer that will not load) the torch path gives the
 same numbers, and the first kernel
