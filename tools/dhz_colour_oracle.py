@@ -3,7 +3,7 @@
 
     tools/dhz_colour_oracle.py --data DIR [--size 256] [--split val|all] [--seed 0]
                                [--val-fraction 0.2] [--val-max 40] [--weights dhz dhz_v2 ...]
-                               [--timesteps 4] [--json OUT]
+                               [--timesteps 4] [--clahe CLIP ...] [--json OUT]
 
 For each pair (the validation split exactly as training held it out, or all pairs) this fits, by
 least squares against the *reference*, a per-image 3×3 colour matrix plus offset (12 numbers) to
@@ -14,6 +14,8 @@ global colour grading; a dehazer whose output scores well only after the fit has
 right but the grading wrong, and one that stays low after it has lost structure. It also reports
 ``W->raw``: the dehazer's grading carried onto the raw image by a fit against the dehazer's output
 (no reference used), i.e. what a "global colour from the network" output stage would score.
+``--clahe``: also each of raw, the dehazers' outputs and their ``W->raw`` gradings after CLAHE on
+the luminance with each clip limit (``X+claheC``): how much of what is left is local contrast.
 An analysis for the dehazer's model card, not a method: the fits read the reference.
 """
 
@@ -46,8 +48,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--val-max", type=int, default=40)
     p.add_argument("--weights", nargs="*", default=[], help="dehazer weights (names or paths)")
     p.add_argument("--timesteps", type=int, default=4)
+    p.add_argument("--clahe", type=float, nargs="*", default=[], help="CLAHE clip limits to add rows for")
     p.add_argument("--json", type=Path, help="write the table here")
     args = p.parse_args(argv)
+    bad = [c for c in args.clahe if not c > 0]
+    if bad:
+        p.error(f"--clahe {' '.join(map(str, bad))}: clip limits must be > 0, e.g. 1.0")
     if args.size < 16:
         p.error(f"--size {args.size}: must be at least 16")
     if not 0.0 < args.val_fraction < 1.0:
@@ -61,7 +67,7 @@ def run(argv: list[str] | None = None) -> int:
     args = _args(argv)
     import cv2
 
-    from snn_perception.offline.metrics import classical_enhance, psnr, ssim
+    from snn_perception.offline.metrics import clahe_luminance, classical_enhance, psnr, ssim
     from snn_perception.offline.pairs import PairsError, list_pairs, resize_float, split_pairs
     from snn_perception.runtime.engine import Engine, EngineConfig
 
@@ -97,6 +103,10 @@ def run(argv: list[str] | None = None) -> int:
             outs[f"{name}->raw"] = colour_fit(raw, outs[name])
         for name in [k for k in outs if "->" not in k]:
             outs[f"{name}+colour3x3"] = colour_fit(outs[name], ref)
+        for clip in args.clahe:  # local contrast on top: no reference read
+            for name in ["raw", *engines, *(f"{w}->raw" for w in engines)]:
+                u8 = np.round(np.clip(outs[name], 0.0, 1.0) * 255).astype(np.uint8)
+                outs[f"{name}+clahe{clip:g}"] = clahe_luminance(u8, clip).astype(np.float32) / 255.0
         for name, img in outs.items():
             scores.setdefault(name, []).append((psnr(img, ref), ssim(img, ref)))
     table = {

@@ -430,8 +430,9 @@ def multi_threshold(
             _split(
                 ek._kernels["multi_threshold_inplace"], o2.shape[1], _MIN_SPLIT, arrays, *args, align=align
             )
-        b, h, w = c0.shape[0], c0.shape[2], c0.shape[3]
-        per_pixel = pixel_counts.reshape(b, h, w).sum(0).astype(np.float64) if count else None
+        per_pixel = None
+        if count:  # [B, H, W] in memory order (channels-last), summed over the batch
+            per_pixel = pixel_counts.reshape(c0.shape[0], c0.shape[2], c0.shape[3]).sum(0).astype(np.float64)
         return out, w_end.mul_(low), per_pixel
 
     if state:

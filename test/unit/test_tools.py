@@ -42,6 +42,7 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
         (["dhz_colour_oracle.py", "--data", "nowhere"], ["error:", "nowhere", "raw/ and reference/"]),
         (["dhz_colour_oracle.py", "--data", "x", "--size", "8"], ["error:", "--size 8", "at least 16"]),
         (["dhz_colour_oracle.py", "--data", "x", "--timesteps", "0"], ["error:", "--timesteps 0", "1 to 64"]),
+        (["dhz_colour_oracle.py", "--data", "x", "--clahe", "1", "0"], ["error:", "--clahe 0.0", "> 0"]),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, argv: list[str], words: list[str]) -> None:
@@ -240,7 +241,8 @@ def test_colour_oracle_recovers_a_global_grading_and_not_a_local_change(tmp_path
     scores = {}
     for folder in ("global", "local"):
         out = tmp_path / f"{folder}.json"
-        argv = f"--data {tmp_path / folder} --size 48 --split all --weights dhz --timesteps 1 --json {out}"
+        argv = f"--data {tmp_path / folder} --size 48 --split all --weights dhz --timesteps 1 --clahe 1"
+        argv += f" --json {out}"
         proc = subprocess.run(
             [sys.executable, str(TOOLS / "dhz_colour_oracle.py"), *argv.split()],
             capture_output=True,
@@ -254,6 +256,7 @@ def test_colour_oracle_recovers_a_global_grading_and_not_a_local_change(tmp_path
     assert scores["global"]["raw"]["psnr"] < 25
     assert scores["local"]["raw+colour3x3"]["ssim"] < fitted["ssim"] - 0.02
     assert {"dhz", "dhz->raw", "dhz+colour3x3", "classical", "classical+colour3x3"} <= set(scores["global"])
+    assert {"raw+clahe1", "dhz+clahe1", "dhz->raw+clahe1"} <= set(scores["global"])
     one = tmp_path / "one"  # one pair: its validation split is empty, refused in one line
     for sub in ("raw", "reference"):
         (one / sub).mkdir(parents=True)
