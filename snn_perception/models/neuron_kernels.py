@@ -1,19 +1,23 @@
-"""Fused ALIF neurons on the CPU: charge, fire, pool and count in one pass over the currents.
+"""Fused spiking neurons on the CPU: charge, fire, pool and count in one pass over the currents.
 
-In eager PyTorch one neuron step is three or four passes over the layer (``x − v`` into a
-temporary, ``v += tmp/τ``, ``v ≥ θ``, and a 2×2 pool of the membrane where one follows), and
-counting the spikes is one more (``sum``). In snnTrans-DHZ at 512², T = 4, the neurons took a
-third of a frame (≈ 90 of 260 ms on 2 threads) and their counting ≈ 15 ms. These kernels keep
-the membrane of a block of neurons in cache for all T steps, write the spikes (pooled, where a
-pool follows), and count them as they go: the currents are read once, and counting is free.
+In eager PyTorch one neuron step is several passes over the layer: the ALIF of snnTrans-DHZ
+writes ``x − v`` to a temporary, adds it to ``v``, compares with θ and, where a pool follows,
+pools the membrane; the Spiking-UNet's multi-threshold neuron adds, rounds up, clamps and
+subtracts. Counting the spikes was one more pass. Measured on 2 threads (T = 4), the neurons took
+a third of a dhz frame at 512² (≈ 90 of 260 ms) and more than half of a Spiking-UNet frame at
+256² (95 of 177 ms). These kernels keep a block of membranes in cache for all T steps, write
+the spikes (pooled where a pool follows) and count them as they go, per pixel where the
+segmenter's border-exact fan-out needs it: the currents are read once, and counting is nearly
+free.
 
 Same numbers as the torch path, to the bit: the same float32 operations in the same order
-(``v₁ = x·(1/τ)``, ``v ← v + (x − v)·(1/τ)`` for τ a power of two, where the product is exact;
-``v ≥ θ``; a subtractive reset subtracts θ where a spike fired). Each kernel's first call is
-checked against torch (values and count), as the counting kernels are (:mod:`event_kernels`,
-whose switch ``SNN_EVENT_KERNELS=torch``, build and fallback rules apply here too): where a
-kernel does not fit (autograd, not float32, a GPU, odd sizes, other layouts, τ not a power of
-two) or cannot run, the caller's torch path runs.
+(products by 1/τ or 1/θ_min are exact for powers of two; ``v ≥ θ``; a subtractive reset
+subtracts θ where a spike fired; NaN propagates as torch's ``maximum`` and ``clamp`` do). Each
+kernel's first call is checked against torch (spikes, counts, final membranes), as the counting
+kernels are (:mod:`event_kernels`, whose switch ``SNN_EVENT_KERNELS=torch``, build and fallback
+rules apply here too): where a kernel does not fit (autograd, not float32, a GPU, odd sizes,
+other layouts, τ or θ_min not a power of two, a membrane tensor as initial state) or cannot run,
+the caller's torch path runs.
 """
 
 from __future__ import annotations
