@@ -43,6 +43,9 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
         (["dhz_colour_oracle.py", "--data", "x", "--size", "8"], ["error:", "--size 8", "at least 16"]),
         (["dhz_colour_oracle.py", "--data", "x", "--timesteps", "0"], ["error:", "--timesteps 0", "1 to 64"]),
         (["dhz_colour_oracle.py", "--data", "x", "--clahe", "1", "0"], ["error:", "--clahe 0.0", "> 0"]),
+        (["dhz_contrast_fit.py", "--clip", "0"], ["error:", "--clip 0.0", "> 0"]),
+        (["dhz_contrast_fit.py", "--euvp-train", "0"], ["error:", "--euvp-train 0", "at least 1"]),
+        (["dhz_contrast_fit.py", "--data", "nowhere"], ["error:", "nowhere", "no raw/ folder", "uieb_real"]),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, argv: list[str], words: list[str]) -> None:

@@ -12,3 +12,8 @@ for src in uieb_real:256 lsui_pairs:512 euvp_dark:256 ufo120_sample:256; do
     --weights dhz dhz_v2 --timesteps 4 --clahe 0.75 1 1.5 --json "$out/${name}_val_$size.json" \
     > "$out/${name}_val_$size.txt"
 done
+# per-frame strength of local contrast, learnt on the training splits (tools/dhz_contrast_fit.py)
+for clip in 1 1.5; do
+  .venv/bin/python tools/dhz_contrast_fit.py --data "$data" --weights dhz_v2 --clip "$clip" \
+    --json "$out/auto_contrast_clip$clip.json" > "$out/auto_contrast_clip$clip.txt"
+done
