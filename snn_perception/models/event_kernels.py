@@ -242,16 +242,8 @@ def firing_total(x: torch.Tensor, currents: torch.Tensor, weights: torch.Tensor)
 
     def run() -> float:
         a = flat.numpy()
-        parts = min(torch.get_num_threads(), _MAX_SPLIT, max(1, a.shape[0] // _MIN_SPLIT))
-        if parts == 1:
-            return float(_kernels["reached"](a, cur, w))
-        bounds = [a.shape[0] * i // parts for i in range(parts + 1)]
-        futures = [
-            _split_pool().submit(_kernels["reached"], a[lo:hi], cur, w)
-            for lo, hi in itertools.pairwise(bounds[1:])
-        ]
-        head = float(_kernels["reached"](a[: bounds[1]], cur, w))
-        return head + sum(float(f.result()) for f in futures)  # integers in float64: exact
+        # integers in float64: the parts add up exactly
+        return split_sum(lambda lo, hi: float(_kernels["reached"](a[lo:hi], cur, w)), a.shape[0], _MIN_SPLIT)
 
     if _state.get("reached"):
         return run()
@@ -262,6 +254,19 @@ def firing_total(x: torch.Tensor, currents: torch.Tensor, weights: torch.Tensor)
         return ref, got == ref, f"its total {got} differs from torch's {ref}"
 
     return _first_call("reached", first)
+
+
+def split_sum(part: Callable[[int, int], float], n: int, per: int, align: int = 1) -> float:
+    """``Σ part(lo, hi)`` over ``0..n`` cut into up to torch's thread count of parts (at least
+    ``per`` elements each, bounds multiples of ``align``), run at once: the first in this thread,
+    the others in a small pool (the kernels release the GIL). One part runs here alone."""
+    units = n // align
+    parts = min(torch.get_num_threads(), _MAX_SPLIT, max(1, units * align // per))
+    if parts == 1:
+        return part(0, n)
+    bounds = [units * i // parts * align for i in range(parts)] + [n]
+    futures = [_split_pool().submit(part, lo, hi) for lo, hi in itertools.pairwise(bounds[1:])]
+    return part(0, bounds[1]) + sum(f.result() for f in futures)
 
 
 def _split_pool() -> ThreadPoolExecutor:

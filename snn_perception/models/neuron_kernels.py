@@ -22,7 +22,6 @@ the caller's torch path runs.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 
@@ -86,13 +85,14 @@ def compile_kernels(njit: Callable) -> dict[str, Callable]:
         return total
 
     @njit(nogil=True, cache=True)
-    def fire_pool_constant(x, o, lo, hi, channels, theta, currents, counts):
-        # x [2R, L] fed at every step, o [T, R, L/2]; τ = 2; counts[j] += #[x ≥ currents[j]]
+    def fire_pool_constant(x, o, lo, hi, channels, theta, currents, steps_at):
+        # x [2R, L] fed at every step, o [T, R, L/2]; τ = 2; → Σ_j steps_at[j]·#[x ≥ currents[j]]
         steps, length = o.shape[0], x.shape[1]
         half = length // 2
         half_ = np.float32(0.5)  # float32 arithmetic throughout, as torch's
         p = np.empty(half, x.dtype)
         v = np.empty(half, x.dtype)
+        total = 0
         for r in range(lo, hi):
             xa, xb = x[2 * r], x[2 * r + 1]
             for j in range(currents.shape[0]):
@@ -100,7 +100,7 @@ def compile_kernels(njit: Callable) -> dict[str, Callable]:
                 k = 0
                 for i in range(length):
                     k += (xa[i] >= c_j) + (xb[i] >= c_j)
-                counts[j] += k
+                total += k * steps_at[j]
             for q in range(half // channels):
                 i0 = 2 * q * channels
                 for c in range(channels):  # the max of the currents, NaN-propagating as torch's
@@ -114,7 +114,14 @@ def compile_kernels(njit: Callable) -> dict[str, Callable]:
                     vi = p[i] * half_ if t == 0 else v[i] + (p[i] - v[i]) * half_
                     v[i] = vi
                     row[i] = vi >= theta
-        return 0
+        return total
+
+    @njit(nogil=True, cache=True, inline="always")
+    def level(w, x, inv, k_max, scale):  # one step of one neuron: (new state, output)
+        wi = w + x * inv
+        k = np.ceil(wi)
+        k = np.float32(0.0) if k < np.float32(0.0) else (k_max if k > k_max else k)  # NaN stays NaN
+        return wi - k, k * scale
 
     @njit(nogil=True, cache=True, inline="always")
     def pixel_events(row, ev, first, channels):  # ev[first + p] += non-zero entries of pixel p
@@ -130,7 +137,7 @@ def compile_kernels(njit: Callable) -> dict[str, Callable]:
         # θ_min); neurons lo..hi; state w offset by −1: k = clamp(ceil(w), 0, K). channels > 0:
         # ev [M/channels] += events per pixel (channels-last; lo, hi multiples of channels)
         steps, rows = o.shape[0], x.shape[0]
-        zero, one = np.float32(0.0), np.float32(1.0)
+        one = np.float32(1.0)
         block = 2048 if channels == 0 else channels * max(1, 2048 // channels)
         w = np.empty(block, o.dtype)
         for a in range(lo, hi, block):
@@ -138,13 +145,9 @@ def compile_kernels(njit: Callable) -> dict[str, Callable]:
             for i in range(n):
                 w[i] = w0
             for t in range(steps):
-                xt, ot = x[t % rows, a : a + n], o[t, a : a + n]  # never x's memory: see _inplace
+                xt, ot = x[t % rows, a : a + n], o[t, a : a + n]  # never x's memory: see below
                 for i in range(n):
-                    wi = w[i] + xt[i] * inv
-                    k = np.ceil(wi)
-                    k = zero if k < zero else (k_max if k > k_max else k)  # NaN stays NaN, as clamp
-                    w[i] = wi - k
-                    ot[i] = k * scale
+                    w[i], ot[i] = level(w[i], xt[i], inv, k_max, scale)
                 if channels:  # counted while the block is in cache
                     pixel_events(ot, ev, a // channels, channels)
             for i in range(n):
@@ -157,7 +160,7 @@ def compile_kernels(njit: Callable) -> dict[str, Callable]:
         # loop vectorises (with two arrays that alias, LLVM's overlap check falls back to
         # scalar code: 10× slower)
         steps = xo.shape[0]
-        zero, one = np.float32(0.0), np.float32(1.0)
+        one = np.float32(1.0)
         block = 2048 if channels == 0 else channels * max(1, 2048 // channels)
         w = np.empty(block, xo.dtype)
         for a in range(lo, hi, block):
@@ -167,11 +170,7 @@ def compile_kernels(njit: Callable) -> dict[str, Callable]:
             for t in range(steps):
                 row = xo[t, a : a + n]
                 for i in range(n):
-                    wi = w[i] + row[i] * inv
-                    k = np.ceil(wi)
-                    k = zero if k < zero else (k_max if k > k_max else k)
-                    w[i] = wi - k
-                    row[i] = k * scale
+                    w[i], row[i] = level(w[i], row[i], inv, k_max, scale)
                 if channels:
                     pixel_events(row, ev, a // channels, channels)
             for i in range(n):
@@ -194,20 +193,6 @@ def _inverse(tau: float) -> float | None:
     """``1/τ`` where multiplying by it is exact (τ a power of two), else None."""
     mantissa, _ = math.frexp(tau)
     return 1.0 / tau if mantissa == 0.5 and tau > 0 else None
-
-
-def _split(kernel: Callable, n: int, per: int, arrays: tuple, *tail, align: int = 1) -> int:
-    """``kernel(*arrays, lo, hi, *tail)`` over ``0..n`` split over torch's threads (at least
-    ``per`` per part; bounds multiples of ``align``), summed; the kernels release the GIL, so
-    Python threads run them at once."""
-    units = n // align
-    parts = min(torch.get_num_threads(), ek._MAX_SPLIT, max(1, units * align // per))
-    bounds = [units * i // parts * align for i in range(parts)] + [n]
-    futures = [
-        ek._split_pool().submit(kernel, *arrays, lo, hi, *tail) for lo, hi in itertools.pairwise(bounds[1:])
-    ]
-    total = int(kernel(*arrays, 0, bounds[1], *tail))
-    return total + sum(int(f.result()) for f in futures)
 
 
 def _checked(kind: str, run: Callable[[], tuple], reference: Callable[[], tuple]) -> tuple | None:
@@ -264,9 +249,11 @@ def lif_steps(
     x2, o2 = flat.view(steps, -1).numpy(), out_flat.view(steps, -1).numpy()
 
     def run() -> tuple[torch.Tensor, int]:
-        return out, _split(
-            ek._kernels["lif"], x2.shape[1], _MIN_SPLIT, (x2, o2), th, np.float32(inv), subtract
+        kernel, inv32 = ek._kernels["lif"], np.float32(inv)
+        spikes = ek.split_sum(
+            lambda lo, hi: kernel(x2, o2, lo, hi, th, inv32, subtract), x2.shape[1], _MIN_SPLIT
         )
+        return out, int(spikes)
 
     def ref() -> tuple[torch.Tensor, int]:
         s = reference(x_seq)
@@ -311,10 +298,10 @@ def fire_pool(
     th = np.float32(float(theta))
 
     def run() -> tuple[torch.Tensor, int]:
-        kernel = ek._kernels["fire_pool"]
-        return out, _split(
-            kernel, o3.shape[1], max(1, _MIN_SPLIT // x3.shape[2]), (x3, o3), channels, th, np.float32(inv)
-        )
+        kernel, inv32 = ek._kernels["fire_pool"], np.float32(inv)
+        rows = max(1, _MIN_SPLIT // x3.shape[2])  # output rows per part
+        spikes = ek.split_sum(lambda lo, hi: kernel(x3, o3, lo, hi, channels, th, inv32), o3.shape[1], rows)
+        return out, int(spikes)
 
     return _checked("fire_pool", run, lambda: reference(x))
 
@@ -341,23 +328,16 @@ def fire_pool_constant(
     (x2, channels), (o3, _) = _rows(x, None, cl), _rows(out, timesteps, cl)
     th = np.float32(float(theta))
     cur = np.zeros(0, np.float32) if currents is None else currents.reshape(-1).numpy()
-    wts = None if weights is None else weights.reshape(-1).numpy()
+    # how many steps use each current: small integers (float64 in the counter's convention)
+    steps_at = np.zeros(0, np.int64) if weights is None else weights.reshape(-1).numpy().astype(np.int64)
 
     def run() -> tuple[torch.Tensor, float | None]:
         kernel = ek._kernels["fire_pool_constant"]
-        rows = o3.shape[1]
-        parts = min(torch.get_num_threads(), ek._MAX_SPLIT, max(1, rows // max(1, _MIN_SPLIT // x2.shape[1])))
-        bounds = [rows * i // parts for i in range(parts + 1)]
-        counts = np.zeros((parts, cur.shape[0]), np.int64)
-        futures = [
-            ek._split_pool().submit(kernel, x2, o3, lo, hi, channels, th, cur, counts[i + 1])
-            for i, (lo, hi) in enumerate(itertools.pairwise(bounds[1:]))
-        ]
-        kernel(x2, o3, 0, bounds[1], channels, th, cur, counts[0])
-        for f in futures:
-            f.result()
-        total = None if wts is None else float(counts.sum(0).astype(np.float64) @ wts)
-        return out, total
+        rows = max(1, _MIN_SPLIT // x2.shape[1])  # output rows per part
+        total = ek.split_sum(
+            lambda lo, hi: kernel(x2, o3, lo, hi, channels, th, cur, steps_at), o3.shape[1], rows
+        )
+        return out, (None if weights is None else float(total))
 
     return _checked("fire_pool_constant", run, lambda: reference(x))
 
@@ -425,15 +405,12 @@ def multi_threshold(
         """Outputs into ``target`` (in place: it holds the currents) or a new tensor."""
         out = _steps_like(c0, steps) if target is None else target
         o2 = ek._memory_order(out).view(steps, -1).numpy()
-        align = max(1, channels)
+        w_flat = w2.numpy()
         if target is None:
-            arrays = (x2, o2, w2.numpy(), pixel_counts)
-            _split(ek._kernels["multi_threshold"], x2.shape[1], _MIN_SPLIT, arrays, *args, align=align)
+            kernel, arrays = ek._kernels["multi_threshold"], (x2, o2, w_flat, pixel_counts)
         else:
-            arrays = (o2, w2.numpy(), pixel_counts)
-            _split(
-                ek._kernels["multi_threshold_inplace"], o2.shape[1], _MIN_SPLIT, arrays, *args, align=align
-            )
+            kernel, arrays = ek._kernels["multi_threshold_inplace"], (o2, w_flat, pixel_counts)
+        ek.split_sum(lambda lo, hi: kernel(*arrays, lo, hi, *args), o2.shape[1], _MIN_SPLIT, max(1, channels))
         per_pixel = None
         if count:  # [B, H, W] in memory order (channels-last), summed over the batch
             per_pixel = pixel_counts.reshape(c0.shape[0], c0.shape[2], c0.shape[3]).sum(0).astype(np.float64)

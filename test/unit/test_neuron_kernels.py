@@ -76,6 +76,21 @@ def test_lif_split_over_threads_adds_up_exactly(monkeypatch):
         for _ in range(2):
             got, count = cell.forward_counted(x.view(2, 2, 7, 9, 11))
             assert torch.equal(got, want) and count == int(want.sum())
+        # the pooling kernels split by rows, the multi-threshold one by whole pixels
+        z = _currents((2, 6, 12, 10), seed=3, fmt=torch.channels_last)
+        pooled, spikes = neurons.fire_pool_constant_counted(cell, z, 4, count=True)
+        assert torch.equal(pooled, neurons._fire_pool_constant(z, cell.v_threshold, 2.0, 4))
+        assert float(sum(spikes)) == float(sum(neurons.constant_spike_totals(cell, z, 4)))
+        parts: list[torch.Tensor] = []
+        want_pool = neurons._fire_pool_torch(z, cell.v_threshold, 2.0, 2, parts)
+        counts: list[torch.Tensor] = []
+        assert torch.equal(neurons._fire_pool(z, cell.v_threshold, 2.0, 2, counts), want_pool)
+        assert float(sum(counts)) == float(sum(p.sum(dtype=torch.float64) for p in parts))
+        events: list = []
+        levels = mt.mt_multistep(z.view(2, 1, 6, 12, 10) * 4, (2.0, 1.0, 0.5, 0.25), events=events)[0]
+        np.testing.assert_array_equal(
+            events[0], ek.events_per_pixel_torch(levels.flatten(0, 1)).double().numpy()
+        )
     finally:
         torch.set_num_threads(threads)
 
