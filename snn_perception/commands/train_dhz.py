@@ -150,6 +150,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "validation reports each. Use with --readout normalized",
     )
     parser.add_argument(
+        "--anytime-weights",
+        nargs="+",
+        type=float,
+        default=[],
+        metavar="W",
+        help="each --anytime read-out's share of the loss, in the same order (default: equal)",
+    )
+    parser.add_argument(
+        "--monotone",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of a hinge charging each --anytime read-out for a higher loss than the one before "
+        "it, so quality does not fall as T grows (default 0: off)",
+    )
+    parser.add_argument(
         "--readout",
         choices=["leaky", "normalized"],
         default="leaky",
@@ -222,6 +238,8 @@ def config_from_args(args: argparse.Namespace):
         epoch_size=args.epoch_size,
         val_max=args.val_max,
         anytime=list(args.anytime),
+        anytime_weights=list(args.anytime_weights),
+        monotone=args.monotone,
         readout=args.readout,
         synthetic=args.synthetic,
         synthetic_val=args.synthetic_val,

@@ -7,6 +7,7 @@ blurs away), and a small total-variation term suppresses the blocky artefacts th
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -49,3 +50,25 @@ class RestorationLoss(torch.nn.Module):
         named = {"mse": mse, "ssim_loss": ssim_term, "tv": tv, "total": total}
         parts = {k: float(v.detach()) for k, v in named.items()}
         return total, parts
+
+
+def anytime_loss(
+    step_losses: list[torch.Tensor], weights: list[float] | None = None, monotone: float = 0.0
+) -> torch.Tensor:
+    """One loss over the outputs read out after several steps of one run (shortest first).
+
+    ``weights``: each read-out's share (``None``: equal); ``monotone``: the weight of a hinge
+    ``Σ max(0, L[i+1] − L[i])`` that charges a later read-out for being worse than the one before.
+    Why: a plain mean lets the network trade a worse T = 8 for a better T = 1, and the anytime
+    promise (quality never falls as T grows) is about the order of the read-outs, not their mean.
+    """
+    if not step_losses:
+        raise ValueError("anytime_loss needs at least one read-out")
+    w = [1.0] * len(step_losses) if weights is None else list(weights)
+    if len(w) != len(step_losses):
+        raise ValueError(f"{len(w)} weights for {len(step_losses)} read-outs")
+    total = sum(wi * li for wi, li in zip(w, step_losses, strict=True)) / sum(w)
+    if monotone > 0 and len(step_losses) > 1:
+        rises = [torch.relu(b - a) for a, b in itertools.pairwise(step_losses)]
+        total = total + monotone * sum(rises)
+    return total

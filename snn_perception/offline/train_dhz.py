@@ -31,7 +31,7 @@ from torch.utils.data.distributed import DistributedSampler
 from snn_perception.models import registry
 from snn_perception.offline.dhz_mix import validate_sources
 from snn_perception.offline.ema import WeightAverage
-from snn_perception.offline.losses import RestorationLoss
+from snn_perception.offline.losses import RestorationLoss, anytime_loss
 from snn_perception.offline.pairs import (
     IMAGE_SUFFIXES,
     PairAugment,
@@ -241,6 +241,8 @@ def train(cfg: TrainDhzConfig) -> dict:
         sampler = DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if world > 1 else None
     loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=sampler is None, sampler=sampler)
     steps = tuple(sorted(cfg.anytime)) or None
+    # weights follow the steps once sorted, as the read-outs come
+    anytime_weights = [w for _, w in sorted(zip(cfg.anytime, cfg.anytime_weights, strict=True))]
 
     # the averaged copy is what validation scores and what best.safetensors holds
     ema = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None
@@ -279,8 +281,9 @@ def train(cfg: TrainDhzConfig) -> dict:
                 loss, parts = loss_fn(net(raw, cfg.timesteps), ref)
             else:  # anytime: the mean loss of the outputs read out after each step in --anytime
                 scored_steps = [loss_fn(out, ref) for out in net(raw, max(steps), steps=steps)]
-                loss = sum(item[0] for item in scored_steps) / len(steps)
+                loss = anytime_loss([item[0] for item in scored_steps], anytime_weights or None, cfg.monotone)
                 parts = {k: sum(item[1][k] for item in scored_steps) / len(steps) for k in scored_steps[0][1]}
+                parts["total"] = float(loss.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -55,6 +55,11 @@ class TrainDhzConfig:
     #: anytime training: the loss is the mean of the losses read out after each of these steps, from
     #: one run of the longest (empty: only after ``timesteps``); validation reports each of them
     anytime: list[int] = field(default_factory=list)
+    #: each --anytime read-out's share of the loss, in the order --anytime gives them (empty: equal)
+    anytime_weights: list[float] = field(default_factory=list)
+    #: weight of the hinge that charges a read-out for a higher loss than the one before it
+    #: (``losses.anytime_loss``); 0: off
+    monotone: float = 0.0
     #: ``normalized`` (a weighted mean at every step; needed for anytime) or the published ``leaky``
     readout: str = "leaky"
     synthetic: int = 0
@@ -173,6 +178,25 @@ class TrainDhzConfig:
             "--anytime",
             self.anytime,
             f"a list that includes --timesteps ({self.timesteps}), the T the weights are selected at",
+        )
+        require(
+            not self.anytime_weights or len(self.anytime_weights) == len(self.anytime),
+            "--anytime-weights",
+            self.anytime_weights,
+            f"{len(self.anytime)} weights, one per --anytime step",
+        )
+        require(
+            all(finite(w, 0.0, above=True) for w in self.anytime_weights),
+            "--anytime-weights",
+            self.anytime_weights,
+            "finite weights above 0",
+        )
+        require(finite(self.monotone, 0.0), "--monotone", self.monotone, "a finite number ≥ 0")
+        require(
+            not self.monotone or len(self.anytime) > 1,
+            "--monotone",
+            self.monotone,
+            "used with --anytime of two or more steps",
         )
         require(self.readout in ("leaky", "normalized"), "--readout", self.readout, "leaky or normalized")
         require(

@@ -118,6 +118,10 @@ def test_validation_weighs_every_source_equally(tmp_path: Path) -> None:
         (dict(epoch_size=100), "--epoch-size"),  # only with --mix
         (dict(anytime=[1, 2, 8]), "--anytime"),  # must include --timesteps 4
         (dict(readout="mean"), "--readout"),
+        (dict(anytime=[1, 4], anytime_weights=[1.0]), "--anytime-weights"),  # one per step
+        (dict(anytime=[1, 4], anytime_weights=[1.0, 0.0]), "--anytime-weights"),
+        (dict(anytime=[1, 4], monotone=-1.0), "--monotone"),
+        (dict(monotone=1.0), "--monotone"),  # needs two or more read-outs to order
     ],
 )
 def test_mixing_and_anytime_settings_are_checked_with_the_flag_named(kw: dict, flag: str) -> None:
@@ -135,7 +139,9 @@ def test_a_mixed_anytime_run_reports_every_source_and_step_and_exports_a_normali
         data=[str(data / "ufo120_sample"), str(data / "uieb_real")],
         out=str(tmp_path / "run"),
         timesteps=2,
-        anytime=[1, 2],
+        anytime=[2, 1],
+        anytime_weights=[3.0, 1.0],  # follows the order given: T = 2 weighs 3
+        monotone=0.5,
         readout="normalized",
         mix=[1.0, 1.0],
         epoch_size=4,

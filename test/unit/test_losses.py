@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snn_perception.offline.losses import LossWeights, RestorationLoss, total_variation
+from snn_perception.offline.losses import LossWeights, RestorationLoss, anytime_loss, total_variation
 
 C1, C2 = 0.01**2, 0.03**2
 
@@ -43,3 +43,22 @@ def test_loss_is_differentiable() -> None:
     total, _ = RestorationLoss()(pred, torch.rand(1, 3, 16, 16))
     total.backward()
     assert pred.grad is not None and torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+
+
+def test_anytime_loss_weighs_the_read_outs_and_charges_only_rises() -> None:
+    falling = [torch.tensor(0.3), torch.tensor(0.2), torch.tensor(0.1)]
+    assert float(anytime_loss(falling)) == pytest.approx(0.2)
+    assert float(anytime_loss(falling, [1.0, 1.0, 2.0])) == pytest.approx((0.3 + 0.2 + 0.2) / 4)
+    assert float(anytime_loss(falling, monotone=5.0)) == pytest.approx(0.2)  # nothing rises
+    rising = [torch.tensor(0.1), torch.tensor(0.3, requires_grad=True), torch.tensor(0.2)]
+    total = anytime_loss(rising, monotone=2.0)
+    assert float(total) == pytest.approx(0.2 + 2.0 * 0.2)  # only the 0.1 → 0.3 step rises
+    total.backward()
+    assert float(rising[1].grad) == pytest.approx(1 / 3 + 2.0)  # pushed down by the hinge too
+
+
+@pytest.mark.parametrize("weights, match", [([1.0, 1.0], "2 weights for 3"), (None, "at least one")])
+def test_anytime_loss_rejects_mismatched_inputs(weights: list[float] | None, match: str) -> None:
+    losses = [torch.tensor(0.1)] * 3 if weights else []
+    with pytest.raises(ValueError, match=match):
+        anytime_loss(losses, weights)
