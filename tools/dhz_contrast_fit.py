@@ -2,7 +2,7 @@
 """Can a per-frame strength of local contrast serve every kind of water? (an analysis for #17)
 
     tools/dhz_contrast_fit.py [--data ../shared/data] [--weights dhz_v2] [--clip 1.5]
-                              [--euvp-train 300] [--ridge 1.0] [--json OUT]
+                              [--euvp-train 300] [--ridge 1.0] [--json OUT] [--save WEIGHTS_OUT]
 
 The dehazer's output is carried onto the raw frame by its global grading (``G``, as the node's
 ``grading=global`` does); ``C`` is ``G`` after CLAHE on the luminance (clip ``--clip``). A frame
@@ -15,7 +15,8 @@ splits training held out) and reports PSNR / SSIM for ``G``, ``C``, the predicte
 the per-frame best α (``oracle_alpha``, which reads the reference: an upper bound, not a method).
 ``euvp_test23`` is not read. Why: a fixed CLAHE passes the UIEB check but costs EUVP and UFO-120
 dearly (``docs/results/dhz_v2/contrast_probe``); this measures whether the strength can be told
-from the frame alone.
+from the frame alone. ``--save`` writes a copy of the weights carrying the fitted model in their
+metadata (what the ``contrast`` grading of the node, ``enhance`` and ``evaluate`` reads).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--euvp-train", type=int, default=300, help="EUVP dark training pairs drawn (≥ 1)")
     p.add_argument("--ridge", type=float, default=1.0, help="ridge penalty on standardised features (≥ 0)")
     p.add_argument("--json", type=Path, help="write the table here")
+    p.add_argument("--save", type=Path, help="write the weights with the fitted contrast model here")
     args = p.parse_args(argv)
     if not args.clip > 0:
         p.error(f"--clip {args.clip}: must be > 0, e.g. 1.5")
@@ -48,36 +50,20 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--euvp-train {args.euvp_train}: must be at least 1")
     if not args.ridge >= 0:
         p.error(f"--ridge {args.ridge}: must be ≥ 0")
+    if args.save is not None and (args.save.suffix != ".safetensors" or args.save.exists()):
+        p.error(f"--save {args.save}: must be a new .safetensors path")
     missing = [n for n, _ in SOURCES if not (args.data / n / "raw").is_dir()]
     if missing:
         p.error(f"--data {args.data}: no raw/ folder for {', '.join(missing)}")
     return args
 
 
-def _features(raw8: np.ndarray, g8: np.ndarray, c8: np.ndarray) -> list[float]:
-    """Brightness, global and local contrast and colour cast of the raw frame; the graded frame's
-    contrast; how much CLAHE changes it."""
-    import cv2
-
-    lab = cv2.cvtColor(raw8, cv2.COLOR_RGB2LAB).astype(np.float32) / 255.0
-    lum = lab[..., 0]
-    p5, p95 = np.percentile(lum, [5, 95])
-    graded = cv2.cvtColor(g8, cv2.COLOR_RGB2LAB).astype(np.float32)[..., 0] / 255.0
-    change = np.abs(c8.astype(np.float32) - g8.astype(np.float32)).mean() / 255.0
-    return [
-        float(lum.mean()), float(lum.std()), float(p95 - p5),
-        float(np.abs(cv2.Laplacian(lum, cv2.CV_32F)).mean()),
-        float(lab[..., 1].mean()), float(lab[..., 2].mean()),
-        float(lab[..., 1].std()), float(lab[..., 2].std()),
-        float(graded.std()), float(change),
-    ]  # fmt: skip
-
-
 def _frames(args: argparse.Namespace, split: str) -> list[dict]:
     import cv2
 
-    from snn_perception.offline.metrics import clahe_luminance
+    from snn_perception.offline.contrast_fit import best_strength
     from snn_perception.offline.pairs import list_pairs, resize_float, split_pairs
+    from snn_perception.runtime.contrast import clahe_luminance, frame_features
     from snn_perception.runtime.engine import Engine, EngineConfig
     from snn_perception.runtime.grading import apply_grading, fit_grading
 
@@ -101,13 +87,11 @@ def _frames(args: argparse.Namespace, split: str) -> list[dict]:
             g8 = u8(apply_grading(raw8, fit_grading(raw8, u8(engine.run(raw8, timesteps=4).output))))
             c8 = clahe_luminance(g8, args.clip)
             g, c = g8.astype(np.float64) / 255.0, c8.astype(np.float64) / 255.0
-            d = (c - g).ravel()
-            best = float(np.dot(d, (ref - g).ravel()) / max(float(np.dot(d, d)), 1e-12))
             frames.append(
                 {
                     "source": name,
-                    "x": _features(raw8, g8, c8),
-                    "best": min(1.0, max(0.0, best)),
+                    "x": frame_features(raw8, g8, c8),
+                    "best": best_strength(g, c, ref),
                     "g": g,
                     "c": c,
                     "ref": ref,
@@ -119,19 +103,25 @@ def _frames(args: argparse.Namespace, split: str) -> list[dict]:
 
 def run(argv: list[str] | None = None) -> int:
     args = _args(argv)
+    from snn_perception.offline.contrast_fit import fit_contrast, save_with_contrast
     from snn_perception.offline.metrics import psnr, ssim
 
     train, val = _frames(args, "train"), _frames(args, "val")
-    x = np.array([f["x"] for f in train])
-    y = np.array([f["best"] for f in train])
-    per_source = {n: sum(f["source"] == n for f in train) for n, _ in SOURCES}
-    w = np.array([1.0 / per_source[f["source"]] for f in train])
-    mu, sd = x.mean(0), x.std(0) + 1e-9
-    z = np.c_[(x - mu) / sd, np.ones(len(x))]
-    coef = np.linalg.solve(z.T @ (w[:, None] * z) + args.ridge * w.mean() * np.eye(z.shape[1]), z.T @ (w * y))
+    fitted_on = (
+        f"weights {args.weights}; training splits (seed 0, 20 % held out, ≤ 40 validation pairs per source) "
+        f"of {', '.join(n for n, _ in SOURCES)}; {args.euvp_train} EUVP pairs; ridge {args.ridge}"
+    )
+    model = fit_contrast(
+        np.array([f["x"] for f in train]),
+        np.array([f["best"] for f in train]),
+        [f["source"] for f in train],
+        args.clip,
+        args.ridge,
+        fitted_on,
+    )
     scores: dict[str, dict[str, list[float]]] = {}
     for f in val:
-        alpha = float(np.clip(np.r_[(np.array(f["x"]) - mu) / sd, 1.0] @ coef, 0.0, 1.0))
+        alpha = model.strength(f["x"])
         g, c = f["g"], f["c"]
         for method, img in (
             ("G", g),
@@ -157,8 +147,10 @@ def run(argv: list[str] | None = None) -> int:
     )
     if args.json:
         meta = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-        out = {"args": meta, "scores": table, "train_best_alpha": train_alpha, "coefficients": coef.tolist()}
+        out = {"args": meta, "scores": table, "train_best_alpha": train_alpha, "model": model.to_dict()}
         args.json.write_text(json.dumps(out, indent=1))
+    if args.save:
+        print(f"wrote {save_with_contrast(args.weights, model, args.save)}")
     return 0
 
 

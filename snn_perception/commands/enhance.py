@@ -76,7 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="pixels: write the network's output (default); global: write the image graded as the "
         "network graded it (one colour matrix per image, fitted to its output), which keeps the "
         "image's own detail, so a small --max-pixels costs no sharpness, but cannot remove haze "
-        "that varies across the image",
+        "that varies across the image; contrast: global, then local contrast as strong as each image "
+        "calls for (needs weights with a fitted contrast model)",
     )
     parser.add_argument(
         "--save-float", action="store_true", help="also write the unclamped output as .npy (3xHxW)"
@@ -173,6 +174,11 @@ def _run(args: argparse.Namespace) -> int:
         engine = Engine.load(args.weights, config, task="dehaze")
     except WeightsError as exc:
         raise UsageError(str(exc)) from None
+    if args.grading == "contrast" and engine.info.contrast is None:
+        raise UsageError(
+            f"--grading contrast: weights {engine.info.weights_path} carry no contrast model "
+            "(fit one with tools/dhz_contrast_fit.py --save); use --grading global or pixels with them"
+        )
     # before the folder is made: a damaged input leaves nothing behind (or is left out)
     batch = check_images(batch, args.skip_unreadable)
     readable = set(batch.images)
@@ -192,7 +198,9 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: {exc}") from None
         out_png = outs[0]
         mono = is_grey(rgb)  # a greyscale photo stays grey instead of taking on the learned tint
-        out = finish_dehaze(result.output, rgb, args.strength, mono, args.grading, result.stats.model_hw)
+        out = finish_dehaze(
+            result.output, rgb, args.strength, mono, args.grading, result.stats.model_hw, engine.info.contrast
+        )
         write_png(out_png, out)
         record = {"input": str(path), "output": str(out_png), "stats": result.stats.as_dict()}
         if mono:

@@ -21,6 +21,7 @@ import numpy as np
 
 from snn_perception.offline import metrics
 from snn_perception.offline.pairs import PairsError, list_pairs, read_rgb, resize_float, split_pairs
+from snn_perception.runtime.contrast import local_contrast
 from snn_perception.runtime.grading import global_grading, validate_grading
 
 RAW, CLASSICAL = "raw", "classical"
@@ -41,7 +42,8 @@ class DehazeEvalConfig:
     limit: int | None = None
     val_max: int = 0  # > 0: each folder's validation split capped as ``train dhz --val-max`` caps it
     #: 'pixels' scores the network's output, 'global' the input graded as the network graded it
-    #: (:mod:`snn_perception.runtime.grading`), as rows ``NAME@T+global``
+    #: (:mod:`snn_perception.runtime.grading`), as rows ``NAME@T+global``; 'contrast' that plus
+    #: the weights' per-frame local contrast (:mod:`snn_perception.runtime.contrast`), ``NAME@T+contrast``
     gradings: list[str] = field(default_factory=lambda: ["pixels"])
     max_model_pixels: int = 0  # > 0: the model runs at most this many pixels, scored at ``size``
 
@@ -57,7 +59,7 @@ def validate_config(cfg: DehazeEvalConfig) -> None:
     if cfg.split not in ("all", "train", "val"):
         raise ValueError(f"split {cfg.split!r}: expected all, train or val")
     if not cfg.gradings:
-        raise ValueError("gradings is empty: expected pixels, global or both")
+        raise ValueError("gradings is empty: expected one or more of pixels, global, contrast")
     for g in cfg.gradings:
         validate_grading(g)
     if cfg.max_model_pixels < 0:
@@ -153,9 +155,17 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
             for t in cfg.timesteps or [engine.info.default_timesteps]:
                 engines.append((f"{label}@T{t}", engine, t))
     graded = [n for n, _, _ in engines] if "global" in cfg.gradings else []
+    contrasted = [n for n, _, _ in engines] if "contrast" in cfg.gradings else []
+    for name, engine, _ in engines if contrasted else []:
+        if engine.info.contrast is None:
+            raise WeightsError(
+                f"--grading contrast: weights {engine.info.weights_path} ({name}) carry no contrast model "
+                "(fit one with tools/dhz_contrast_fit.py --save); drop them or the contrast grading"
+            )
     pairs = select_pairs(cfg)  # after the weights: a bad weights path fails before any image is read
     check_pairs(pairs, native=cfg.size is None)  # a damaged or too small image fails before any model runs
     rows = [n for n, _, _ in engines if "pixels" in cfg.gradings] + [f"{n}+global" for n in graded]
+    rows += [f"{n}+contrast" for n in contrasted]
     names = [m for m in cfg.methods if m in (RAW, CLASSICAL)] + rows
     per: dict[str, list[dict]] = {n: [] for n in names}
     for raw_path, ref_path in tqdm(pairs, desc="evaluate", disable=not progress):
@@ -179,6 +189,12 @@ def evaluate_dehaze(cfg: DehazeEvalConfig, progress: bool = True) -> dict:
                 graded_out = global_grading(raw, res.output, res.stats.model_hw)
                 seconds = res.stats.inference_ms / 1e3 + time.perf_counter() - t0
                 outputs[f"{name}+global"] = (graded_out, seconds)
+            if f"{name}+contrast" in per:
+                t0 = time.perf_counter()
+                graded_out = global_grading(raw, res.output, res.stats.model_hw)
+                graded_out, _ = local_contrast(raw, graded_out, engine.info.contrast, res.stats.model_hw)
+                seconds = res.stats.inference_ms / 1e3 + time.perf_counter() - t0
+                outputs[f"{name}+contrast"] = (graded_out, seconds)
         for name, (out, seconds) in outputs.items():
             row = {"image": raw_path.name, **_score(out, ref, cfg.no_reference_metrics), "seconds": seconds}
             per[name].append(row)

@@ -19,6 +19,8 @@ import math
 import cv2
 import numpy as np
 
+from snn_perception.runtime.contrast import clahe_luminance
+
 __all__ = [
     "as_float01",
     "class_area_fractions",
@@ -230,7 +232,7 @@ def uciqe(image: np.ndarray) -> float:
 
 # -- the classical baseline --------------------------------------------------------------------
 
-CLAHE_CLIP, CLAHE_TILES = 2.0, (8, 8)
+CLAHE_CLIP = 2.0
 
 
 def classical_enhance(image: np.ndarray) -> np.ndarray:
@@ -245,17 +247,6 @@ def classical_enhance(image: np.ndarray) -> np.ndarray:
     gains = means.mean() / np.maximum(means, 1e-6)
     balanced = np.clip(x * gains, 0, 255).astype(np.uint8)
     return clahe_luminance(balanced, CLAHE_CLIP)
-
-
-def clahe_luminance(image: np.ndarray, clip: float, tiles: tuple[int, int] = CLAHE_TILES) -> np.ndarray:
-    """CLAHE on the L channel of Lab (OpenCV), colours kept: local contrast alone. uint8 RGB in
-    and out; ``clip``: OpenCV's clip limit (> 0; larger, stronger)."""
-    if not clip > 0:
-        raise ValueError(f"CLAHE clip limit {clip!r}: must be > 0, e.g. 1.0")
-    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)
-    clahe = cv2.createCLAHE(clipLimit=float(clip), tileGridSize=tiles)
-    lab[..., 0] = clahe.apply(np.ascontiguousarray(lab[..., 0]))
-    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
 
 # -- segmentation ------------------------------------------------------------------------------

@@ -182,7 +182,8 @@ SPECS: tuple[Spec, ...] = (
         "pixels: publish the network's output (default); global: publish the input frame graded as "
         "the network graded it (one colour matrix per frame, fitted to its output): keeps the frame's "
         "own detail, so a small max_model_pixels costs no sharpness, but cannot remove haze that "
-        "varies across the frame. Applies at the next frame.",
+        "varies across the frame; contrast: global, then local contrast as strong as the frame calls "
+        "for (weights with a fitted contrast model; others publish global). Applies at the next frame.",
         hot=True,
         constraints="one of: " + ", ".join(GRADINGS),
         task="dehaze",

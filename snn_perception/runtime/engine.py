@@ -31,6 +31,7 @@ from snn_perception.models.unet import class_ids
 from snn_perception.runtime import weights as weights_registry
 from snn_perception.runtime.budget import Budget, BudgetPlanner
 from snn_perception.runtime.checkpoint import Checkpoint, WeightsError, load_checkpoint, load_into
+from snn_perception.runtime.contrast import ContrastModel
 from snn_perception.runtime.memory import capped_hw, check_fits
 from snn_perception.runtime.preprocess import crop, image_to_tensor, pad_to_multiple, resize
 from snn_perception.runtime.stats import EnergyModel, FrameStats
@@ -107,6 +108,8 @@ class ModelInfo:
     class_colors: tuple[tuple[int, int, int], ...] = ()
     input_hw: tuple[int, int] | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: the local-contrast strength model fitted for these weights (the ``contrast`` grading), if any
+    contrast: ContrastModel | None = field(default=None, compare=False, hash=False)
 
     @property
     def spiking(self) -> bool:
@@ -256,6 +259,10 @@ def _model_info(ckpt: Checkpoint) -> ModelInfo:
         default_t = validate_timesteps(int(meta.get("default_timesteps", 4)), "default_timesteps")
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{ckpt.path}: bad default_timesteps in metadata ({exc})") from exc
+    try:
+        contrast = ContrastModel.from_dict(meta["contrast"]) if "contrast" in meta else None
+    except ValueError as exc:
+        raise WeightsError(f"{ckpt.path}: {exc}") from exc
     return ModelInfo(
         task=task,
         arch=arch,
@@ -268,6 +275,7 @@ def _model_info(ckpt: Checkpoint) -> ModelInfo:
         class_colors=colors,
         input_hw=(int(hw[0]), int(hw[1])) if hw else None,
         metadata=dict(meta),
+        contrast=contrast,
     )
 
 

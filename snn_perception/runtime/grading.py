@@ -17,7 +17,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-GRADINGS: tuple[str, ...] = ("pixels", "global")
+#: ``contrast``: ``global`` followed by local contrast of a per-frame strength
+#: (:mod:`snn_perception.runtime.contrast`); needs weights that carry a fitted contrast model
+GRADINGS: tuple[str, ...] = ("pixels", "global", "contrast")
 
 #: the fit runs on both images shrunk (area average) to at most this many pixels; 12 unknowns need
 #: far fewer samples

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from snn_perception.runtime.contrast import ContrastModel, local_contrast
 from snn_perception.runtime.grading import global_grading, validate_grading
 
 
@@ -44,12 +45,15 @@ def finish_dehaze(
     mono: bool = False,
     grading: str = "pixels",
     model_hw: tuple[int, int] | None = None,
+    contrast: ContrastModel | None = None,
 ) -> np.ndarray:
     """The dehazer's float output → the uint8 image a person sees (node, ``enhance`` alike).
 
     ``grading``: ``pixels`` keeps the network's output; ``global`` publishes the input graded as the
     network graded it (:mod:`snn_perception.runtime.grading`), before ``strength`` and ``mono``;
-    ``model_hw``: the size the model ran at (``FrameStats.model_hw``), which that fit needs.
+    ``contrast`` adds local contrast of the strength ``contrast`` (the weights' fitted model,
+    required then) predicts for the frame (:mod:`snn_perception.runtime.contrast`);
+    ``model_hw``: the size the model ran at (``FrameStats.model_hw``), which those fits need.
 
     ``strength`` blends it with the input (0 = the input, 1 = the network's output), so a user can
     temper a colour correction that overshoots on neutral scenes (white sand turning pink). ``mono``
@@ -58,8 +62,15 @@ def finish_dehaze(
     """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength {strength}: must be between 0 (the input) and 1 (the full output)")
-    if validate_grading(grading) == "global":
+    if validate_grading(grading) != "pixels":
+        if grading == "contrast" and contrast is None:
+            raise ValueError(
+                "grading 'contrast' needs weights that carry a fitted contrast model "
+                "(tools/dhz_contrast_fit.py --save); use 'global' or 'pixels' with these"
+            )
         output = global_grading(source, output, model_hw)
+        if grading == "contrast":
+            output, _ = local_contrast(source, output, contrast, model_hw)
     out = (
         output
         if strength == 1.0
