@@ -200,6 +200,51 @@ def test_grading_is_hot_and_global_publishes_the_input_graded_as_the_network_gra
     assert np.abs(out - small.astype(np.float32)).mean() > 5.0  # graded, not the input
 
 
+def test_the_contrast_grading_needs_weights_with_a_contrast_model_and_publishes_their_strength(
+    peer, node, outputs, frames, tmp_path
+):
+    """``grading: contrast`` is refused (with the reason) while the loaded weights carry no contrast
+    model; after ``~/load_model`` swaps in weights that do, it is accepted and the node publishes
+    the global grading plus local contrast of the strength their model gives the frame."""
+    from sensor_msgs.msg import Image
+    from snn_perception.srv import LoadModel
+
+    from snn_perception.offline.contrast_fit import save_with_contrast
+    from snn_perception.runtime.contrast import FEATURES, ContrastModel, local_contrast
+    from snn_perception.runtime.engine import Engine, EngineConfig
+    from snn_perception.runtime.grading import global_grading
+
+    n = len(FEATURES)
+    model = ContrastModel(clip=1.5, mean=(0.0,) * n, std=(1.0,) * n, coef=(0.0,) * n, intercept=0.8)
+    with_model = save_with_contrast("dhz_v2", model, tmp_path / "dhz_v2_contrast.safetensors")
+    original = peer.get_params(node.fqn, "weights")[0]
+
+    def load(weights: str) -> None:
+        req = LoadModel.Request(weights=weights, timesteps=0)
+        resp = peer.call(LoadModel, f"{node.fqn}/load_model", req, timeout=120)
+        assert resp.success, resp.message
+
+    small = cv2.resize(frames[0], (128, 96))
+    try:
+        load("dhz_v2")
+        result = peer.set_params(node.fqn, grading="contrast")[0]
+        assert not result.successful and "carry no contrast model" in result.reason, result.reason
+        load(str(with_model))
+        assert peer.set_params(node.fqn, grading="contrast")[0].successful
+        sent = [image_msg(small, 3700 * 10**9, FRAME_ID)]
+        enhanced, _ = _lockstep(peer, node, outputs, sent, "image", Image)
+        out = np.frombuffer(bytes(enhanced[0].data), np.uint8).reshape(96, 128, 3).astype(np.float32)
+    finally:
+        assert peer.set_params(node.fqn, grading="pixels")[0].successful
+        load(original)
+    result = Engine.load(str(with_model), EngineConfig(), task="dehaze").run(small)
+    graded = global_grading(small, result.output, result.stats.model_hw)
+    expected, alpha = local_contrast(small, graded, model, result.stats.model_hw)
+    assert alpha == pytest.approx(0.8)
+    assert np.abs(out - expected * 255.0).mean() < 1.0  # the node's uint8 rounding
+    assert np.abs(out - graded * 255.0).mean() > 2.0  # the contrast step did something
+
+
 def test_a_30hz_stream_keeps_inference_steady_and_the_spin_thread_idle(peer, node, outputs, frames):
     """Frames faster than the node runs (it drops the surplus): inference time stays steady and
     the executor's spin thread does not busy-loop (rclpy's MultiThreadedExecutor did, starving the
