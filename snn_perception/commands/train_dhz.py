@@ -166,6 +166,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "it, so quality does not fall as T grows (default 0: off)",
     )
     parser.add_argument(
+        "--monotone-per",
+        choices=["batch", "image"],
+        default="batch",
+        help="where the --monotone hinge acts: the batch's mean losses (default) or each image's",
+    )
+    parser.add_argument(
         "--readout",
         choices=["leaky", "normalized"],
         default="leaky",
@@ -240,6 +246,7 @@ def config_from_args(args: argparse.Namespace):
         anytime=list(args.anytime),
         anytime_weights=list(args.anytime_weights),
         monotone=args.monotone,
+        monotone_per=args.monotone_per,
         readout=args.readout,
         synthetic=args.synthetic,
         synthetic_val=args.synthetic_val,

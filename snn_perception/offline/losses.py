@@ -35,20 +35,30 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class RestorationLoss(torch.nn.Module):
-    """Returns the weighted total and its parts (for logging)."""
+    """Returns the weighted total and its parts (for logging); ``per_image``: the total per image
+    (``[B]``; its mean is the batch total), for terms that compare images one by one."""
 
     def __init__(self, weights: LossWeights = LossWeights()) -> None:
         super().__init__()
         self.weights = weights
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        mse = F.mse_loss(pred, target)
-        ssim_term = 1.0 - ssim(pred, target)
-        tv = total_variation(pred)
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, per_image: bool = False
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        if not per_image:
+            mse = F.mse_loss(pred, target)
+            ssim_term = 1.0 - ssim(pred, target)
+            tv = total_variation(pred)
+        else:  # the same terms, averaged within each image (equal sizes: their mean is the above)
+            mse = (pred - target).square().flatten(1).mean(1)
+            ssim_map = kornia_ssim(pred.clamp(0.0, 1.0), target, window_size=11, max_val=1.0)
+            ssim_term = 1.0 - ssim_map.flatten(1).mean(1)
+            dh = (pred[..., 1:, :] - pred[..., :-1, :]).abs().flatten(1).mean(1)
+            tv = dh + (pred[..., :, 1:] - pred[..., :, :-1]).abs().flatten(1).mean(1)
         w = self.weights
         total = w.mse * mse + w.ssim * ssim_term + w.tv * tv
         named = {"mse": mse, "ssim_loss": ssim_term, "tv": tv, "total": total}
-        parts = {k: float(v.detach()) for k, v in named.items()}
+        parts = {k: float(v.detach().mean()) for k, v in named.items()}
         return total, parts
 
 
@@ -61,6 +71,7 @@ def anytime_loss(
     ``Σ max(0, L[i+1] − L[i])`` that charges a later read-out for being worse than the one before.
     Why: a plain mean lets the network trade a worse T = 8 for a better T = 1, and the anytime
     promise (quality never falls as T grows) is about the order of the read-outs, not their mean.
+    Losses per image (``[B]`` each) put the hinge on every image; the result is their mean.
     """
     if not step_losses:
         raise ValueError("anytime_loss needs at least one read-out")
@@ -71,4 +82,4 @@ def anytime_loss(
     if monotone > 0 and len(step_losses) > 1:
         rises = [torch.relu(b - a) for a, b in itertools.pairwise(step_losses)]
         total = total + monotone * sum(rises)
-    return total
+    return total.mean()

@@ -280,7 +280,9 @@ def train(cfg: TrainDhzConfig) -> dict:
             if steps is None:
                 loss, parts = loss_fn(net(raw, cfg.timesteps), ref)
             else:  # anytime: the mean loss of the outputs read out after each step in --anytime
-                scored_steps = [loss_fn(out, ref) for out in net(raw, max(steps), steps=steps)]
+                per_image = cfg.monotone_per == "image"
+                outs = net(raw, max(steps), steps=steps)
+                scored_steps = [loss_fn(out, ref, per_image=per_image) for out in outs]
                 loss = anytime_loss([item[0] for item in scored_steps], anytime_weights or None, cfg.monotone)
                 parts = {k: sum(item[1][k] for item in scored_steps) / len(steps) for k in scored_steps[0][1]}
                 parts["total"] = float(loss.detach())

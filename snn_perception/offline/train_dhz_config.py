@@ -60,6 +60,9 @@ class TrainDhzConfig:
     #: weight of the hinge that charges a read-out for a higher loss than the one before it
     #: (``losses.anytime_loss``); 0: off
     monotone: float = 0.0
+    #: where that hinge acts: on the batch's mean losses (``batch``) or on every image's (``image``:
+    #: a source whose images get worse with T is charged even when the batch's others improve)
+    monotone_per: str = "batch"
     #: ``normalized`` (a weighted mean at every step; needed for anytime) or the published ``leaky``
     readout: str = "leaky"
     synthetic: int = 0

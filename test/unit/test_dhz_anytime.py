@@ -122,6 +122,7 @@ def test_validation_weighs_every_source_equally(tmp_path: Path) -> None:
         (dict(anytime=[1, 4], anytime_weights=[1.0, 0.0]), "--anytime-weights"),
         (dict(anytime=[1, 4], monotone=-1.0), "--monotone"),
         (dict(monotone=1.0), "--monotone"),  # needs two or more read-outs to order
+        (dict(anytime=[1, 4], monotone=1.0, monotone_per="frame"), "--monotone-per"),
     ],
 )
 def test_mixing_and_anytime_settings_are_checked_with_the_flag_named(kw: dict, flag: str) -> None:
@@ -142,6 +143,7 @@ def test_a_mixed_anytime_run_reports_every_source_and_step_and_exports_a_normali
         anytime=[2, 1],
         anytime_weights=[3.0, 1.0],  # follows the order given: T = 2 weighs 3
         monotone=0.5,
+        monotone_per="image",
         readout="normalized",
         mix=[1.0, 1.0],
         epoch_size=4,

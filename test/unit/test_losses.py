@@ -62,3 +62,22 @@ def test_anytime_loss_rejects_mismatched_inputs(weights: list[float] | None, mat
     losses = [torch.tensor(0.1)] * 3 if weights else []
     with pytest.raises(ValueError, match=match):
         anytime_loss(losses, weights)
+
+
+def test_per_image_losses_average_to_the_batch_loss_and_let_the_hinge_see_each_image() -> None:
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 3, 24, 24, generator=g)
+    pred = (target + 0.1 * torch.randn(3, 3, 24, 24, generator=g)).clamp(0, 1)
+    loss = RestorationLoss(LossWeights(mse=1.0, ssim=0.5, tv=0.25))
+    batch, parts = loss(pred, target)
+    each, each_parts = loss(pred, target, per_image=True)
+    assert each.shape == (3,)
+    assert float(each.mean()) == pytest.approx(float(batch), rel=1e-5)
+    assert each_parts == pytest.approx(parts, rel=1e-5)
+    # image 0 gets worse from one read-out to the next while the others improve more
+    first = torch.tensor([0.10, 0.50, 0.50])
+    second = torch.tensor([0.20, 0.30, 0.30])
+    mean = (first.mean() + second.mean()) / 2
+    assert float(anytime_loss([first.mean(), second.mean()], monotone=1.0)) == pytest.approx(float(mean))
+    per = float(anytime_loss([first, second], monotone=1.0))
+    assert per == pytest.approx(float(mean) + 0.1 / 3)  # plus the mean of the per-image hinges
