@@ -196,6 +196,9 @@ class TrainDhzConfig:
         )
         require(finite(self.monotone, 0.0), "--monotone", self.monotone, "a finite number ≥ 0")
         require(
+            self.monotone_per in ("batch", "image"), "--monotone-per", self.monotone_per, "batch or image"
+        )
+        require(
             not self.monotone or len(self.anytime) > 1,
             "--monotone",
             self.monotone,
