@@ -148,6 +148,6 @@ def local_contrast(
     else:
         feats = frame_features(_u8(source), g8, c8)
     alpha = model.strength(feats)
-    g = g8.astype(np.float32) / 255.0
-    out = g + np.float32(alpha) * (c8.astype(np.float32) / 255.0 - g)
-    return np.clip(out, 0.0, 1.0, out=out), alpha
+    # (1 − α)·G + α·C in [0, 1], in one pass straight from the uint8 frames
+    out = cv2.addWeighted(g8, (1.0 - alpha) / 255.0, c8, alpha / 255.0, 0.0, dtype=cv2.CV_32F)
+    return out, alpha
