@@ -272,3 +272,30 @@ def test_colour_oracle_recovers_a_global_grading_and_not_a_local_change(tmp_path
         timeout=120,
     )
     assert proc.returncode == 2 and "val split holds no pair" in proc.stderr, proc.stderr
+
+
+def test_eval_table_sweep_says_which_curves_never_fall(tmp_path: Path) -> None:
+    def m(psnr: float, ssim: float) -> dict:
+        return {"mean": {"psnr": psnr, "ssim": ssim}}
+
+    doc = {
+        "images": ["a.png", "b.png"],
+        "methods": {
+            "raw": m(15.0, 0.7),
+            "w@T1": m(18.0, 0.80), "w@T2": m(18.5, 0.81), "w@T4": m(18.5, 0.82),
+            "w@T1+global": m(18.0, 0.80), "w@T2+global": m(18.6, 0.82), "w@T4+global": m(18.4, 0.83),
+        },
+    }  # fmt: skip
+    path = tmp_path / "split_val_256.json"
+    path.write_text(json.dumps(doc))
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "dhz_eval_table.py"), "--sweep", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split("|")[1].strip(): line for line in proc.stdout.splitlines() if line.startswith("| w")}
+    assert rows["w (T 1/2/4)"].endswith("| yes |")  # equal steps count as non-decreasing
+    assert rows["w+global (T 1/2/4)"].endswith("| **no** |")  # PSNR falls at T = 4
+    assert "18.00 / 18.60 / 18.40" in rows["w+global (T 1/2/4)"]
