@@ -13,6 +13,7 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "snn_perception" / "weights"
 CARDS = {
     "dhz.safetensors": "dhz.md",
     "dhz_v2.safetensors": "dhz_v2.md",
+    "dhz_v3.safetensors": "dhz_v3.md",
     "spiking_unet.safetensors": "spiking_unet_suim.md",
 }
 
