@@ -77,8 +77,8 @@ class Spec:
 SPECS: tuple[Spec, ...] = (
     Spec(
         "weights",
-        "Shipped model name (dehaze: dhz, dhz_v2, dhz_v3, dhz_official; segment: spiking_unet, unet_suim_ann) "
-        "or path to a checkpoint; empty = the task's default. "
+        "Shipped model name (dehaze: dhz, dhz_v2, dhz_v3, dhz_official; segment: spiking_unet, "
+        "unet_suim_ann) or path to a checkpoint; empty = the task's default. "
         "Applies at the next configure, or at once through ~/load_model.",
         hot=False,
         constraints="an available model name or an existing file",
