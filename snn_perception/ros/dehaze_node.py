@@ -45,7 +45,7 @@ class DehazeNode(PerceptionNode):
         if name == "grading" and value == "contrast" and engine is not None and engine.info.contrast is None:
             return (
                 f"grading 'contrast': the loaded weights ({engine.info.weights_path}) carry no contrast "
-                "model; use 'global' or 'pixels', or load weights fitted with one (e.g. the default dhz)"
+                "model; use 'global' or 'pixels', or load weights fitted with one (e.g. dhz_v3)"
             )
         return None
 

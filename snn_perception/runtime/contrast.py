@@ -20,6 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from snn_perception.runtime.grading import _shrunk  # area-average resize, as the global fit shrinks
+
 #: statistics the strength is predicted from, in order (see :func:`frame_features`)
 FEATURES: tuple[str, ...] = (
     "raw_luminance_mean",
@@ -121,12 +123,6 @@ def _u8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _at(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    if image.shape[:2] == hw:
-        return image
-    return cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_AREA)
-
-
 def local_contrast(
     source: np.ndarray,
     graded: np.ndarray,
@@ -143,8 +139,8 @@ def local_contrast(
     c8 = clahe_luminance(g8, model.clip)
     hw = tuple(model_hw) if model_hw is not None else g8.shape[:2]
     if hw != g8.shape[:2]:
-        small_g = _at(g8, hw)
-        feats = frame_features(_at(_u8(source), hw), small_g, clahe_luminance(small_g, model.clip))
+        small_g = _shrunk(g8, hw)
+        feats = frame_features(_shrunk(_u8(source), hw), small_g, clahe_luminance(small_g, model.clip))
     else:
         feats = frame_features(_u8(source), g8, c8)
     alpha = model.strength(feats)
