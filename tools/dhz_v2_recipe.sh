@@ -10,7 +10,7 @@
 # validation loss at T = 4, each source weighing the same. euvp_test23 is never read here.
 # Re-running resumes from OUT/last.pt. Settings (environment): EPOCHS=14 EPOCH_SIZE=400 LR=3e-4
 # THREADS=2 MIX="1 1 1 0.5" INIT=dhz W_SSIM=0.5 W_TV=0.25 ANYTIME_WEIGHTS="" (equal) MONOTONE=0
-# MONOTONE_PER=batch
+# MONOTONE_PER=batch SEED=0 (crops, augmentation and order; the split seed stays 0)
 # CLI ("snn-perception" command; default: this repo's).
 set -euo pipefail
 DATA=${1:?usage: tools/dhz_v2_recipe.sh SHARED_DATA OUT [cpu|cuda]}
@@ -18,14 +18,14 @@ OUT=${2:?usage: tools/dhz_v2_recipe.sh SHARED_DATA OUT [cpu|cuda]}
 DEVICE=${3:-cpu}
 EPOCHS=${EPOCHS:-14} EPOCH_SIZE=${EPOCH_SIZE:-400} LR=${LR:-3e-4} THREADS=${THREADS:-2}
 INIT=${INIT:-dhz} W_SSIM=${W_SSIM:-0.5} W_TV=${W_TV:-0.25} MONOTONE=${MONOTONE:-0}
-MONOTONE_PER=${MONOTONE_PER:-batch}
+MONOTONE_PER=${MONOTONE_PER:-batch} SEED=${SEED:-0}
 read -r -a MIX <<< "${MIX:-1 1 1 0.5}"
 read -r -a ANYTIME_WEIGHTS <<< "${ANYTIME_WEIGHTS:-}"
 read -r -a CLI <<< "${CLI:-python -m snn_perception.cli}"
 
 args=(train dhz --data "$DATA/lsui_pairs" "$DATA/euvp_dark" "$DATA/uieb_real" "$DATA/ufo120_sample"
       --source-resize 512 0 256 256 --mix "${MIX[@]}" --epoch-size "$EPOCH_SIZE" --val-max 40
-      --val-fraction 0.2 --split-seed 0 --crop 256 --timesteps 4 --anytime 1 2 4 8 --readout normalized
+      --val-fraction 0.2 --split-seed 0 --seed "$SEED" --crop 256 --timesteps 4 --anytime 1 2 4 8 --readout normalized
       --extra-water 0.3 --tone-jitter 0.3 --init "$INIT" --lr "$LR" --min-lr 1e-5 --batch 4
       --epochs "$EPOCHS" --device "$DEVICE" --threads "$THREADS" --no-progress --out "$OUT"
       --w-ssim "$W_SSIM" --w-tv "$W_TV" --monotone "$MONOTONE"
