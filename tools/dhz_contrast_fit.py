@@ -52,6 +52,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--ridge {args.ridge}: must be ≥ 0")
     if args.save is not None and (args.save.suffix != ".safetensors" or args.save.exists()):
         p.error(f"--save {args.save}: must be a new .safetensors path")
+    from snn_perception.runtime.weights import WeightsError, resolve
+
+    try:  # before minutes of inference, not after
+        resolve(args.weights)
+    except WeightsError as exc:
+        p.error(f"--weights: {exc}")
     missing = [n for n, _ in SOURCES if not (args.data / n / "raw").is_dir()]
     if missing:
         p.error(f"--data {args.data}: no raw/ folder for {', '.join(missing)}")
@@ -65,13 +71,13 @@ def _frames(args: argparse.Namespace, split: str) -> list[dict]:
     from snn_perception.offline.pairs import list_pairs, resize_float, split_pairs
     from snn_perception.runtime.contrast import clahe_luminance, frame_features
     from snn_perception.runtime.engine import Engine, EngineConfig
-    from snn_perception.runtime.grading import apply_grading, fit_grading
+    from snn_perception.runtime.grading import apply_grading, fit_grading, float_to_uint8
 
     def rgb(path: Path, hw: tuple[int, int]) -> np.ndarray:
         return resize_float(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), hw)
 
     def u8(x: np.ndarray) -> np.ndarray:
-        return x if x.dtype == np.uint8 else np.round(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
+        return x if x.dtype == np.uint8 else float_to_uint8(x)
 
     frames = []
     for name, size in SOURCES:

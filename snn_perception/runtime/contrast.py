@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from snn_perception.runtime.grading import _shrunk  # area-average resize, as the global fit shrinks
+from snn_perception.runtime.grading import _shrunk, float_to_uint8  # _shrunk: as the global fit shrinks
 
 #: statistics the strength is predicted from, in order (see :func:`frame_features`)
 FEATURES: tuple[str, ...] = (
@@ -118,9 +118,7 @@ class ContrastModel:
 
 
 def _u8(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return image if image.dtype == np.uint8 else float_to_uint8(image)
 
 
 def local_contrast(

@@ -37,6 +37,11 @@ def _as01(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
 
 
+def float_to_uint8(rgb01: np.ndarray) -> np.ndarray:
+    """Unclamped float image in [0, 1] (e.g. a dehaze output) → uint8, clipped and rounded."""
+    return (np.clip(rgb01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 def _shrunk(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == hw:
         return image

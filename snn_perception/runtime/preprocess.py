@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from snn_perception.runtime.contrast import ContrastModel, local_contrast
-from snn_perception.runtime.grading import global_grading, validate_grading
+from snn_perception.runtime.grading import float_to_uint8, global_grading, validate_grading
 
 
 def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -26,11 +26,6 @@ def image_to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> to
     else:
         raise ValueError(f"image dtype must be uint8 or float32/float64 in [0, 1], got {image.dtype}")
     return t.unsqueeze(0).contiguous()
-
-
-def float_to_uint8(rgb01: np.ndarray) -> np.ndarray:
-    """Unclamped float image in [0, 1] (e.g. a dehaze output) → uint8, clipped and rounded."""
-    return (np.clip(rgb01, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def is_grey(rgb: np.ndarray) -> bool:
