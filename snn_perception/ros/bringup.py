@@ -195,7 +195,13 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
     from rclpy.exceptions import NameValidationException, ParameterException
     from rclpy.executors import ExternalShutdownException
 
-    from snn_perception.ros.executor import PerceptionExecutor, finish, interrupted, quiet_interrupts
+    from snn_perception.ros.executor import (
+        PerceptionExecutor,
+        finish,
+        interrupted,
+        quiet_interrupts,
+        start_executor,
+    )
     from snn_perception.ros.image_source_node import FrameSourceError
 
     quiet_interrupts()  # Ctrl-C ends the spin through rclpy's shutdown; a second one cannot cut teardown
@@ -205,13 +211,21 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
     try:
         nodes = build_nodes(cfg)
     except (FrameSourceError, ValueError, ParameterException, NameValidationException, RCLError) as exc:
+        if not rclpy.ok():
+            return finish(0)  # interrupted while starting: the context was shut down under a constructor
         # a missing source, bad parameter values or types, bad node/topic names or ROS arguments
         print(f"bringup: {exc}", file=sys.stderr)
         return finish(2)
     preview = _preview(cfg, nodes) if cfg.preview_dir is not None else None
     if preview is not None:
         nodes.append(preview)
-    executor = PerceptionExecutor(num_threads=4)
+    executor = start_executor(lambda: PerceptionExecutor(num_threads=4))
+    if executor is None:  # interrupted between the nodes' construction and the executor's
+        for n in nodes:
+            if hasattr(n, "teardown"):
+                n.teardown()
+            n.destroy_node()
+        return finish(0)
     for n in nodes:
         executor.add_node(n)
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())

@@ -148,6 +148,26 @@ def make_executor(kind: str | None = None, context: Context | None = None) -> Ex
     raise ValueError(f"{EXECUTOR_ENV}={kind!r}: expected 'perception' or 'events'")
 
 
+def start_executor(make: Callable[[], Executor], context: Context | None = None) -> Executor | None:
+    """``make()``, or None when Ctrl-C shut the context down before or while it ran.
+
+    Why: a node process calls this after ``rclpy.init`` and its nodes' construction, and a Ctrl-C
+    that lands in between makes rclpy's executor constructor raise "the given context is not valid";
+    left uncaught, the traceback ends the process, and the next SIGINT then kills it with -2.
+    """
+    from rclpy.utilities import get_default_context
+
+    context = context or get_default_context()
+    if not context.ok():
+        return None
+    try:
+        return make()
+    except RCLError:
+        if context.ok():
+            raise
+        return None
+
+
 def run_node(node_cls: type, args: list[str] | None = None) -> int:
     """``main()`` of a perception node executable: spin until Ctrl-C or shutdown, then tear down.
 
@@ -170,7 +190,11 @@ def run_node(node_cls: type, args: list[str] | None = None) -> int:
         if rclpy.ok():
             raise
         return finish(0)  # interrupted while starting: the context was shut down under the constructor
-    executor = make_executor()
+    executor = start_executor(make_executor)
+    if executor is None:  # interrupted between the node's construction and the executor's
+        node.teardown()
+        node.destroy_node()
+        return finish(0)
     executor.add_node(node)
     try:
         executor.spin()

@@ -240,7 +240,13 @@ def main(args: list[str] | None = None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
-    from snn_perception.ros.executor import PerceptionExecutor, finish, interrupted, quiet_interrupts
+    from snn_perception.ros.executor import (
+        PerceptionExecutor,
+        finish,
+        interrupted,
+        quiet_interrupts,
+        start_executor,
+    )
 
     quiet_interrupts()  # a second Ctrl-C (terminal, then ros2 launch) must not cut the teardown
     rclpy.init(args=args)
@@ -251,8 +257,15 @@ def main(args: list[str] | None = None) -> int:
     except FrameSourceError as exc:
         print(f"image_source_node: {exc}", file=sys.stderr)
         return finish(2)
+    except Exception:
+        if rclpy.ok():
+            raise
+        return finish(0)  # interrupted while starting: the context was shut down under the constructor
     # ours, not rclpy.spin's executor: it treats a Ctrl-C that lands mid-wait as the shutdown it is
-    executor = PerceptionExecutor(num_threads=2)
+    executor = start_executor(lambda: PerceptionExecutor(num_threads=2))
+    if executor is None:  # interrupted between the node's construction and the executor's
+        node.destroy_node()
+        return finish(0)
     executor.add_node(node)
     try:
         executor.spin()

@@ -153,6 +153,37 @@ def test_fewer_than_two_threads_is_refused(context):
         PerceptionExecutor(num_threads=1, context=context)
 
 
+def test_an_executor_asked_for_after_ctrl_c_is_none_not_a_traceback(context):
+    """A Ctrl-C between a node's construction and its executor's shuts the context down, and rclpy's
+    Executor constructor then raises "context is not valid" (CI saw image_source_node die so, -2):
+    start_executor hands back None, and the process ends as after any Ctrl-C. Any other RCLError,
+    on a live context, still surfaces."""
+    import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
+
+    from snn_perception.ros.executor import PerceptionExecutor, start_executor
+
+    def make():
+        return PerceptionExecutor(num_threads=2, context=context)
+
+    def fails():
+        raise RCLError("some other failure")
+
+    def interrupted_while_making():
+        rclpy.shutdown(context=context)  # what rclpy's SIGINT handler does
+        return make()
+
+    executor = start_executor(make, context)
+    assert isinstance(executor, PerceptionExecutor)
+    executor.shutdown(timeout_sec=5)
+    with pytest.raises(RCLError, match="some other failure"):
+        start_executor(fails, context)
+    assert start_executor(interrupted_while_making, context) is None
+    with pytest.raises(RCLError, match="context is not valid"):  # what rclpy itself does here
+        make()
+    assert start_executor(make, context) is None
+
+
 NODE_MODULES = ["snn_perception.ros.segment_node", "snn_perception.ros.image_source_node"]
 
 

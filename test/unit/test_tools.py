@@ -47,7 +47,10 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
         (["dhz_contrast_fit.py", "--euvp-train", "0"], ["error:", "--euvp-train 0", "at least 1"]),
         (["dhz_contrast_fit.py", "--data", "nowhere"], ["error:", "nowhere", "no raw/ folder", "uieb_real"]),
         (["dhz_contrast_fit.py", "--save", "model.pt"], ["error:", "--save model.pt", "new .safetensors"]),
-        (["dhz_contrast_fit.py", "--weights", "nope.safetensors"], ["error:", "--weights", "nope", "available names"]),
+        (
+            ["dhz_contrast_fit.py", "--weights", "nope.safetensors"],
+            ["error:", "--weights", "nope", "available names"],
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, argv: list[str], words: list[str]) -> None:
