@@ -220,19 +220,14 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
     if preview is not None:
         nodes.append(preview)
     executor = start_executor(lambda: PerceptionExecutor(num_threads=4))
-    if executor is None:  # interrupted between the nodes' construction and the executor's
+    if executor is not None:  # None: a Ctrl-C came first, so no spin, but the same teardown below
         for n in nodes:
-            if hasattr(n, "teardown"):
-                n.teardown()
-            n.destroy_node()
-        return finish(0)
-    for n in nodes:
-        executor.add_node(n)
+            executor.add_node(n)
     signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     failed: list[str] = []
     next_status = time.monotonic() + cfg.status_every_s
     try:
-        while rclpy.ok() and not failed:
+        while executor is not None and rclpy.ok() and not failed:
             executor.spin_once(timeout_sec=0.2)
             if cfg.status_every_s > 0 and time.monotonic() >= next_status:
                 next_status += cfg.status_every_s
@@ -251,7 +246,8 @@ def run(cfg: BringupConfig, args: list[str] | None = None) -> int:
         for n in nodes:
             if hasattr(n, "teardown"):
                 n.teardown()
-        executor.shutdown(timeout_sec=2.0)
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
         for n in nodes:
             n.destroy_node()
         finish(0)

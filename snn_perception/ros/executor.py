@@ -190,22 +190,28 @@ def run_node(node_cls: type, args: list[str] | None = None) -> int:
         if rclpy.ok():
             raise
         return finish(0)  # interrupted while starting: the context was shut down under the constructor
-    executor = start_executor(make_executor)
-    if executor is None:  # interrupted between the node's construction and the executor's
-        node.teardown()
-        node.destroy_node()
-        return finish(0)
-    executor.add_node(node)
+    spin_until_shutdown(node, make_executor)
+    return 0
+
+
+def spin_until_shutdown(node: Any, make: Callable[[], Executor]) -> None:
+    """Spin ``node`` on ``make()`` until Ctrl-C, SIGTERM or a shutdown, then tear the node down
+    (its ``teardown()`` if it has one), destroy it and :func:`finish`. A Ctrl-C that lands before
+    the executor exists (:func:`start_executor`) skips the spin, not the teardown."""
+    executor = start_executor(make)
     try:
-        executor.spin()
+        if executor is not None:
+            executor.add_node(node)
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):  # KeyboardInterrupt: a caller's own handler
         pass
     finally:
-        node.teardown()
-        executor.shutdown(timeout_sec=2.0)
+        if hasattr(node, "teardown"):
+            node.teardown()
+        if executor is not None:
+            executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
         finish(0)
-    return 0
 
 
 def finish(code: int = 0) -> int:

@@ -238,14 +238,13 @@ class ImageSourceNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException
 
     from snn_perception.ros.executor import (
         PerceptionExecutor,
         finish,
         interrupted,
         quiet_interrupts,
-        start_executor,
+        spin_until_shutdown,
     )
 
     quiet_interrupts()  # a second Ctrl-C (terminal, then ros2 launch) must not cut the teardown
@@ -262,19 +261,7 @@ def main(args: list[str] | None = None) -> int:
             raise
         return finish(0)  # interrupted while starting: the context was shut down under the constructor
     # ours, not rclpy.spin's executor: it treats a Ctrl-C that lands mid-wait as the shutdown it is
-    executor = start_executor(lambda: PerceptionExecutor(num_threads=2))
-    if executor is None:  # interrupted between the node's construction and the executor's
-        node.destroy_node()
-        return finish(0)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-        finish(0)
+    spin_until_shutdown(node, lambda: PerceptionExecutor(num_threads=2))
     return 0
 
 

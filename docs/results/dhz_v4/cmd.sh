@@ -9,7 +9,7 @@ set -euo pipefail
 data=${SNN_SHARED_DIR:-../shared}/data
 out=docs/results/dhz_v4
 for spec in a:4 b:8; do
-  tag=${spec%%:*} lsui=${spec##*:} run=runs/dhz_v4${spec%%:*}
+  tag=${spec%%:*} lsui=${spec##*:} run=runs/dhz_v4$tag
   mkdir -p "$run" "$out/$tag"
   INIT=dhz_v3 MIX="$lsui 1 1 0.5" W_SSIM=1 W_TV=0.05 ANYTIME_WEIGHTS="0.5 0.5 2 1" MONOTONE=1 \
     MONOTONE_PER=image EPOCHS=4 EPOCH_SIZE=320 LR=1e-4 THREADS=1 tools/dhz_v2_recipe.sh "$data" "$run" \
