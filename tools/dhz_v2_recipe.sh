@@ -21,7 +21,10 @@ INIT=${INIT:-dhz} W_SSIM=${W_SSIM:-0.5} W_TV=${W_TV:-0.25} MONOTONE=${MONOTONE:-
 MONOTONE_PER=${MONOTONE_PER:-batch} SEED=${SEED:-0}
 read -r -a MIX <<< "${MIX:-1 1 1 0.5}"
 read -r -a ANYTIME_WEIGHTS <<< "${ANYTIME_WEIGHTS:-}"
-read -r -a CLI <<< "${CLI:-python -m snn_perception.cli}"
+# the repository's venv when there is one (make setup), else the python on PATH
+py=$(dirname "$0")/../.venv/bin/python
+[[ -x $py ]] || py=python
+read -r -a CLI <<< "${CLI:-$py -m snn_perception.cli}"
 
 args=(train dhz --data "$DATA/lsui_pairs" "$DATA/euvp_dark" "$DATA/uieb_real" "$DATA/ufo120_sample"
       --source-resize 512 0 256 256 --mix "${MIX[@]}" --epoch-size "$EPOCH_SIZE" --val-max 40
