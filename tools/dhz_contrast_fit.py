@@ -2,16 +2,18 @@
 """Can a per-frame strength of local contrast serve every kind of water? (an analysis for #17)
 
     tools/dhz_contrast_fit.py [--data ../shared/data] [--weights dhz_v2] [--clip 1.5]
-                              [--euvp-train 300] [--ridge 1.0] [--json OUT] [--save WEIGHTS_OUT]
+                              [--euvp-train 300] [--ridge 1.0] [--weighting equal|db]
+                              [--json OUT] [--save WEIGHTS_OUT]
 
 The dehazer's output is carried onto the raw frame by its global grading (``G``, as the node's
 ``grading=global`` does); ``C`` is ``G`` after CLAHE on the luminance (clip ``--clip``). A frame
 gets ``G + α·(C − G)``. For every *training* pair of the four sources (LSUI at 512², EUVP dark,
 UIEB real and UFO-120 at 256²; ``--euvp-train`` EUVP pairs drawn with seed 0) the best α in the
 least-squares sense is computed against the reference, clipped to [0, 1], and a ridge regression
-(each source weighing the same) learns it from ten statistics of the raw frame and of ``G`` and
-``C``. It then predicts α on every source's *validation* split (seed 0, 20 %, ≤ 40 pairs: the
-splits training held out) and reports PSNR / SSIM for ``G``, ``C``, the predicted α (``auto``) and
+(each source weighing the same; within a source every frame alike, or with ``--weighting db`` by
+the dB a wrong α costs it) learns it from ten statistics of the raw frame and of ``G`` and ``C``.
+It then predicts α on every source's *validation* split (seed 0, 20 %, ≤ 40 pairs: the splits
+training held out) and reports PSNR / SSIM for ``G``, ``C``, the predicted α (``auto``) and
 the per-frame best α (``oracle_alpha``, which reads the reference: an upper bound, not a method).
 ``euvp_test23`` is not read. Why: a fixed CLAHE passes the UIEB check but costs EUVP and UFO-120
 dearly (``docs/results/dhz_v2/contrast_probe``); this measures whether the strength can be told
@@ -41,6 +43,13 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clip", type=float, default=1.5, help="CLAHE clip limit of C (> 0)")
     p.add_argument("--euvp-train", type=int, default=300, help="EUVP dark training pairs drawn (≥ 1)")
     p.add_argument("--ridge", type=float, default=1.0, help="ridge penalty on standardised features (≥ 0)")
+    p.add_argument(
+        "--weighting",
+        choices=("equal", "db"),
+        default="equal",
+        help="within a source: every frame alike, or by the dB a wrong strength costs it "
+        "(default: %(default)s)",
+    )
     p.add_argument("--json", type=Path, help="write the table here")
     p.add_argument("--save", type=Path, help="write the weights with the fitted contrast model here")
     args = p.parse_args(argv)
@@ -67,7 +76,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 def _frames(args: argparse.Namespace, split: str) -> list[dict]:
     import cv2
 
-    from snn_perception.offline.contrast_fit import best_strength
+    from snn_perception.offline.contrast_fit import best_strength, strength_cost
     from snn_perception.offline.pairs import list_pairs, resize_float, split_pairs
     from snn_perception.runtime.contrast import clahe_luminance, frame_features
     from snn_perception.runtime.engine import Engine, EngineConfig
@@ -93,11 +102,13 @@ def _frames(args: argparse.Namespace, split: str) -> list[dict]:
             g8 = u8(apply_grading(raw8, fit_grading(raw8, u8(engine.run(raw8, timesteps=4).output))))
             c8 = clahe_luminance(g8, args.clip)
             g, c = g8.astype(np.float64) / 255.0, c8.astype(np.float64) / 255.0
+            best = best_strength(g, c, ref)
             frames.append(
                 {
                     "source": name,
                     "x": frame_features(raw8, g8, c8),
-                    "best": best_strength(g, c, ref),
+                    "best": best,
+                    "cost": strength_cost(g, c, ref, best),
                     "g": g,
                     "c": c,
                     "ref": ref,
@@ -115,7 +126,8 @@ def run(argv: list[str] | None = None) -> int:
     train, val = _frames(args, "train"), _frames(args, "val")
     fitted_on = (
         f"weights {args.weights}; training splits (seed 0, 20 % held out, ≤ 40 validation pairs per source) "
-        f"of {', '.join(n for n, _ in SOURCES)}; {args.euvp_train} EUVP pairs; ridge {args.ridge}"
+        f"of {', '.join(n for n, _ in SOURCES)}; {args.euvp_train} EUVP pairs; ridge {args.ridge}; "
+        f"frames weighted {args.weighting}"
     )
     model = fit_contrast(
         np.array([f["x"] for f in train]),
@@ -124,6 +136,7 @@ def run(argv: list[str] | None = None) -> int:
         args.clip,
         args.ridge,
         fitted_on,
+        np.array([f["cost"] for f in train]) if args.weighting == "db" else None,
     )
     scores: dict[str, dict[str, list[float]]] = {}
     for f in val:
@@ -142,7 +155,10 @@ def run(argv: list[str] | None = None) -> int:
             if method in ("auto", "oracle_alpha"):
                 row["alpha"].append(alpha if method == "auto" else f["best"])
     table = {k: {m: float(np.mean(v)) if v else None for m, v in row.items()} for k, row in scores.items()}
-    print(f"weights {args.weights}, CLAHE clip {args.clip}, train frames {len(train)}, val frames {len(val)}")
+    print(
+        f"weights {args.weights}, CLAHE clip {args.clip}, frames weighted {args.weighting}, "
+        f"train frames {len(train)}, val frames {len(val)}"
+    )
     for key, row in table.items():
         alpha = "" if row["alpha"] is None else f"  mean alpha {row['alpha']:.2f}"
         print(f"  {key:28s} {row['psnr']:6.2f} dB  SSIM {row['ssim']:.3f}{alpha}")

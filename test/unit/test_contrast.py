@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from cli_run import cli, refused
 
-from snn_perception.offline.contrast_fit import best_strength, fit_contrast, save_with_contrast
+from snn_perception.offline.contrast_fit import best_strength, fit_contrast, save_with_contrast, strength_cost
 from snn_perception.runtime.contrast import (
     FEATURES,
     ContrastModel,
@@ -99,6 +99,37 @@ def test_the_fit_recovers_a_linear_strength_with_every_source_weighing_the_same(
     assert flat.strength([1.0] * N) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="expected N×10"):
         fit_contrast(x[:, :3], truth, sources, 1.5)
+
+
+def test_the_cost_is_the_psnr_lost_per_squared_strength_error() -> None:
+    g = RNG.uniform(0.2, 0.8, (32, 32, 3))
+    c = np.clip(g + RNG.normal(0, 0.1, g.shape), 0, 1)
+    ref = g + 0.3 * (c - g) + RNG.normal(0, 0.05, g.shape)
+    best = best_strength(g, c, ref)
+    cost = strength_cost(g, c, ref, best)
+
+    def psnr(alpha: float) -> float:
+        return -10 * np.log10(np.mean((g + alpha * (c - g) - ref) ** 2))
+
+    for err in (-0.2, 0.05, 0.2):  # MSE grows by q·err² exactly (best is not clipped here) ...
+        exact = 10 * np.log10(1 + cost * err**2 * np.log(10) / 10)
+        assert psnr(best) - psnr(best + err) == pytest.approx(exact, rel=1e-6)
+    assert psnr(best) - psnr(best + 0.02) == pytest.approx(cost * 0.02**2, rel=0.01)  # ... ≈ cost·err²
+    assert strength_cost(g, g, ref, 0.0) == 0.0
+
+
+def test_frame_weights_share_out_a_source_and_are_checked() -> None:
+    sources = ["a"] * 4 + ["b"] * 4
+    x = np.ones((8, N))
+    best = np.r_[[0.0, 0.0, 0.0, 1.0], [0.5] * 4]
+    # one frame of "a" carries all of a's weight: a counts as wanting 1.0, b 0.5 → 0.75
+    heavy = fit_contrast(x, best, sources, 1.5, frame_weights=np.r_[[0, 0, 0, 1.0], [1.0] * 4])
+    assert heavy.strength([1.0] * N) == pytest.approx(0.75)
+    assert fit_contrast(x, best, sources, 1.5).strength([1.0] * N) == pytest.approx(0.375)
+    with pytest.raises(ValueError, match="finite numbers ≥ 0"):
+        fit_contrast(x, best, sources, 1.5, frame_weights=np.r_[[-1.0], [1.0] * 7])
+    with pytest.raises(ValueError, match="weight > 0"):
+        fit_contrast(x, best, sources, 1.5, frame_weights=np.r_[[0.0] * 4, [1.0] * 4])
 
 
 def test_features_are_finite_on_flat_and_textured_frames() -> None:

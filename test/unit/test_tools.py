@@ -47,6 +47,7 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
         (["dhz_contrast_fit.py", "--euvp-train", "0"], ["error:", "--euvp-train 0", "at least 1"]),
         (["dhz_contrast_fit.py", "--data", "nowhere"], ["error:", "nowhere", "no raw/ folder", "uieb_real"]),
         (["dhz_contrast_fit.py", "--save", "model.pt"], ["error:", "--save model.pt", "new .safetensors"]),
+        (["dhz_contrast_fit.py", "--weighting", "mse"], ["error:", "--weighting", "'mse'", "equal", "db"]),
         (
             ["dhz_contrast_fit.py", "--weights", "nope.safetensors"],
             ["error:", "--weights", "nope", "available names"],
