@@ -39,6 +39,11 @@ _IDLE = (ConditionReachedException, ExternalShutdownException, ShutdownException
 class PerceptionExecutor(Executor):
     """Runs callbacks in a pool of ``num_threads`` threads; see the module docstring for why."""
 
+    #: rclpy's ``Executor.__del__`` reads this, and its ``__init__`` sets it last: when a Ctrl-C has
+    #: shut the context down, ``__init__`` raises before that, and the half-built executor's
+    #: ``__del__`` would print an "Exception ignored … no attribute '_sigint_gc'" traceback at exit
+    _sigint_gc: Any = None
+
     def __init__(self, num_threads: int = 4, *, context: Any = None) -> None:
         super().__init__(context=context)
         if num_threads < 2:
