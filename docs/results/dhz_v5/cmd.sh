@@ -43,3 +43,6 @@ mkdir -p "$out/contrast_db"
 [[ -f $out/contrast_db/dhz_v3_db.json ]] || .venv/bin/python tools/dhz_contrast_fit.py --data "$data" \
   --weights dhz_v3 --clip 1.5 --weighting db --json "$out/contrast_db/dhz_v3_db.json" \
   | tee "$out/contrast_db/dhz_v3_db.txt"
+
+# Weights part-way from dhz_v3 toward the LSUI-only dhz, scored by the rule's validation loss
+.venv/bin/python docs/results/dhz_v5/interp_probe.py 0 0.1 0.2 0.3 | tee "$out/interp_probe.txt"
