@@ -70,10 +70,11 @@ def fit_contrast(
     fw = np.ones(len(x)) if frame_weights is None else np.asarray(frame_weights, np.float64)
     if fw.shape != (len(x),) or not (np.all(np.isfinite(fw)) and np.all(fw >= 0)):
         raise ValueError(f"fit_contrast: frame_weights must be {len(x)} finite numbers ≥ 0, got {fw.shape}")
-    totals = {s: float(fw[[i for i, t in enumerate(sources) if t == s]].sum()) for s in set(sources)}
+    names = np.asarray(sources)
+    totals = {s: float(fw[names == s].sum()) for s in set(sources)}
     if min(totals.values()) <= 0:
         raise ValueError(f"fit_contrast: every source needs a frame of weight > 0, totals {totals}")
-    w = np.array([fw[i] / totals[s] for i, s in enumerate(sources)])
+    w = fw / np.array([totals[s] for s in sources])
     mu = (w @ x) / w.sum()
     sd = np.sqrt((w @ (x - mu) ** 2) / w.sum())
     sd = np.where(sd > 1e-9, sd, 1.0)  # a constant feature: standardised to 0, its weight then 0

@@ -1,4 +1,4 @@
-"""Uniform weight averages ("model soups") of checkpoints of one network.
+"""Weight averages ("model soups") of checkpoints of one network: uniform, or weighted.
 
 Fine-tuning runs that start from the same weights usually stay in one basin of the loss, and
 the average of their weights often validates better than any one of them (Wortsman et al.,
@@ -30,8 +30,12 @@ def average_checkpoints(paths: Sequence[str | Path]) -> tuple[dict[str, torch.Te
     return average([load_checkpoint(p) for p in paths])
 
 
-def average(ckpts: Sequence[Checkpoint]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The mean of the checkpoints' floating-point tensors (computed in float64) and metadata.
+def average(
+    ckpts: Sequence[Checkpoint], coefficients: Sequence[float] | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The mean of the checkpoints' floating-point tensors (computed in float64) and metadata;
+    with ``coefficients`` (one per checkpoint, ≥ 0, summing to 1) the weighted mean, e.g. weights
+    part-way between two runs.
 
     Integer tensors (BatchNorm batch counters) are taken from the first checkpoint. Every
     checkpoint must hold the same architecture, variant and tensor names and shapes; otherwise a
@@ -41,15 +45,26 @@ def average(ckpts: Sequence[Checkpoint]) -> tuple[dict[str, torch.Tensor], dict[
     """
     if len(ckpts) < 2:
         raise WeightsError(f"averaging needs at least two checkpoints, got {len(ckpts)}")
+    if coefficients is not None:
+        coefficients = [float(c) for c in coefficients]
+        if len(coefficients) != len(ckpts) or min(coefficients) < 0 or abs(sum(coefficients) - 1) > 1e-9:
+            raise WeightsError(
+                f"averaging coefficients {coefficients}: expected {len(ckpts)} numbers ≥ 0 that sum to 1"
+            )
     check_candidates(ckpts)
     first = ckpts[0]
     state = {}
     for key, value in first.state_dict.items():
-        if value.is_floating_point():
+        if not value.is_floating_point():
+            state[key] = value.clone()
+        elif coefficients is None:
             total = sum(ck.state_dict[key].to(torch.float64) for ck in ckpts)
             state[key] = (total / len(ckpts)).to(value.dtype)
         else:
-            state[key] = value.clone()
+            total = sum(
+                c * ck.state_dict[key].to(torch.float64) for c, ck in zip(coefficients, ckpts, strict=True)
+            )
+            state[key] = total.to(value.dtype)
     meta = {k: v for k, v in first.metadata.items() if k not in _PER_RUN_KEYS and k != "format_version"}
     notes = [
         f"{ck.path}: trained on other data or another validation split than {first.path}"
@@ -57,7 +72,8 @@ def average(ckpts: Sequence[Checkpoint]) -> tuple[dict[str, torch.Tensor], dict[
         if _split(ck) != _split(first)
     ]
     meta["average"] = {
-        "method": "uniform",
+        "method": "uniform" if coefficients is None else "weighted",
+        **({} if coefficients is None else {"coefficients": coefficients}),
         "notes": notes,
         "of": [
             {"path": str(ck.path), "sha256": ck.sha256, "command": ck.metadata.get("command")} for ck in ckpts

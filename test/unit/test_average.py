@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from snn_perception.models import registry
-from snn_perception.offline.soup import average_checkpoints
+from snn_perception.offline.soup import average, average_checkpoints
 from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint, save_checkpoint
 
 META = {"arch": "snntrans_dhz", "task": "dehaze", "variant": "official", "default_timesteps": 4}
@@ -53,6 +53,19 @@ def test_average_is_the_mean_and_loads_into_the_network(tmp_path: Path) -> None:
     assert meta["training"]["val_images"] == ["a.jpg"] and meta["average"]["notes"] == []
     assert [item["command"] for item in meta["average"]["of"]] == ["run 0", "run 1", "run 2"]
     registry.build("snntrans_dhz", meta).load_state_dict(state)
+
+
+def test_coefficients_give_a_weighted_mean_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    ckpts = [load_checkpoint(_ckpt(tmp_path / f"{i}.safetensors", i)) for i in range(2)]
+    state, meta = average(ckpts, [0.75, 0.25])
+    key = "H_est.up1_Hx.weight"
+    a, b = (ck.state_dict[key] for ck in ckpts)
+    torch.testing.assert_close(state[key], 0.75 * a + 0.25 * b)
+    assert meta["average"]["method"] == "weighted" and meta["average"]["coefficients"] == [0.75, 0.25]
+    assert torch.equal(average(ckpts, [1.0, 0.0])[0][key], a)
+    for bad in ([0.5], [0.7, 0.7], [1.5, -0.5]):
+        with pytest.raises(WeightsError, match="2 numbers ≥ 0 that sum to 1"):
+            average(ckpts, bad)
 
 
 def test_other_split_is_noted(tmp_path: Path) -> None:

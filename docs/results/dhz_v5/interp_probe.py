@@ -3,7 +3,7 @@
 
     .venv/bin/python docs/results/dhz_v5/interp_probe.py [LAMBDA ...]   (default: 0 0.3)
 
-``(1 − λ)·dhz_v3 + λ·dhz`` (floating tensors; dhz_v3's metadata, so its normalized read-out) is
+``(1 − λ)·dhz_v3 + λ·dhz`` (``offline.soup.average``; dhz_v3's metadata, so its normalized read-out) is
 scored with the trainer's validation (``validate_sources``) on the recipe's split: four sources,
 LSUI at 512², 20 % held out with seed 0, at most 40 pairs each, the recipe's loss weights (MSE 1,
 SSIM 1, TV 0.05), T = 4, and the read-outs at T = 1, 2 and 8. Why: ``dhz`` holds the LSUI grading
@@ -22,6 +22,7 @@ import torch
 from snn_perception.models import registry
 from snn_perception.offline.dhz_mix import validate_sources
 from snn_perception.offline.losses import LossWeights, RestorationLoss
+from snn_perception.offline.soup import average
 from snn_perception.offline.train_dhz import TrainDhzConfig, build_datasets
 from snn_perception.runtime.checkpoint import load_checkpoint
 from snn_perception.runtime.weights import resolve
@@ -43,12 +44,7 @@ def main(lams: list[float]) -> None:
     loss = RestorationLoss(LossWeights(mse=1.0, ssim=1.0, tv=0.05))
     start, toward = load_checkpoint(resolve("dhz_v3")), load_checkpoint(resolve("dhz"))
     for lam in lams:
-        state = {
-            k: ((1 - lam) * v.double() + lam * toward.state_dict[k].double()).to(v.dtype)
-            if v.is_floating_point()
-            else v
-            for k, v in start.state_dict.items()
-        }
+        state, _ = average([start, toward], [1 - lam, lam])
         model = registry.build("snntrans_dhz", start.metadata)
         model.load_state_dict(state)
         with torch.no_grad():
