@@ -13,6 +13,7 @@ of it. Prints one JSON line per λ. Reads ../shared/data beside the repository.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -53,5 +54,17 @@ def main(lams: list[float]) -> None:
         print(json.dumps({"lambda": lam, **keep}), flush=True)
 
 
+def _lambdas(argv: list[str]) -> list[float]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "lambdas", nargs="*", type=float, default=[0.0, 0.3], help="each in [0, 1] (default: 0 0.3)"
+    )
+    lams = p.parse_args(argv).lambdas
+    bad = [lam for lam in lams if not 0.0 <= lam <= 1.0]
+    if bad:
+        p.error(f"lambda {bad[0]}: must be between 0 (dhz_v3) and 1 (dhz)")
+    return lams
+
+
 if __name__ == "__main__":
-    main([float(a) for a in sys.argv[1:]] or [0.0, 0.3])
+    main(_lambdas(sys.argv[1:]))
