@@ -14,13 +14,8 @@ cap=${MAX_PIXELS:-16384}
 mkdir -p "$out"
 cli=(.venv/bin/python -m snn_perception.cli)
 common=(--weights "${weights[@]}" --timesteps 1 2 4 8 --grading pixels global --no-uiqm --no-progress --threads 2)
-val=(--split val --seed 0 --val-fraction 0.2 --val-max 40)
-for spec in euvp_test23:256 lsui_pairs:512 euvp_dark:256 uieb_real:256 ufo120_sample:256; do
-  src=${spec%%:*} size=${spec##*:}
-  split=(); name=${src}_${size}
-  [[ $src != euvp_test23 ]] && split=("${val[@]}") && name=${src}_val_${size}
-  for pixels in 0 "$cap"; do
-    "${cli[@]}" evaluate --task dehaze --data "$data/$src" "${split[@]}" --size "${size}x${size}" \
-      "${common[@]}" --max-pixels "$pixels" --json "$out/${name}_model${pixels}.json"
-  done
+for pixels in 0 "$cap"; do
+  "${cli[@]}" evaluate --task dehaze --data "$data/euvp_test23" --size 256x256 "${common[@]}" \
+    --max-pixels "$pixels" --json "$out/euvp_test23_256_model${pixels}.json"
+  SUFFIX=_model$pixels "$(dirname "$0")/dhz_val_splits_eval.sh" "$out" "${common[@]}" --max-pixels "$pixels"
 done

@@ -21,12 +21,7 @@ if "${cli[@]}" evaluate --task dehaze --data "$data/euvp_test23" --weights dhz_o
 common=(--timesteps 1 2 4 8 --no-uiqm --no-progress --threads 2)
 "${cli[@]}" evaluate --task dehaze --data "$data/euvp_test23" --size 256x256 --weights "${models[@]}" \
   "${common[@]}" --json "$out/euvp23_256.json"
-val=(--split val --seed 0 --val-fraction 0.2 --val-max 40)
-for spec in lsui_pairs:512 euvp_dark:256 uieb_real:256 ufo120_sample:256; do
-  src=${spec%%:*} size=${spec##*:}
-  "${cli[@]}" evaluate --task dehaze --data "$data/$src" "${val[@]}" --size "${size}x${size}" \
-    --weights "${models[@]}" "${common[@]}" --json "$out/${src}_val_${size}.json"
-done
+"$(dirname "$0")/dhz_val_splits_eval.sh" "$out" --weights "${models[@]}" "${common[@]}"
 for w in "$baseline" "$weights"; do
   "${cli[@]}" bench --model dhz --weights "$w" --size 256 512 --timesteps 4 \
     --json "$out/bench_$(basename "${w%.safetensors}").json"

@@ -28,6 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="folders with raw/ and reference/ sub-folders of same-named images",
     )
     parser.add_argument("--variant", choices=["official", "paper"], default="official")
+    parser.add_argument(
+        "--dim",
+        type=int,
+        default=64,
+        help="transformer channels, a multiple of 8 from 64 (the published width, default) to 256, "
+        "8 per head; with --init of narrower weights they are widened so training starts from "
+        "exactly their output",
+    )
     parser.add_argument("--timesteps", type=int, default=4, help="T used in training (1-64)")
     parser.add_argument("--crop", type=int, default=256, help="random crop size (multiple of 8)")
     parser.add_argument(
@@ -223,6 +231,7 @@ def config_from_args(args: argparse.Namespace):
         data=[str(Path(d)) for d in args.data],
         out=args.out,
         variant=args.variant,
+        dim=args.dim,
         timesteps=args.timesteps,
         crop=args.crop,
         resize=args.resize or None,

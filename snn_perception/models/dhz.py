@@ -64,6 +64,10 @@ class DHZConfig:
             raise ValueError(f"DHZ variant must be 'official' or 'paper', got {self.variant!r}")
         if self.variant == "official" and self.reset != "none":
             raise ValueError("the 'official' DHZ variant has no neuron reset; use variant='paper'")
+        for name in ("dim", "heads", "blocks"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"DHZ {name} must be a positive integer, got {value!r}")
         if self.dim % self.heads:
             raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
 
@@ -323,11 +327,14 @@ def num_parameters(model: nn.Module) -> int:
 
 
 def build_dhz(metadata: dict[str, Any]) -> SnnTransDHZ:
-    """Registry builder: ``variant`` ('official' | 'paper'), ``reset`` and ``readout`` from the metadata."""
+    """Registry builder: ``variant`` ('official' | 'paper'), ``reset``, ``readout`` and the
+    transformer width ``dim`` / ``heads`` (absent: the published 64 / 8) from the metadata."""
     cfg = DHZConfig(
         variant=metadata.get("variant", "official"),
         reset=metadata.get("reset", "none"),
         readout=metadata.get("readout", "leaky"),
+        dim=metadata.get("dim", 64),
+        heads=metadata.get("heads", 8),
     )
     return SnnTransDHZ(cfg)
 

@@ -203,6 +203,8 @@ def train(cfg: TrainDhzConfig) -> dict:
         "variant": cfg.variant,
         "default_timesteps": cfg.timesteps,
         "readout": cfg.readout,
+        "dim": cfg.dim,
+        "heads": cfg.heads,
     }
     model = registry.build(ARCH, meta)
     model.set_grad_checkpointing(cfg.grad_checkpoint)
@@ -346,6 +348,9 @@ def train(cfg: TrainDhzConfig) -> dict:
 def load_init(model: torch.nn.Module, path: str) -> None:
     """Start from earlier snnTrans-DHZ weights (either variant: they share every parameter).
 
+    Weights of a narrower transformer (``dim`` below ``--dim``) are widened without changing the
+    output (:func:`snn_perception.offline.widen.widen_into`); wider ones are refused.
+
     From ``leaky`` weights into a ``normalized`` model the two read-out layers are scaled by the
     leaky read-out's gain at the weights' T, so the new model starts with the same output at that T.
     Another architecture is a one-line WeightsError naming the expected and the found one.
@@ -353,12 +358,16 @@ def load_init(model: torch.nn.Module, path: str) -> None:
     from snn_perception.models.neurons import readout_gain
     from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint, load_into
 
+    cfg = model.cfg
     try:
         ckpt = load_checkpoint(path, expect_arch=ARCH)
-        load_into(model, ckpt)
+        width = ckpt.metadata.get("dim", 64)
+        if width == cfg.dim:
+            load_into(model, ckpt)
+        else:
+            _load_widened(model, ckpt, width)
     except WeightsError as exc:
         raise WeightsError(f"--init {exc}") from None
-    cfg = model.cfg
     if ckpt.metadata.get("readout", "leaky") == "leaky" and cfg.readout == "normalized":
         t0 = int(ckpt.metadata.get("default_timesteps", 4))
         gain = readout_gain(cfg.tau, t0)
@@ -372,6 +381,28 @@ def load_init(model: torch.nn.Module, path: str) -> None:
         )
 
 
+def _load_widened(model: torch.nn.Module, ckpt, width: object) -> None:
+    from snn_perception.models.dhz import SnnTransDHZ
+    from snn_perception.offline.widen import widen_into
+    from snn_perception.runtime.checkpoint import WeightsError, load_into
+
+    cfg = model.cfg
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise WeightsError(f"{ckpt.path}: metadata dim {width!r} is not a positive integer")
+    if width > cfg.dim:
+        raise WeightsError(
+            f"{ckpt.path}: transformer width {width} is wider than --dim {cfg.dim}; give --dim {width} "
+            "or more (weights can be widened, not narrowed)"
+        )
+    try:
+        narrow = SnnTransDHZ(dataclasses.replace(cfg, dim=width, heads=ckpt.metadata.get("heads", 8)))
+        load_into(narrow, ckpt)
+        widen_into(narrow, model)
+    except ValueError as exc:
+        raise WeightsError(f"{ckpt.path}: cannot widen to --dim {cfg.dim}: {exc}") from None
+    print(f"--init: transformer widened from {width} to {cfg.dim} channels (the same output to start)")
+
+
 def _export_best(model, cfg: TrainDhzConfig, out: Path, row: dict, train_names, val_names) -> None:
     from snn_perception.runtime.checkpoint import save_checkpoint
 
@@ -381,6 +412,8 @@ def _export_best(model, cfg: TrainDhzConfig, out: Path, row: dict, train_names, 
         "variant": cfg.variant,
         "default_timesteps": cfg.timesteps,
         "readout": cfg.readout,
+        "dim": cfg.dim,
+        "heads": cfg.heads,
         "training": {
             "data": cfg.data,
             "train_images": len(train_names),

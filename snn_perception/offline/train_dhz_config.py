@@ -12,6 +12,9 @@ from snn_perception.offline.pairs import TONE_JITTER_MAX
 from snn_perception.offline.run_checks import finite, require
 
 VARIANTS = ("official", "paper")
+#: channels per attention head (the published 64 channels in 8 heads); ``--dim`` keeps it
+HEAD_WIDTH = 8
+MIN_DIM, MAX_DIM = 64, 256
 
 
 @dataclass
@@ -19,6 +22,9 @@ class TrainDhzConfig:
     data: list[str]
     out: str = "runs/dhz"
     variant: str = "official"
+    #: transformer channels (the published 64; wider keeps 8 channels per head, so ``dim / 8``
+    #: heads); with ``init`` of a narrower network, its weights are widened (:mod:`.widen`)
+    dim: int = 64
     timesteps: int = 4
     crop: int = 256
     resize: int | None = 512
@@ -91,6 +97,12 @@ class TrainDhzConfig:
             "different folders (one given twice would weigh its pairs double)",
         )
         require(self.variant in VARIANTS, "--variant", self.variant, f"one of {', '.join(VARIANTS)}")
+        require(
+            isinstance(self.dim, int) and MIN_DIM <= self.dim <= MAX_DIM and self.dim % HEAD_WIDTH == 0,
+            "--dim",
+            self.dim,
+            f"a multiple of {HEAD_WIDTH} from {MIN_DIM} (the published width) to {MAX_DIM}",
+        )
         require(
             MIN_TIMESTEPS <= self.timesteps <= MAX_TIMESTEPS,
             "--timesteps",
@@ -224,6 +236,10 @@ class TrainDhzConfig:
             require(finite(w, 0.0), flag, w, "a finite number ≥ 0")
         if not any(w > 0 for w in weights.values()):
             raise ValueError("--w-mse, --w-ssim and --w-tv are all 0: at least one must be above 0")
+
+    @property
+    def heads(self) -> int:
+        return self.dim // HEAD_WIDTH
 
     @property
     def val_split_seed(self) -> int:

@@ -304,3 +304,40 @@ def test_eval_table_sweep_says_which_curves_never_fall(tmp_path: Path) -> None:
     assert rows["w (T 1/2/4)"].endswith("| yes |")  # equal steps count as non-decreasing
     assert rows["w+global (T 1/2/4)"].endswith("| **no** |")  # PSNR falls at T = 4
     assert "18.00 / 18.60 / 18.40" in rows["w+global (T 1/2/4)"]
+
+
+def test_val_splits_eval_scores_each_source_as_the_recipe_held_it_out(tmp_path: Path) -> None:
+    """tools/dhz_val_splits_eval.sh: one evaluate per training source, its validation split as
+    tools/dhz_v2_recipe.sh held it out and its scoring size, the caller's options passed on (seen by
+    a stand-in CLI that writes its arguments as the JSON); KEEP=1 skips sources already scored."""
+    stub = tmp_path / "cli"
+    stub.write_text(
+        '#!/bin/bash\nfor a; do [[ $prev == --json ]] && printf "%s\\n" "$*" > "$a"; prev=$a; done\n'
+    )
+    stub.chmod(0o755)
+    env = {**os.environ, "CLI": str(stub), "SNN_SHARED_DIR": "/s", "SUFFIX": "_x"}
+    script = str(TOOLS / "dhz_val_splits_eval.sh")
+    proc = subprocess.run(
+        ["bash", script, str(tmp_path / "o"), "--weights", "w.safetensors", "--timesteps", "1", "4"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    sizes = {"lsui_pairs": 512, "euvp_dark": 256, "uieb_real": 256, "ufo120_sample": 256}
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == sorted(
+        f"{s}_val_{n}_x.json" for s, n in sizes.items()
+    )
+    for src, size in sizes.items():
+        argv = (tmp_path / "o" / f"{src}_val_{size}_x.json").read_text().split()
+        assert argv[:3] == ["evaluate", "--task", "dehaze"] and f"/s/data/{src}" in argv
+        assert (
+            " ".join(argv).count(f"--split val --seed 0 --val-fraction 0.2 --val-max 40 --size {size}x{size}")
+            == 1
+        )
+        assert argv[-7:-2] == ["--weights", "w.safetensors", "--timesteps", "1", "4"]
+    kept = subprocess.run(
+        ["bash", script, str(tmp_path / "o")], env={**env, "KEEP": "1", "CLI": "false"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert kept.returncode == 0 and kept.stdout.count("== kept") == 4, kept.stderr
+    usage = subprocess.run(["bash", script], capture_output=True, text=True, timeout=60)
+    assert usage.returncode != 0 and "usage: tools/dhz_val_splits_eval.sh OUT" in usage.stderr

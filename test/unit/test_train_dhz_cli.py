@@ -18,6 +18,8 @@ def test_every_option_reaches_the_trainer_config() -> None:
         "b",
         "--variant",
         "paper",
+        "--dim",
+        "96",
         "--timesteps",
         "6",
         "--crop",
@@ -75,6 +77,7 @@ def test_every_option_reaches_the_trainer_config() -> None:
     want = dict(
         data=["a", "b"],
         variant="paper",
+        dim=96,
         timesteps=6,
         crop=128,
         resize=384,
