@@ -36,6 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "8 per head; with --init of narrower weights they are widened so training starts from "
         "exactly their output",
     )
+    parser.add_argument(
+        "--widen-lr",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="with --dim wider than --init's weights: the optimiser's step on the weights widening "
+        "adds is X times the rest's, so a short fine-tune can use the new channels (default 1)",
+    )
     parser.add_argument("--timesteps", type=int, default=4, help="T used in training (1-64)")
     parser.add_argument("--crop", type=int, default=256, help="random crop size (multiple of 8)")
     parser.add_argument(
@@ -232,6 +240,7 @@ def config_from_args(args: argparse.Namespace):
         out=args.out,
         variant=args.variant,
         dim=args.dim,
+        widen_lr=args.widen_lr,
         timesteps=args.timesteps,
         crop=args.crop,
         resize=args.resize or None,

@@ -46,6 +46,7 @@ from snn_perception.offline.run_checks import (
     prepare_run_dir,
 )
 from snn_perception.offline.train_dhz_config import VARIANTS, TrainDhzConfig  # noqa: F401  (re-exported)
+from snn_perception.offline.widen import WidthLR
 from snn_perception.runtime.checkpoint import WeightsError
 
 ARCH = "snntrans_dhz"
@@ -215,9 +216,14 @@ def train(cfg: TrainDhzConfig) -> dict:
             f"--resume {cfg.resume}: written by a run {'with' if 'ema' in state else 'without'} --ema; "
             "resume with the original run's settings"
         )
-    if cfg.init:
-        load_init(model, cfg.init)
+    added = load_init(model, cfg.init) if cfg.init else None
+    if cfg.widen_lr != 1.0 and not added:
+        raise ValueError(
+            f"--widen-lr {cfg.widen_lr}: scales the step of the weights widening adds, but --init's "
+            f"weights are as wide as --dim {cfg.dim}; drop it or give a larger --dim"
+        )
     model = model.to(device)
+    width_lr = WidthLR(model, added or {}, cfg.widen_lr)
     train_set, mix_parts, val_set, train_names, val_names = build_datasets(cfg)
     val_set = val_set or None
     out = prepare_run_dir(cfg.out, RUN_OUTPUTS, overwrite=cfg.overwrite and main)
@@ -290,7 +296,7 @@ def train(cfg: TrainDhzConfig) -> dict:
                 parts["total"] = float(loss.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            width_lr.step(opt)
             if ema is not None:
                 ema.update(model)
             step += 1
@@ -345,11 +351,12 @@ def train(cfg: TrainDhzConfig) -> dict:
     return summary
 
 
-def load_init(model: torch.nn.Module, path: str) -> None:
+def load_init(model: torch.nn.Module, path: str) -> dict[str, torch.Tensor] | None:
     """Start from earlier snnTrans-DHZ weights (either variant: they share every parameter).
 
     Weights of a narrower transformer (``dim`` below ``--dim``) are widened without changing the
-    output (:func:`snn_perception.offline.widen.widen_into`); wider ones are refused.
+    output (:func:`snn_perception.offline.widen.widen_into`; returns its masks of the added
+    entries, else None); wider ones are refused.
 
     From ``leaky`` weights into a ``normalized`` model the two read-out layers are scaled by the
     leaky read-out's gain at the weights' T, so the new model starts with the same output at that T.
@@ -362,10 +369,11 @@ def load_init(model: torch.nn.Module, path: str) -> None:
     try:
         ckpt = load_checkpoint(path, expect_arch=ARCH)
         width = ckpt.metadata.get("dim", 64)
+        added = None
         if width == cfg.dim:
             load_into(model, ckpt)
         else:
-            _load_widened(model, ckpt, width)
+            added = _load_widened(model, ckpt, width)
     except WeightsError as exc:
         raise WeightsError(f"--init {exc}") from None
     if ckpt.metadata.get("readout", "leaky") == "leaky" and cfg.readout == "normalized":
@@ -379,9 +387,10 @@ def load_init(model: torch.nn.Module, path: str) -> None:
             f"--init: leaky read-out weights rescaled by {gain:.4f} for the normalized read-out "
             f"(the same output at T = {t0})"
         )
+    return added
 
 
-def _load_widened(model: torch.nn.Module, ckpt, width: object) -> None:
+def _load_widened(model: torch.nn.Module, ckpt, width: object) -> dict[str, torch.Tensor]:
     from snn_perception.models.dhz import SnnTransDHZ
     from snn_perception.offline.widen import widen_into
     from snn_perception.runtime.checkpoint import WeightsError, load_into
@@ -397,10 +406,11 @@ def _load_widened(model: torch.nn.Module, ckpt, width: object) -> None:
     try:
         narrow = SnnTransDHZ(dataclasses.replace(cfg, dim=width, heads=ckpt.metadata.get("heads", 8)))
         load_into(narrow, ckpt)
-        widen_into(narrow, model)
+        added = widen_into(narrow, model)
     except ValueError as exc:
         raise WeightsError(f"{ckpt.path}: cannot widen to --dim {cfg.dim}: {exc}") from None
     print(f"--init: transformer widened from {width} to {cfg.dim} channels (the same output to start)")
+    return added
 
 
 def _export_best(model, cfg: TrainDhzConfig, out: Path, row: dict, train_names, val_names) -> None:

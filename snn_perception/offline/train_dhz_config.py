@@ -25,6 +25,8 @@ class TrainDhzConfig:
     #: transformer channels (the published 64; wider keeps 8 channels per head, so ``dim / 8``
     #: heads); with ``init`` of a narrower network, its weights are widened (:mod:`.widen`)
     dim: int = 64
+    #: step multiplier for the entries widening adds (:class:`.widen.WidthLR`); 1: as the rest
+    widen_lr: float = 1.0
     timesteps: int = 4
     crop: int = 256
     resize: int | None = 512
@@ -102,6 +104,12 @@ class TrainDhzConfig:
             "--dim",
             self.dim,
             f"a multiple of {HEAD_WIDTH} from {MIN_DIM} (the published width) to {MAX_DIM}",
+        )
+        require(
+            finite(self.widen_lr, 0.0, above=True) and (self.widen_lr == 1 or self.init is not None),
+            "--widen-lr",
+            self.widen_lr,
+            "a finite number above 0, used with --init weights narrower than --dim (1: off)",
         )
         require(
             MIN_TIMESTEPS <= self.timesteps <= MAX_TIMESTEPS,

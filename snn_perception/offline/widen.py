@@ -44,12 +44,14 @@ def _axes(module: nn.Module, name: str, tensor: torch.Tensor) -> tuple[int, int 
 
 
 @torch.no_grad()
-def widen_into(small: SnnTransDHZ, big: SnnTransDHZ) -> None:
+def widen_into(small: SnnTransDHZ, big: SnnTransDHZ) -> dict[str, torch.Tensor]:
     """Copy ``small``'s weights into the wider ``big`` (same architecture otherwise), in place.
 
     ``big`` arrives freshly initialised; its new channels keep that initialisation, except the
-    weights from a new channel into an old one, which become zero.
+    weights from a new channel into an old one, which become zero. Returns, for each parameter
+    that grew, a boolean mask of the entries widening added (for :class:`WidthLR`).
     """
+    added: dict[str, torch.Tensor] = {}
     cs, cb = small.cfg, big.cfg
     if cb.dim < cs.dim or cb.dim // cb.heads != cs.dim // cs.heads:
         raise WidenError(
@@ -64,6 +66,7 @@ def widen_into(small: SnnTransDHZ, big: SnnTransDHZ) -> None:
         old = small_modules[name]
         own = {**dict(module.named_parameters(recurse=False)), **dict(module.named_buffers(recurse=False))}
         theirs = {**dict(old.named_parameters(recurse=False)), **dict(old.named_buffers(recurse=False))}
+        params = {key for key, _ in module.named_parameters(recurse=False)}
         for key, target in own.items():
             source = theirs[key]
             if source.shape == target.shape:
@@ -72,13 +75,47 @@ def widen_into(small: SnnTransDHZ, big: SnnTransDHZ) -> None:
             out_axis, in_axis = _axes(module, key, target)
             what = f"{name}.{key}"
             rows = _channel_map(source.shape[out_axis], target.shape[out_axis], cs.dim, cb.dim, what)
-            view = target.movedim(out_axis, 0)
-            src = source.movedim(out_axis, 0)
+            new = torch.ones_like(target, dtype=torch.bool)
+            view, src, fresh = (
+                target.movedim(out_axis, 0),
+                source.movedim(out_axis, 0),
+                new.movedim(out_axis, 0),
+            )
             if in_axis is None:
                 view[rows] = src
-                continue
-            in_at = in_axis if in_axis > out_axis else in_axis + 1
-            view, src = view.movedim(in_at, 1), src.movedim(in_at, 1)
-            cols = _channel_map(src.shape[1], view.shape[1], cs.dim, cb.dim, what)
-            view[rows] = 0  # old outputs ignore every new input ...
-            view[rows.unsqueeze(1), cols.unsqueeze(0)] = src  # ... and keep their old weights
+                fresh[rows] = False
+            else:
+                in_at = in_axis if in_axis > out_axis else in_axis + 1
+                view, src, fresh = view.movedim(in_at, 1), src.movedim(in_at, 1), fresh.movedim(in_at, 1)
+                cols = _channel_map(src.shape[1], view.shape[1], cs.dim, cb.dim, what)
+                view[rows] = 0  # old outputs ignore every new input ...
+                view[rows.unsqueeze(1), cols.unsqueeze(0)] = src  # ... and keep their old weights
+                fresh[rows.unsqueeze(1), cols.unsqueeze(0)] = False
+            if key in params:
+                added[f"{name}.{key}" if name else key] = new
+    return added
+
+
+class WidthLR:
+    """Multiplies the optimiser's step by ``scale`` on the entries widening added.
+
+    Why: those entries start at zero (or know nothing yet) while the old ones are trained, and
+    Adam moves every entry by about the learning rate per step, so in a short fine-tune at a
+    fine-tuning rate the new channels stay a few percent of the old ones' weight
+    (``docs/results/dhz_v6/``). A larger step for them alone lets the width be used without
+    disturbing the trained weights more than the rest of the run does.
+    """
+
+    def __init__(self, model: nn.Module, added: dict[str, torch.Tensor], scale: float) -> None:
+        self.scale = float(scale)
+        self.pairs = [(p, added[n].to(p.device)) for n, p in model.named_parameters() if n in added]
+
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        if self.scale == 1.0 or not self.pairs:
+            opt.step()
+            return
+        before = [p.detach().clone() for p, _ in self.pairs]
+        opt.step()
+        with torch.no_grad():
+            for (p, mask), old in zip(self.pairs, before, strict=True):
+                p.add_((p - old) * mask, alpha=self.scale - 1.0)

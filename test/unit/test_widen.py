@@ -11,7 +11,7 @@ import torch
 from snn_perception.models import registry
 from snn_perception.models.dhz import DHZConfig, SnnTransDHZ
 from snn_perception.offline.train_dhz import TrainDhzConfig, load_init
-from snn_perception.offline.widen import WidenError, widen_into
+from snn_perception.offline.widen import WidenError, WidthLR, widen_into
 from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint, save_checkpoint
 
 
@@ -84,6 +84,48 @@ def test_init_from_narrower_weights_widens_them_and_wider_weights_are_refused(tm
     assert registry.build("snntrans_dhz", ckpt.metadata).cfg.dim == 96
     with pytest.raises(WeightsError, match="wider than --dim 64; give --dim 96"):
         load_init(SnnTransDHZ(DHZConfig(readout="normalized")), str(wide_path))
+
+
+def test_the_masks_mark_exactly_the_entries_widening_added() -> None:
+    narrow = _trained_like(DHZConfig(dim=16, heads=2))
+    wide = SnnTransDHZ(DHZConfig(dim=24, heads=3))
+    added = widen_into(narrow, wide)
+    old = dict(narrow.named_parameters())
+    for name, p in wide.named_parameters():
+        if name not in added:  # unchanged shape: a plain copy
+            assert p.shape == old[name].shape and torch.equal(p, old[name]), name
+            continue
+        mask = added[name]
+        assert mask.shape == p.shape and mask.sum() == p.numel() - old[name].numel(), name
+        # the entries not marked are the old weights, in their old order (block by block for up1)
+        assert torch.equal(p[~mask], old[name].flatten()) or name == "H_est.up1_Hx.weight", name
+    up1 = wide.H_est.up1_Hx.weight
+    assert torch.equal(up1[:16], narrow.H_est.up1_Hx.weight[:16]) and torch.equal(
+        up1[24:40], narrow.H_est.up1_Hx.weight[16:]
+    )
+    assert added["H_est.up1_Hx.weight"][16:24].all() and not added["H_est.up1_Hx.weight"][24:40].any()
+    assert "H_est.r_conv1_Hx.weight" not in added  # 16 → 32 channels: not the transformer's width
+
+
+def test_width_lr_scales_the_step_of_the_added_entries_only() -> None:
+    p = torch.nn.Parameter(torch.zeros(4))
+    model = torch.nn.Module()
+    model.p = p
+    mask = torch.tensor([False, True, False, True])
+    opt = torch.optim.SGD([p], lr=0.1)
+    p.grad = torch.ones(4)
+    WidthLR(model, {"p": mask}, 5.0).step(opt)
+    assert torch.allclose(p.detach(), torch.tensor([-0.1, -0.5, -0.1, -0.5]))
+    p.grad = torch.ones(4)
+    WidthLR(model, {"p": mask}, 1.0).step(opt)  # 1: the optimiser's own step
+    assert torch.allclose(p.detach(), torch.tensor([-0.2, -0.6, -0.2, -0.6]))
+
+
+def test_widen_lr_needs_weights_to_widen(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--widen-lr"):
+        TrainDhzConfig(data=["a"], widen_lr=4.0)  # no --init
+    same = _checkpoint(tmp_path / "same.safetensors", _trained_like(DHZConfig(readout="normalized")))
+    assert load_init(SnnTransDHZ(DHZConfig(readout="normalized")), str(same)) is None  # nothing added
 
 
 @pytest.mark.parametrize("dim", [60, 72.0, 264, True])
