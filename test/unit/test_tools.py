@@ -341,3 +341,15 @@ def test_val_splits_eval_scores_each_source_as_the_recipe_held_it_out(tmp_path: 
     assert kept.returncode == 0 and kept.stdout.count("== kept") == 4, kept.stderr
     usage = subprocess.run(["bash", script], capture_output=True, text=True, timeout=60)
     assert usage.returncode != 0 and "usage: tools/dhz_val_splits_eval.sh OUT" in usage.stderr
+
+
+def test_full_scoring_refuses_missing_weights_before_running_anything(tmp_path: Path) -> None:
+    script = str(TOOLS / "dhz_full_scoring.sh")
+    usage = subprocess.run(["bash", script], capture_output=True, text=True, timeout=60)
+    assert usage.returncode != 0 and "usage: tools/dhz_full_scoring.sh WEIGHTS OUT" in usage.stderr
+    missing = subprocess.run(
+        ["bash", script, str(tmp_path / "nope.safetensors"), str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "nope.safetensors: no such weights file" in missing.stderr
+    assert not (tmp_path / "out").exists()

@@ -52,22 +52,8 @@ done
   .venv/bin/python -m snn_perception.cli bench --model dhz --weights "$w" --size 512 --timesteps 4
 done | tee "$out/bench.txt"
 
-# The pick's full scoring (dhz_v4/cmd.sh's second half): the contrast model fitted on the
-# training splits, then every validation split with the three gradings
-run=runs/dhz_v6$pick
-[[ -f $run/best_contrast.safetensors ]] || .venv/bin/python tools/dhz_contrast_fit.py --data "$data" \
-  --weights "$run/best.safetensors" --clip 1.5 --json "$out/$pick/contrast_fit.json" \
-  --save "$run/best_contrast.safetensors" | tee "$out/$pick/contrast_fit.txt"
-KEEP=1 tools/dhz_val_splits_eval.sh "$out/$pick/full" --weights "$run/best_contrast.safetensors" \
-  --timesteps 1 2 4 8 --grading pixels global contrast --no-uiqm --no-progress --threads 2
-.venv/bin/python tools/dhz_eval_table.py --sweep "$out/$pick/full"/*.json > "$out/$pick/full/sweep.md"
-# Latency, interleaved: today's default dhz and the pick, three rounds each way (one bench run on
-# this shared machine varies by ±15 %)
-for round in 1 2 3; do
-  for w in dhz "$run/best.safetensors"; do
-    .venv/bin/python -m snn_perception.cli bench --model dhz --weights "$w" --size 512 --timesteps 4 \
-      --no-counting
-  done
-done | tee "$out/bench_interleaved.txt"
+# The pick's full scoring (as dhz_v4/cmd.sh's second half): its contrast model fitted on the training
+# splits, every validation split with the three gradings, latency against dhz interleaved
+tools/dhz_full_scoring.sh "runs/dhz_v6$pick/best.safetensors" "$out/$pick"
 # Latency by width alone (dhz_v3 widened to 64 / 80 / 96 channels, interleaved rounds)
 .venv/bin/python docs/results/dhz_v6/width_latency.py | tee "$out/width_latency.txt"

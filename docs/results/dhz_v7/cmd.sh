@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# #17: an 80-channel variant, the width docs/results/dhz_v6/ found inside the issue's latency limit
+# (~1.1x dhz at 512², T = 4; 96 channels measured 1.27-1.50x). dhz_v6 y's recipe (dhz_v3 widened,
+# the added weights stepped 30x) at 80 channels, 8 epochs instead of 4: y's added weights were still
+# growing when its validation loss was best (epoch 3 of 4). 2 threads, alone on the machine.
+# Started at the end of stop 31; resumable: re-running continues from runs/dhz_v7z/last.pt.
+# Then the same scoring as dhz_v6's pick: every validation split, the contrast fit, latency.
+set -euo pipefail
+data=${SNN_SHARED_DIR:-../shared}/data
+out=docs/results/dhz_v7
+run=runs/dhz_v7z
+mkdir -p "$run" "$out/z"
+DIM=80 WIDEN_LR=30 INIT=dhz_v3 MIX="8 1 1 0.5" W_SSIM=1 W_TV=0.05 ANYTIME_WEIGHTS="0.5 0.5 2 1" MONOTONE=1 \
+  MONOTONE_PER=image EPOCHS=8 EPOCH_SIZE=320 LR=1e-4 THREADS=2 tools/dhz_v2_recipe.sh "$data" "$run" \
+  >> "$run/train.log" 2>&1
+cp "$run/train.log" "$out/z/train.log"
+cp "$run/summary.json" "$out/z/train_summary.json"
+KEEP=1 tools/dhz_val_splits_eval.sh "$out/z" --weights "$run/best.safetensors" \
+  --timesteps 1 2 4 8 --grading pixels global --no-uiqm --no-progress --threads 2
+.venv/bin/python tools/dhz_eval_table.py --sweep "$out/z"/*_val_*.json > "$out/z/sweep.md"
+.venv/bin/python docs/results/dhz_v6/width_use.py "$run/best.safetensors" > "$out/z/width_use.txt"
+tools/dhz_full_scoring.sh "$run/best.safetensors" "$out/z"
