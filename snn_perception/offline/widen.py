@@ -34,7 +34,7 @@ def _channel_map(small: int, big: int, dim_small: int, dim_big: int, what: str) 
     return (j // dim_small) * dim_big + j % dim_small
 
 
-def _axes(module: nn.Module, name: str, tensor: torch.Tensor) -> tuple[int, int | None]:
+def _axes(module: nn.Module, name: str) -> tuple[int, int | None]:
     """(output axis, input axis or None) of a parameter or buffer."""
     if name == "weight" and isinstance(module, nn.ConvTranspose2d):
         return 1, 0
@@ -64,15 +64,15 @@ def widen_into(small: SnnTransDHZ, big: SnnTransDHZ) -> dict[str, torch.Tensor]:
     small_modules = dict(small.named_modules())
     for name, module in big.named_modules():
         old = small_modules[name]
-        own = {**dict(module.named_parameters(recurse=False)), **dict(module.named_buffers(recurse=False))}
+        params = dict(module.named_parameters(recurse=False))
+        own = {**params, **dict(module.named_buffers(recurse=False))}
         theirs = {**dict(old.named_parameters(recurse=False)), **dict(old.named_buffers(recurse=False))}
-        params = {key for key, _ in module.named_parameters(recurse=False)}
         for key, target in own.items():
             source = theirs[key]
             if source.shape == target.shape:
                 target.copy_(source)
                 continue
-            out_axis, in_axis = _axes(module, key, target)
+            out_axis, in_axis = _axes(module, key)
             what = f"{name}.{key}"
             rows = _channel_map(source.shape[out_axis], target.shape[out_axis], cs.dim, cb.dim, what)
             new = torch.ones_like(target, dtype=torch.bool)

@@ -13,7 +13,7 @@ import argparse
 import torch
 
 from snn_perception.models import registry
-from snn_perception.runtime.checkpoint import load_checkpoint, load_into
+from snn_perception.runtime.checkpoint import WeightsError, load_checkpoint, load_into
 
 
 def main() -> None:
@@ -21,9 +21,12 @@ def main() -> None:
     parser.add_argument("weights", help="a widened checkpoint (.safetensors)")
     parser.add_argument("--narrow", type=int, default=64, help="the width it was widened from")
     args = parser.parse_args()
-    ckpt = load_checkpoint(args.weights, expect_arch="snntrans_dhz")
-    model = registry.build("snntrans_dhz", ckpt.metadata)
-    load_into(model, ckpt)
+    try:
+        ckpt = load_checkpoint(args.weights, expect_arch="snntrans_dhz")
+        model = registry.build("snntrans_dhz", ckpt.metadata)
+        load_into(model, ckpt)
+    except (WeightsError, ValueError) as exc:
+        parser.error(str(exc))
     dim, old = model.cfg.dim, args.narrow
     if not old < dim:
         parser.error(f"--narrow {old} must be below the checkpoint's width {dim}")
