@@ -14,10 +14,20 @@
 # (transformer channels; wider than INIT's widens its weights, see `train dhz --dim`) WIDEN_LR=1
 # (the step multiplier of the weights widening adds, `train dhz --widen-lr`)
 # CLI ("snn-perception" command; default: this repo's).
+# RECIPE=NAME starts from a named recipe's settings instead of the defaults above (any setting given
+# in the environment still wins): v4b, the fine-tune docs/results/dhz_v4 picked (b) and dhz_v6/v7
+# widened: INIT=dhz_v3 MIX="8 1 1 0.5" W_SSIM=1 W_TV=0.05 ANYTIME_WEIGHTS="0.5 0.5 2 1" MONOTONE=1
+# MONOTONE_PER=image EPOCHS=4 EPOCH_SIZE=320 LR=1e-4.
 set -euo pipefail
 DATA=${1:?usage: tools/dhz_v2_recipe.sh SHARED_DATA OUT [cpu|cuda]}
 OUT=${2:?usage: tools/dhz_v2_recipe.sh SHARED_DATA OUT [cpu|cuda]}
 DEVICE=${3:-cpu}
+case ${RECIPE:-} in
+  "") ;;
+  v4b) : "${INIT=dhz_v3}" "${MIX=8 1 1 0.5}" "${W_SSIM=1}" "${W_TV=0.05}" "${ANYTIME_WEIGHTS=0.5 0.5 2 1}"
+       : "${MONOTONE=1}" "${MONOTONE_PER=image}" "${EPOCHS=4}" "${EPOCH_SIZE=320}" "${LR=1e-4}" ;;
+  *) echo "error: RECIPE='$RECIPE' is not a named recipe; accepted: v4b (or leave RECIPE unset)" >&2; exit 2 ;;
+esac
 EPOCHS=${EPOCHS:-14} EPOCH_SIZE=${EPOCH_SIZE:-400} LR=${LR:-3e-4} THREADS=${THREADS:-2}
 INIT=${INIT:-dhz} W_SSIM=${W_SSIM:-0.5} W_TV=${W_TV:-0.25} MONOTONE=${MONOTONE:-0}
 MONOTONE_PER=${MONOTONE_PER:-batch} SEED=${SEED:-0} DIM=${DIM:-64}

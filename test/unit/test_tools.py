@@ -353,3 +353,45 @@ def test_full_scoring_refuses_missing_weights_before_running_anything(tmp_path: 
     )  # fmt: skip
     assert missing.returncode == 2 and "nope.safetensors: no such weights file" in missing.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _recipe_argv(tmp_path: Path, tag: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """Runs tools/dhz_v2_recipe.sh with a stand-in CLI that prints the arguments it was given."""
+    stub = tmp_path / "cli"
+    stub.write_text('#!/bin/bash\nprintf "%s\\n" "$*"\n')
+    stub.chmod(0o755)
+    keep = {k: v for k, v in os.environ.items() if k not in _RECIPE_SETTINGS}
+    return subprocess.run(
+        ["bash", str(TOOLS / "dhz_v2_recipe.sh"), "/s/data", str(tmp_path / tag)],
+        env={**keep, "CLI": str(stub), **settings}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+_RECIPE_SETTINGS = (
+    "RECIPE INIT MIX W_SSIM W_TV ANYTIME_WEIGHTS MONOTONE MONOTONE_PER EPOCHS EPOCH_SIZE LR THREADS SEED DIM "
+    "WIDEN_LR"
+).split()
+
+
+def test_recipe_preset_v4b_is_dhz_v4_bs_settings_and_the_environment_still_wins(tmp_path: Path) -> None:
+    """RECIPE=v4b trains exactly what dhz_v4..v7's cmd.sh files wrote out as settings; a setting
+    given beside it wins; an unknown name is refused in one line before anything runs."""
+    written_out = {
+        "INIT": "dhz_v3", "MIX": "8 1 1 0.5", "W_SSIM": "1", "W_TV": "0.05", "ANYTIME_WEIGHTS": "0.5 0.5 2 1",
+        "MONOTONE": "1", "MONOTONE_PER": "image", "EPOCHS": "4", "EPOCH_SIZE": "320", "LR": "1e-4",
+    }  # fmt: skip
+    explicit = _recipe_argv(tmp_path, "run", **written_out)
+    preset = _recipe_argv(tmp_path, "run", RECIPE="v4b")
+    assert explicit.returncode == preset.returncode == 0, preset.stderr
+    assert preset.stdout == explicit.stdout
+    assert "--mix 8 1 1 0.5" in preset.stdout and "--anytime-weights 0.5 0.5 2 1" in preset.stdout
+    plain = _recipe_argv(tmp_path, "run")
+    assert plain.returncode == 0 and plain.stdout != preset.stdout and "--init dhz " in plain.stdout
+    longer = _recipe_argv(tmp_path, "run", RECIPE="v4b", EPOCHS="8", DIM="80", WIDEN_LR="30")
+    assert longer.stdout == explicit.stdout.replace("--epochs 4", "--epochs 8").replace(
+        "--dim 64", "--dim 80 --widen-lr 30"
+    )
+    bad = _recipe_argv(tmp_path, "run", RECIPE="v4")
+    assert bad.returncode == 2 and bad.stdout == ""
+    refusal = "error: RECIPE='v4' is not a named recipe; accepted: v4b (or leave RECIPE unset)"
+    assert bad.stderr.strip() == refusal

@@ -10,9 +10,8 @@ data=${SNN_SHARED_DIR:-../shared}/data
 out=docs/results/dhz_v7
 run=runs/dhz_v7z
 mkdir -p "$run" "$out/z"
-DIM=80 WIDEN_LR=30 INIT=dhz_v3 MIX="8 1 1 0.5" W_SSIM=1 W_TV=0.05 ANYTIME_WEIGHTS="0.5 0.5 2 1" MONOTONE=1 \
-  MONOTONE_PER=image EPOCHS=8 EPOCH_SIZE=320 LR=1e-4 THREADS=2 tools/dhz_v2_recipe.sh "$data" "$run" \
-  >> "$run/train.log" 2>&1
+# RECIPE=v4b: dhz_v4 b's settings (dhz_v6 wrote them out; test_tools checks they are the same).
+RECIPE=v4b DIM=80 WIDEN_LR=30 EPOCHS=8 THREADS=2 tools/dhz_v2_recipe.sh "$data" "$run" >> "$run/train.log" 2>&1
 cp "$run/train.log" "$out/z/train.log"
 cp "$run/summary.json" "$out/z/train_summary.json"
 KEEP=1 tools/dhz_val_splits_eval.sh "$out/z" --weights "$run/best.safetensors" \
