@@ -2,8 +2,8 @@
 # #17: an 80-channel variant, the width docs/results/dhz_v6/ found inside the issue's latency limit
 # (~1.1x dhz at 512², T = 4; 96 channels measured 1.27-1.50x). dhz_v6 y's recipe (dhz_v3 widened,
 # the added weights stepped 30x) at 80 channels, 8 epochs instead of 4: y's added weights were still
-# growing when its validation loss was best (epoch 3 of 4). 2 threads, alone on the machine.
-# Started at the end of stop 31; resumable: re-running continues from runs/dhz_v7z/last.pt.
+# growing when its validation loss was best (epoch 3 of 4). 2 threads. Run at stop 32 (README.md);
+# resumable: re-running continues from runs/dhz_v7z/last.pt and keeps finished scoring.
 # Then the same scoring as dhz_v6's pick: every validation split, the contrast fit, latency.
 set -euo pipefail
 data=${SNN_SHARED_DIR:-../shared}/data
