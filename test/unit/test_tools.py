@@ -374,8 +374,9 @@ _RECIPE_SETTINGS = (
 
 
 def test_recipe_preset_v4b_is_dhz_v4_bs_settings_and_the_environment_still_wins(tmp_path: Path) -> None:
-    """RECIPE=v4b trains exactly what dhz_v4..v7's cmd.sh files wrote out as settings; a setting
-    given beside it wins; an unknown name is refused in one line before anything runs."""
+    """RECIPE=v4b trains exactly what dhz_v4 and dhz_v5 (and dhz_v6 as it ran) wrote out as
+    settings; a setting given beside it wins; an unknown name is refused in one line before anything
+    runs."""
     written_out = {
         "INIT": "dhz_v3", "MIX": "8 1 1 0.5", "W_SSIM": "1", "W_TV": "0.05", "ANYTIME_WEIGHTS": "0.5 0.5 2 1",
         "MONOTONE": "1", "MONOTONE_PER": "image", "EPOCHS": "4", "EPOCH_SIZE": "320", "LR": "1e-4",

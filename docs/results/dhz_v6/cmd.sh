@@ -18,9 +18,8 @@ out=docs/results/dhz_v6
 train() {  # tag, transformer width, step multiplier of the added weights
   local run=runs/dhz_v6$1
   mkdir -p "$run" "$out/$1"
-  DIM=$2 WIDEN_LR=$3 INIT=dhz_v3 MIX="8 1 1 0.5" W_SSIM=1 W_TV=0.05 ANYTIME_WEIGHTS="0.5 0.5 2 1" MONOTONE=1 \
-    MONOTONE_PER=image EPOCHS=4 EPOCH_SIZE=320 LR=1e-4 THREADS=1 tools/dhz_v2_recipe.sh "$data" "$run" \
-    >> "$run/train.log" 2>&1
+  # RECIPE=v4b: dhz_v4 b's settings, written out in full when this ran (test_tools checks they are the same)
+  RECIPE=v4b DIM=$2 WIDEN_LR=$3 THREADS=1 tools/dhz_v2_recipe.sh "$data" "$run" >> "$run/train.log" 2>&1
   cp "$run/train.log" "$out/$1/train.log"
   cp "$run/summary.json" "$out/$1/train_summary.json"
 }
