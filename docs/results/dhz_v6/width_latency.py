@@ -16,6 +16,7 @@ import torch
 
 from snn_perception.models import registry
 from snn_perception.models.dhz import SnnTransDHZ
+from snn_perception.offline.train_dhz_config import HEAD_WIDTH, MIN_DIM
 from snn_perception.offline.widen import widen_into
 from snn_perception.runtime.checkpoint import load_checkpoint, load_into
 from snn_perception.runtime.weights import resolve
@@ -27,8 +28,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=7, help="timed runs per width and round (median)")
     args = parser.parse_args()
-    if args.rounds < 1 or args.runs < 1 or any(w < 64 or w % 8 for w in args.widths):
-        parser.error("--rounds and --runs at least 1; --widths multiples of 8 from 64")
+    if args.rounds < 1 or args.runs < 1 or any(w < MIN_DIM or w % HEAD_WIDTH for w in args.widths):
+        parser.error(f"--rounds and --runs at least 1; --widths multiples of {HEAD_WIDTH} from {MIN_DIM}")
     torch.set_num_threads(2)
     ckpt = load_checkpoint(resolve("dhz_v3"))
     base = registry.build("snntrans_dhz", ckpt.metadata)
@@ -36,7 +37,7 @@ def main() -> None:
     models = {}
     for w in args.widths:
         torch.manual_seed(0)
-        m = SnnTransDHZ(dataclasses.replace(base.cfg, dim=w, heads=w // 8))
+        m = SnnTransDHZ(dataclasses.replace(base.cfg, dim=w, heads=w // HEAD_WIDTH))
         widen_into(base, m)
         m.eval().requires_grad_(False)
         m.prepare_inference()
