@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from snn_perception.commands import add_device_argument, add_examples, add_progress_argument
-from snn_perception.offline.losses import LossWeights
 
 EXAMPLES = (
     "snn-perception train dhz --data pairs/ --epochs 100 --out runs/my_water",
@@ -224,6 +223,7 @@ def _check(args: argparse.Namespace) -> str | None:
 
 def config_from_args(args: argparse.Namespace):
     """Every command-line option mapped onto the trainer's config (one place, tested field by field)."""
+    from snn_perception.offline.losses import LossWeights
     from snn_perception.offline.train_dhz import TrainDhzConfig
 
     init = None

@@ -23,6 +23,10 @@ from typing import Any
 
 import torch
 
+from snn_perception.runtime.weights import (
+    WeightsError,  # defined torch-free there; raised and re-exported here
+)
+
 METADATA_KEY = "snn_perception"
 FORMAT_VERSION = 1
 
@@ -41,10 +45,6 @@ OFFICIAL_DHZ_METADATA: dict[str, Any] = {
     "input_hw": [512, 512],
     "source": "official snnTrans-DHZ checkpoint (vidya-rejul/snnTrans-DHZ), trained with T=4 at 512x512",
 }
-
-
-class WeightsError(ValueError):
-    """A weights file could not be used; the message says which file and what was expected."""
 
 
 @dataclass

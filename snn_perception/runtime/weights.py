@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from snn_perception.runtime.checkpoint import WeightsError
-
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -23,6 +21,14 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "dehaze": ("dhz", "dhz_official"),
     "segment": ("spiking_unet", "unet_suim_snn"),
 }
+
+
+class WeightsError(ValueError):
+    """A weights file could not be used; the message says which file and what was expected.
+
+    Defined here, not beside the loader in :mod:`~snn_perception.runtime.checkpoint` (which
+    re-exports it), so that naming weights in ``--help`` and refusing bad arguments never import torch.
+    """
 
 
 def shared_dirs() -> list[Path]:

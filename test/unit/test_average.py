@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from cli_run import cli
 
 from snn_perception.models import registry
 from snn_perception.offline.soup import average, average_checkpoints
@@ -32,13 +32,7 @@ def _ckpt(path: Path, seed: int, **meta) -> Path:
 
 
 def _cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snn_perception.cli", "average", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli("average", *args, cwd=cwd)
 
 
 def test_average_is_the_mean_and_loads_into_the_network(tmp_path: Path) -> None:

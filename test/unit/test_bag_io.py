@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_run import cli
 
 from snn_perception.replay import bag_io
 from snn_perception.replay.bag_io import BagError, BagWriter, bag_info, check_image_topic, iter_images
@@ -204,13 +204,7 @@ def test_make_bag_pairs_frames_with_same_stamped_references_in_natural_order(tmp
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snn_perception.cli", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli(*args, cwd=REPO)
 
 
 def test_make_bag_cli_writes_compressed_mcap_and_rejects_bad_input(tmp_path: Path) -> None:

@@ -65,3 +65,25 @@ def test_weights_help_names_the_default_and_the_shipped_choices(verb: str, task:
     assert default in shipped
     for name in shipped:
         assert name in text
+
+
+def test_help_and_argument_refusals_never_load_torch() -> None:
+    """A typo is answered at once: every verb's ``--help`` and its argument errors come before torch
+    (~1 s to import) loads, as the CLI's design promises. Checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    argvs = [[verb, flag] for flag in ("--help", "--no-such-option") for verb in VERBS]
+    code = (
+        "import sys\n"
+        "from snn_perception import cli\n"
+        f"for argv in {argvs!r}:\n"
+        "    try:\n"
+        "        cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "    assert 'torch' not in sys.modules, argv\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("usage: snn-perception") >= len(VERBS)  # the help texts were really made

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cli_run import cli
 from kornia.metrics import ssim as kornia_ssim
 from skimage.metrics import peak_signal_noise_ratio
 
@@ -82,13 +81,7 @@ def test_model_scores_match_an_independent_run(two_pairs: Path, shared: Path) ->
     ],
 )
 def test_cli_rejects_bad_input_with_a_reason(args: list[str], message: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "snn_perception.cli", "evaluate", "--task", "dehaze", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = cli("evaluate", "--task", "dehaze", *args, cwd=REPO)
     assert proc.returncode == 2
     assert message in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_run import cli
 
 from snn_perception.models import registry
 from snn_perception.models.counting import OpCounts
@@ -195,13 +196,7 @@ def test_ctrl_c_writes_a_partial_report(engines, euvp_bag, tmp_path) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snn_perception.cli", "replay", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return cli("replay", *args, cwd=REPO, timeout=300)
 
 
 def _assert_usage_error(res: subprocess.CompletedProcess, text: str) -> None:
@@ -278,13 +273,7 @@ def test_demo_never_deletes_what_it_did_not_write(tmp_path) -> None:
     (tmp_path / "file").write_text("x")
     cases = ((tmp_path, "holds files a demo did not write (notes.txt)"), (tmp_path / "file", "is a file"))
     for out, words in cases:
-        res = subprocess.run(
-            [sys.executable, "-m", "snn_perception.cli", "demo", "--out", str(out), "--mode", "offline"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        res = cli("demo", "--out", str(out), "--mode", "offline", cwd=REPO)
         assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert (bag / "notes.txt").read_text() == "mine"
 
