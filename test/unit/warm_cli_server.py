@@ -8,7 +8,8 @@ points stdin at /dev/null and stdout/stderr at the requested files, and runs exa
 no OpenMP pool exists to be broken by ``fork``). Replies: one JSON line ``{"rc": ..., "timed_out": ...}``.
 
 ``TQDM_DISABLE`` is set before torch (which imports tqdm) loads, as the CLI itself sets it for a
-command whose stderr is not a terminal: a child's stderr is always a file here.
+command whose stderr is not a terminal: a child's stderr is always a file here. Since tqdm reads that
+switch only when first imported, checks of the switch itself run in a fresh interpreter (``cold_cli``).
 """
 
 from __future__ import annotations
