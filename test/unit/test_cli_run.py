@@ -14,7 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_run import cli, cold_cli, snapshot
+from cli_run import _Server, cli, cold_cli, snapshot
+from warm_cli_server import POLL_ENV
 
 
 def _both(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
@@ -73,6 +74,17 @@ def test_a_command_past_its_time_is_killed_and_the_next_one_runs(tmp_path: Path)
         cli("bench", "--size", "64", "--timesteps", "8", "--runs", "1000", cwd=tmp_path, timeout=2)
     assert time.monotonic() - start < 30
     assert cli("--version", cwd=tmp_path).returncode == 0
+
+
+def test_a_server_without_pidfd_waits_by_polling(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(POLL_ENV, "1")
+    server = _Server()  # started with the switch in its environment
+    try:
+        assert server.run(["enhance", "--device", "gpu"], tmp_path, 60).returncode == 2
+        with pytest.raises(subprocess.TimeoutExpired):
+            server.run(["bench", "--size", "64", "--timesteps", "8", "--runs", "1000"], tmp_path, 2)
+    finally:
+        server.close()
 
 
 def test_side_by_side_commands_each_get_their_own_process(tmp_path: Path) -> None:
