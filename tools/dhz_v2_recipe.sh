@@ -12,7 +12,8 @@
 # THREADS=2 MIX="1 1 1 0.5" INIT=dhz W_SSIM=0.5 W_TV=0.25 ANYTIME_WEIGHTS="" (equal) MONOTONE=0
 # MONOTONE_PER=batch SEED=0 (crops, augmentation and order; the split seed stays 0) DIM=64
 # (transformer channels; wider than INIT's widens its weights, see `train dhz --dim`) WIDEN_LR=1
-# (the step multiplier of the weights widening adds, `train dhz --widen-lr`)
+# (the step multiplier of the weights widening adds, `train dhz --widen-lr`) CONSISTENCY=0 (weight of
+# the pull of earlier read-outs toward T = 8's image, `train dhz --consistency`)
 # CLI ("snn-perception" command; default: this repo's).
 # RECIPE=NAME starts from a named recipe's settings instead of the defaults above (any setting given
 # in the environment still wins): v4b, the fine-tune docs/results/dhz_v4 picked (b) and dhz_v6/v7
@@ -31,7 +32,7 @@ esac
 EPOCHS=${EPOCHS:-14} EPOCH_SIZE=${EPOCH_SIZE:-400} LR=${LR:-3e-4} THREADS=${THREADS:-2}
 INIT=${INIT:-dhz} W_SSIM=${W_SSIM:-0.5} W_TV=${W_TV:-0.25} MONOTONE=${MONOTONE:-0}
 MONOTONE_PER=${MONOTONE_PER:-batch} SEED=${SEED:-0} DIM=${DIM:-64}
-WIDEN_LR=${WIDEN_LR:-1}
+WIDEN_LR=${WIDEN_LR:-1} CONSISTENCY=${CONSISTENCY:-0}
 read -r -a MIX <<< "${MIX:-1 1 1 0.5}"
 read -r -a ANYTIME_WEIGHTS <<< "${ANYTIME_WEIGHTS:-}"
 # the repository's venv when there is one (make setup), else the python on PATH
@@ -47,6 +48,7 @@ args=(train dhz --data "$DATA/lsui_pairs" "$DATA/euvp_dark" "$DATA/uieb_real" "$
       --w-ssim "$W_SSIM" --w-tv "$W_TV" --monotone "$MONOTONE"
       --monotone-per "$MONOTONE_PER" --dim "$DIM")
 if [[ $WIDEN_LR != 1 ]]; then args+=(--widen-lr "$WIDEN_LR"); fi
+if [[ $CONSISTENCY != 0 ]]; then args+=(--consistency "$CONSISTENCY"); fi
 if ((${#ANYTIME_WEIGHTS[@]})); then args+=(--anytime-weights "${ANYTIME_WEIGHTS[@]}"); fi
 if [[ -f $OUT/summary.json ]]; then echo "== done earlier ($OUT)"
 elif [[ -f $OUT/last.pt ]]; then "${CLI[@]}" "${args[@]}" --resume "$OUT/last.pt"

@@ -187,6 +187,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the --monotone hinge acts: the batch's mean losses (default) or each image's",
     )
     parser.add_argument(
+        "--consistency",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of a term pulling each earlier --anytime read-out toward the last one's image "
+        "(which learns nothing from it), so the output changes less with T (default 0: off)",
+    )
+    parser.add_argument(
         "--readout",
         choices=["leaky", "normalized"],
         default="leaky",
@@ -265,6 +273,7 @@ def config_from_args(args: argparse.Namespace):
         anytime_weights=list(args.anytime_weights),
         monotone=args.monotone,
         monotone_per=args.monotone_per,
+        consistency=args.consistency,
         readout=args.readout,
         synthetic=args.synthetic,
         synthetic_val=args.synthetic_val,

@@ -62,6 +62,20 @@ class RestorationLoss(torch.nn.Module):
         return total, parts
 
 
+def consistency_loss(outs: list[torch.Tensor]) -> torch.Tensor:
+    """Mean squared distance of every earlier read-out to the last one, the last held fixed.
+
+    Why: the hinge of :func:`anytime_loss` judges read-outs against the reference, so on water
+    whose reference is barely corrected (UFO-120) a short run that corrects less scores better and
+    the sweep falls. Pulling each earlier read-out toward the longest run's image (a teacher that
+    gets no gradient from this term) makes the output change less with T, whatever the reference.
+    """
+    if len(outs) < 2:
+        raise ValueError("consistency_loss needs two or more read-outs")
+    target = outs[-1].detach()
+    return sum(F.mse_loss(out, target) for out in outs[:-1]) / (len(outs) - 1)
+
+
 def anytime_loss(
     step_losses: list[torch.Tensor], weights: list[float] | None = None, monotone: float = 0.0
 ) -> torch.Tensor:

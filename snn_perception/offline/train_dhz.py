@@ -31,7 +31,7 @@ from torch.utils.data.distributed import DistributedSampler
 from snn_perception.models import registry
 from snn_perception.offline.dhz_mix import validate_sources
 from snn_perception.offline.ema import WeightAverage
-from snn_perception.offline.losses import RestorationLoss, anytime_loss
+from snn_perception.offline.losses import RestorationLoss, anytime_loss, consistency_loss
 from snn_perception.offline.pairs import (
     IMAGE_SUFFIXES,
     PairAugment,
@@ -293,6 +293,10 @@ def train(cfg: TrainDhzConfig) -> dict:
                 scored_steps = [loss_fn(out, ref, per_image=per_image) for out in outs]
                 loss = anytime_loss([item[0] for item in scored_steps], anytime_weights or None, cfg.monotone)
                 parts = {k: sum(item[1][k] for item in scored_steps) / len(steps) for k in scored_steps[0][1]}
+                if cfg.consistency > 0:
+                    agree = consistency_loss(outs)
+                    loss = loss + cfg.consistency * agree
+                    parts["consistency"] = float(agree.detach())
                 parts["total"] = float(loss.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -71,6 +71,9 @@ class TrainDhzConfig:
     #: where that hinge acts: on the batch's mean losses (``batch``) or on every image's (``image``:
     #: a source whose images get worse with T is charged even when the batch's others improve)
     monotone_per: str = "batch"
+    #: weight of ``losses.consistency_loss`` (earlier read-outs pulled toward the longest's image,
+    #: which learns nothing from it); 0: off
+    consistency: float = 0.0
     #: ``normalized`` (a weighted mean at every step; needed for anytime) or the published ``leaky``
     readout: str = "leaky"
     synthetic: int = 0
@@ -222,6 +225,13 @@ class TrainDhzConfig:
             not self.monotone or len(self.anytime) > 1,
             "--monotone",
             self.monotone,
+            "used with --anytime of two or more steps",
+        )
+        require(finite(self.consistency, 0.0), "--consistency", self.consistency, "a finite number ≥ 0")
+        require(
+            not self.consistency or len(self.anytime) > 1,
+            "--consistency",
+            self.consistency,
             "used with --anytime of two or more steps",
         )
         require(self.readout in ("leaky", "normalized"), "--readout", self.readout, "leaky or normalized")

@@ -123,6 +123,8 @@ def test_validation_weighs_every_source_equally(tmp_path: Path) -> None:
         (dict(anytime=[1, 4], monotone=-1.0), "--monotone"),
         (dict(monotone=1.0), "--monotone"),  # needs two or more read-outs to order
         (dict(anytime=[1, 4], monotone=1.0, monotone_per="frame"), "--monotone-per"),
+        (dict(anytime=[1, 4], consistency=float("nan")), "--consistency"),
+        (dict(consistency=1.0), "--consistency"),  # needs a later read-out to pull toward
     ],
 )
 def test_mixing_and_anytime_settings_are_checked_with_the_flag_named(kw: dict, flag: str) -> None:
@@ -144,6 +146,7 @@ def test_a_mixed_anytime_run_reports_every_source_and_step_and_exports_a_normali
         anytime_weights=[3.0, 1.0],  # follows the order given: T = 2 weighs 3
         monotone=0.5,
         monotone_per="image",
+        consistency=0.5,
         readout="normalized",
         mix=[1.0, 1.0],
         epoch_size=4,
@@ -160,6 +163,7 @@ def test_a_mixed_anytime_run_reports_every_source_and_step_and_exports_a_normali
     row = summary["history"][0]
     assert {"val_loss_ufo120_sample", "val_loss_uieb_real", "val_psnr_T1", "val_psnr_T2"} <= set(row)
     assert row["step"] == 2  # epoch_size 4, batch 2
+    assert row["train_consistency"] > 0  # the two read-outs differ, and the term was added
     ckpt = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert ckpt.metadata["readout"] == "normalized" and ckpt.metadata["default_timesteps"] == 2
     assert len(ckpt.metadata["training"]["val_images"]) == 4

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snn_perception.offline.losses import LossWeights, RestorationLoss, anytime_loss, total_variation
+from snn_perception.offline.losses import (
+    LossWeights,
+    RestorationLoss,
+    anytime_loss,
+    consistency_loss,
+    total_variation,
+)
 
 C1, C2 = 0.01**2, 0.03**2
 
@@ -81,3 +87,17 @@ def test_per_image_losses_average_to_the_batch_loss_and_let_the_hinge_see_each_i
     assert float(anytime_loss([first.mean(), second.mean()], monotone=1.0)) == pytest.approx(float(mean))
     per = float(anytime_loss([first, second], monotone=1.0))
     assert per == pytest.approx(float(mean) + 0.1 / 3)  # plus the mean of the per-image hinges
+
+
+def test_consistency_pulls_earlier_read_outs_toward_the_last_which_learns_nothing_from_it() -> None:
+    first = torch.zeros(1, 3, 4, 4, requires_grad=True)
+    second = torch.full((1, 3, 4, 4), 0.5, requires_grad=True)
+    last = torch.ones(1, 3, 4, 4, requires_grad=True)
+    loss = consistency_loss([first, second, last])
+    assert float(loss) == pytest.approx((1.0 + 0.25) / 2)  # mean of the two MSEs to the last
+    loss.backward()
+    assert last.grad is None  # the teacher is held fixed
+    assert float(first.grad.sum()) < 0 and float(second.grad.sum()) < 0  # both pushed up, toward 1
+    assert float(consistency_loss([last.detach(), last.detach()])) == 0.0
+    with pytest.raises(ValueError, match="two or more"):
+        consistency_loss([last])

@@ -369,7 +369,7 @@ def _recipe_argv(tmp_path: Path, tag: str, **settings: str) -> subprocess.Comple
 
 _RECIPE_SETTINGS = (
     "RECIPE INIT MIX W_SSIM W_TV ANYTIME_WEIGHTS MONOTONE MONOTONE_PER EPOCHS EPOCH_SIZE LR THREADS SEED DIM "
-    "WIDEN_LR"
+    "WIDEN_LR CONSISTENCY"
 ).split()
 
 
@@ -392,6 +392,8 @@ def test_recipe_preset_v4b_is_dhz_v4_bs_settings_and_the_environment_still_wins(
     assert longer.stdout == explicit.stdout.replace("--epochs 4", "--epochs 8").replace(
         "--dim 64", "--dim 80 --widen-lr 30"
     )
+    pulled = _recipe_argv(tmp_path, "run", RECIPE="v4b", CONSISTENCY="4")
+    assert pulled.stdout == explicit.stdout.replace("--dim 64", "--dim 64 --consistency 4")
     bad = _recipe_argv(tmp_path, "run", RECIPE="v4")
     assert bad.returncode == 2 and bad.stdout == ""
     refusal = "error: RECIPE='v4' is not a named recipe; accepted: v4b (or leave RECIPE unset)"
