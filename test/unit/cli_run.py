@@ -23,6 +23,11 @@ SERVER = Path(__file__).with_name("warm_cli_server.py")
 START_TIMEOUT = 120.0
 
 
+def _command(argv: list[str]) -> list[str]:
+    """The command line a user types, as both runners report it."""
+    return [sys.executable, "-m", "snn_perception.cli", *argv]
+
+
 def _decode(data: bytes) -> str:
     """Text as a terminal would get it: a ``\\r`` stays a ``\\r`` (``text=True`` would turn it into
     ``\\n``, hiding exactly the progress-bar redraws some tests look for)."""
@@ -70,7 +75,7 @@ class _Server:
             reply = self._expect("rc", timeout + 60)
             stdout = _decode(out.read_bytes()) if out.exists() else ""
             stderr = _decode(err.read_bytes()) if err.exists() else ""
-        command = [sys.executable, "-m", "snn_perception.cli", *argv]
+        command = _command(argv)
         if reply["timed_out"]:
             raise subprocess.TimeoutExpired(command, timeout, output=stdout, stderr=stderr)
         return subprocess.CompletedProcess(command, reply["rc"], stdout, stderr)
@@ -125,7 +130,7 @@ def cli(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.Comple
 def cold_cli(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
     """The same command in a fresh interpreter (``subprocess.run``), output decoded as :func:`cli` does."""
     proc = subprocess.run(
-        [sys.executable, "-m", "snn_perception.cli", *map(str, args)],
+        _command(list(map(str, args))),
         cwd=cwd,
         capture_output=True,
         timeout=timeout,

@@ -59,29 +59,32 @@ def _run_child(req: dict, channels: tuple[int, int]) -> None:
     sys.exit(cli.main())
 
 
+def _ended_in_time(pid: int, timeout: float) -> bool:
+    """Whether the child ended within ``timeout`` (left unreaped for the caller's ``waitpid``)."""
+    try:
+        pidfd = None if os.environ.get(POLL_ENV) else os.pidfd_open(pid)
+    except OSError:  # a kernel or sandbox without pidfd_open
+        pidfd = None
+    if pidfd is not None:
+        try:
+            return bool(select.select([pidfd], [], [], timeout)[0])
+        finally:
+            os.close(pidfd)
+    deadline = time.monotonic() + timeout  # poll, as subprocess itself falls back to
+    while time.monotonic() < deadline:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        time.sleep(0.005)
+    return False
+
+
 def _wait(pid: int, timeout: float) -> tuple[int, bool]:
     """The child's return code (negative: killed by that signal, as ``subprocess`` reports it) and
     whether it ran out of time (then it and its children were killed)."""
-    try:
-        if os.environ.get(POLL_ENV):
-            raise OSError("polling asked for")
-        pidfd = os.pidfd_open(pid)
-    except OSError:  # a kernel or sandbox without pidfd_open: poll, as subprocess itself falls back to
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return os.waitstatus_to_exitcode(status), False
-            time.sleep(0.005)
-        finished = False
-    else:
-        try:
-            finished = bool(select.select([pidfd], [], [], timeout)[0])
-        finally:
-            os.close(pidfd)
-    if not finished:
+    ended = _ended_in_time(pid, timeout)
+    if not ended:
         os.killpg(pid, signal.SIGKILL)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), not finished
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), not ended
 
 
 def serve() -> None:
