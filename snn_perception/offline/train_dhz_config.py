@@ -217,23 +217,14 @@ class TrainDhzConfig:
             self.anytime_weights,
             "finite weights above 0",
         )
-        require(finite(self.monotone, 0.0), "--monotone", self.monotone, "a finite number ≥ 0")
         require(
             self.monotone_per in ("batch", "image"), "--monotone-per", self.monotone_per, "batch or image"
         )
-        require(
-            not self.monotone or len(self.anytime) > 1,
-            "--monotone",
-            self.monotone,
-            "used with --anytime of two or more steps",
-        )
-        require(finite(self.consistency, 0.0), "--consistency", self.consistency, "a finite number ≥ 0")
-        require(
-            not self.consistency or len(self.anytime) > 1,
-            "--consistency",
-            self.consistency,
-            "used with --anytime of two or more steps",
-        )
+        needs_two = "used with --anytime of two or more steps"
+        for flag, weight in (("--monotone", self.monotone), ("--consistency", self.consistency)):
+            # both terms compare read-outs of one run with each other
+            require(finite(weight, 0.0), flag, weight, "a finite number ≥ 0")
+            require(not weight or len(self.anytime) > 1, flag, weight, needs_two)
         require(self.readout in ("leaky", "normalized"), "--readout", self.readout, "leaky or normalized")
         require(
             not self.synthetic_from or self.synthetic > 0,
