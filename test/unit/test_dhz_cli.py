@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_run import cli
 
 from snn_perception.cli import main
 from snn_perception.runtime.engine import Engine
@@ -79,23 +78,8 @@ def test_enhance_bad_input_exits_2_with_a_message(
 def test_enhance_unreadable_image_fails_cleanly_in_a_subprocess(tmp_path: Path) -> None:
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snn_perception.cli",
-            "enhance",
-            str(bad),
-            "--out",
-            str(tmp_path / "o"),
-            "--weights",
-            str(tmp_path / "missing.pth"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    weights = tmp_path / "missing.pth"
+    result = cli("enhance", bad, "--out", tmp_path / "o", "--weights", weights, cwd=REPO, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr and "missing.pth" in result.stderr
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_run import cold_cli
 
 REPO = Path(__file__).resolve().parents[2]
 ROS_FREE = [
@@ -51,12 +52,6 @@ def test_ros_free_layer_imports_without_rclpy(package: str) -> None:
 
 def test_cli_help_and_version() -> None:
     for args in (["--help"], ["--version"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "snn_perception.cli", *args],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = cold_cli(*args, cwd=REPO)
         assert result.returncode == 0, result.stderr
         assert "snn-perception" in result.stdout

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from cli_run import cli
+from cli_run import cli, cold_cli
 
 from snn_perception.models import registry
 from snn_perception.models.counting import OpCounts
@@ -279,28 +278,9 @@ def test_demo_never_deletes_what_it_did_not_write(tmp_path) -> None:
 
 
 def test_demo_renders_a_dive_and_writes_a_report(shared, tmp_path) -> None:
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snn_perception.cli",
-            "demo",
-            "--out",
-            str(tmp_path),
-            "--mode",
-            "offline",
-            "--seconds",
-            "1",
-            "--timesteps",
-            "1,2",
-            "--threads",
-            "1",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # a fresh interpreter, as `make demo` starts it
+    short = ["--mode", "offline", "--seconds", "1", "--timesteps", "1,2", "--threads", "1"]
+    res = cold_cli("demo", "--out", tmp_path, *short, cwd=REPO, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "rendered a synthetic dive (10 frames" in res.stdout
     assert "dehaze only" not in res.stdout  # the shipped segmenter runs too
