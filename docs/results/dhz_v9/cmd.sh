@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# #17: is UFO-120's falling T sweep a matter of how rarely the trainer sees UFO-120? Its training split
+# (18 pairs) has raw frames 14.8-25.9 dB from their references (mean 21.1), so it does show near-raw
+# references, but dhz_v4 b's mix draws it for 4.8 % of the pairs. dhz_v4 b's run (RECIPE=v4b, 64
+# channels, from dhz_v3, per-image monotone hinge) with one change: UFO-120's mix weight 0.5 -> 2
+# (MIX="8 1 1 2": LSUI 67 %, EUVP dark 8.3 %, UIEB 8.3 %, UFO-120 16.7 % of draws; b: 76 / 9.5 / 9.5 /
+# 4.8). Fixed before scoring. 2 threads. Run at stop 34 (README.md); resumable: re-running continues
+# from runs/dhz_v9u/last.pt and keeps finished scoring. Then dhz_v6/v7/v8's scoring
+# (tools/dhz_full_scoring.sh). EUVP23 (the test set) is not read.
+set -euo pipefail
+data=${SNN_SHARED_DIR:-../shared}/data
+out=docs/results/dhz_v9
+run=runs/dhz_v9u
+mkdir -p "$run" "$out/u"
+RECIPE=v4b MIX="8 1 1 2" THREADS=2 tools/dhz_v2_recipe.sh "$data" "$run" >> "$run/train.log" 2>&1
+cp "$run/train.log" "$out/u/train.log"
+cp "$run/summary.json" "$out/u/train_summary.json"
+tools/dhz_full_scoring.sh "$run/best.safetensors" "$out/u"
