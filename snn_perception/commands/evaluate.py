@@ -97,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--val-max",
         type=int,
         default=0,
-        help="cap each folder's validation split as the training run's --val-max did (default 0: no cap)",
+        help="cap each folder's validation split as the training run's --val-max did, so --split val "
+        "and --split train pick exactly the pairs the trainer validated and trained on (default 0: no cap)",
     )
     parser.add_argument(
         "--grading",
@@ -152,10 +153,15 @@ def check_arguments(args: argparse.Namespace) -> None:
         )
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit {args.limit}: must be ≥ 1 (omit it to evaluate every image)")
-    if args.val_max < 0 or (args.val_max and args.split != "val"):
+    if args.val_max < 0 or (args.val_max and args.split == "all"):
         raise ValueError(
-            f"--val-max {args.val_max}: must be ≥ 1 with --split val (the cap of each folder's "
-            "validation split, as the training run's --val-max), or 0"
+            f"--val-max {args.val_max}: must be ≥ 1 with --split val or --split train (the cap of each "
+            "folder's validation split, as the training run's --val-max), or 0"
+        )
+    if args.val_max and args.task == "segment":
+        raise ValueError(
+            f"--val-max {args.val_max}: is for --task dehaze only (train unet does not cap its "
+            "validation split); leave it out"
         )
     if args.task == "segment" and args.method is not None:
         raise ValueError(

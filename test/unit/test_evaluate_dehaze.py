@@ -76,7 +76,7 @@ def test_model_scores_match_an_independent_run(two_pairs: Path, shared: Path) ->
         (["--data", ".", "--size", "12xfoo"], "expected HxW"),
         (["--data", ".", "--timesteps", "0"], "between 1 and 64"),
         (["--data", ".", "--weights", "/no/such.safetensors"], "no such file"),
-        (["--data", ".", "--val-max", "5"], "with --split val"),
+        (["--data", ".", "--val-max", "5"], "with --split val or --split train"),
         (["--data", ".", "--split", "val", "--val-max", "-1"], "must be ≥ 1"),
     ],
 )
@@ -117,7 +117,8 @@ def test_two_runs_best_weights_are_scored_separately(two_pairs: Path, shared: Pa
 
 def test_val_max_scores_exactly_the_trainers_capped_validation_split(tmp_path: Path) -> None:
     """``evaluate --split val --val-max N`` picks the pairs ``train dhz --val-max N`` validated on
-    (a source's capped split is the first N of its seeded order, not the first N by name)."""
+    (a source's capped split is the first N of its seeded order, not the first N by name), and
+    ``--split train --val-max N`` the pairs it trained on, the cap's overflow included."""
     from snn_perception.offline.dhz_mix import split_sources
     from snn_perception.offline.evaluate_dehaze import select_pairs
 
@@ -129,5 +130,34 @@ def test_val_max_scores_exactly_the_trainers_capped_validation_split(tmp_path: P
     cfg = DehazeEvalConfig(data=[str(tmp_path)], split="val", val_fraction=0.5, seed=3, val_max=6)
     assert sorted(p[0].name for p in select_pairs(cfg)) == sorted(p[0].name for p in trainer.val)
     assert len(trainer.val) == 6
+    trained = DehazeEvalConfig(data=[str(tmp_path)], split="train", val_fraction=0.5, seed=3, val_max=6)
+    assert sorted(p[0].name for p in select_pairs(trained)) == sorted(p[0].name for p in trainer.train)
+    assert len(trainer.train) == 24  # the 9 pairs the cap moved out of validation were trained on
     by_name = DehazeEvalConfig(data=[str(tmp_path)], split="val", val_fraction=0.5, seed=3, limit=6)
     assert [p[0].name for p in select_pairs(by_name)] != [p[0].name for p in select_pairs(cfg)]
+
+
+def test_cli_scores_the_trainers_capped_training_split_and_refuses_the_cap_for_segment(
+    shared: Path, tmp_path: Path
+) -> None:
+    """``--split train --val-max N`` is accepted (it was refused, so the trainer's training split,
+    which takes the cap's overflow, could not be scored); segmentation has no cap to mirror."""
+    src = shared / "data" / "ufo120_sample"
+    names = sorted(p.name for p in (src / "raw").iterdir())[:6]
+    data = tmp_path / "pairs"
+    for sub in ("raw", "reference"):
+        (data / sub).mkdir(parents=True)
+        for name in names:
+            (data / sub / name).symlink_to(src / sub / name)
+    split = ["--val-fraction", "0.5", "--seed", "0", "--val-max", "1"]
+    proc = cli(
+        "evaluate", "--task", "dehaze", "--data", str(data), "--split", "train", *split, "--size", "32x32",
+        "--timesteps", "1", "--method", "raw", "--no-uiqm", "--json", str(tmp_path / "t.json"), cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    images = json.loads((tmp_path / "t.json").read_text())["images"]
+    assert len(images) == 5  # 3 held out, the cap keeps 1 of them: 3 + 2 train
+    proc = cli("evaluate", "--task", "segment", "--data", str(data), "--split", "val", *split, cwd=tmp_path)
+    assert proc.returncode == 2 and "--val-max 1: is for --task dehaze only" in proc.stderr
