@@ -16,3 +16,9 @@ RECIPE=v4b MIX="8 1 1 2" THREADS=2 tools/dhz_v2_recipe.sh "$data" "$run" >> "$ru
 cp "$run/train.log" "$out/u/train.log"
 cp "$run/summary.json" "$out/u/train_summary.json"
 tools/dhz_full_scoring.sh "$run/best.safetensors" "$out/u"
+# the same weights on UFO-120's training split (the cap's overflow included, as the trainer drew it)
+[[ -f $out/u/train_split/ufo120_sample_train_256.json ]] || { mkdir -p "$out/u/train_split"
+  .venv/bin/python -m snn_perception.cli evaluate --task dehaze --data "$data/ufo120_sample" --split train \
+    --seed 0 --val-fraction 0.2 --val-max 40 --size 256x256 --weights "$run/best.safetensors" \
+    --timesteps 1 2 4 8 --grading pixels --no-uiqm --no-progress --threads 2 \
+    --json "$out/u/train_split/ufo120_sample_train_256.json"; }
