@@ -22,3 +22,5 @@ tools/dhz_full_scoring.sh "$run/best.safetensors" "$out/u"
     --seed 0 --val-fraction 0.2 --val-max 40 --size 256x256 --weights "$run/best.safetensors" \
     --timesteps 1 2 4 8 --grading pixels --no-uiqm --no-progress --threads 2 \
     --json "$out/u/train_split/ufo120_sample_train_256.json"; }
+# how much it changes a frame at each T, against how much the reference asks for
+[[ -f $out/u/correction_size.txt ]] || .venv/bin/python "$out/u/correction_size.py" > "$out/u/correction_size.txt"
