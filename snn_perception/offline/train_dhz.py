@@ -249,8 +249,10 @@ def train(cfg: TrainDhzConfig) -> dict:
         sampler = DistributedSampler(train_set, shuffle=True, seed=cfg.seed) if world > 1 else None
     loader = DataLoader(train_set, batch_size=cfg.batch, shuffle=sampler is None, sampler=sampler)
     steps = tuple(sorted(cfg.anytime)) or None
-    # weights follow the steps once sorted, as the read-outs come
-    anytime_weights = [w for _, w in sorted(zip(cfg.anytime, cfg.anytime_weights, strict=True))]
+    # weights follow the steps once sorted, as the read-outs come; none given: equal weights
+    anytime_weights = (
+        [w for _, w in sorted(zip(cfg.anytime, cfg.anytime_weights, strict=True))] if cfg.anytime_weights else []
+    )
 
     # the averaged copy is what validation scores and what best.safetensors holds
     ema = WeightAverage(model, cfg.ema) if cfg.ema > 0 else None

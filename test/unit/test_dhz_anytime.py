@@ -169,3 +169,15 @@ def test_a_mixed_anytime_run_reports_every_source_and_step_and_exports_a_normali
     assert len(ckpt.metadata["training"]["val_images"]) == 4
     engine = Engine.load(str(tmp_path / "run" / "best.safetensors"))
     assert engine.model.cfg.readout == "normalized"
+
+
+def test_anytime_without_weights_trains_with_equal_weights(shared: Path, tmp_path: Path) -> None:
+    """``--anytime`` alone (the documented default: equal weights) crashed at the first step with a
+    ``zip()`` length error; it must train exactly as ``--anytime-weights 1 1`` does."""
+    data = shared / "data" / "ufo120_sample"
+    common = dict(data=[str(data)], timesteps=2, anytime=[1, 2], readout="normalized", resize=64, crop=64,
+                  epochs=1, batch=2, val_size=32, threads=1, device="cpu")  # fmt: skip
+    plain = train(TrainDhzConfig(out=str(tmp_path / "plain"), **common))["history"][0]
+    equal = train(TrainDhzConfig(out=str(tmp_path / "equal"), anytime_weights=[1.0, 1.0], **common))["history"][0]
+    assert plain["train_total"] == pytest.approx(equal["train_total"], rel=1e-6)
+    assert plain["val_loss"] == pytest.approx(equal["val_loss"], rel=1e-6)
