@@ -191,20 +191,20 @@ def build_config(args: argparse.Namespace):
 
 def execute(config, out_stream=sys.stdout, external: dict[str, str] | None = None) -> int:
     """Run a replay and write its report; 0, or 130 after Ctrl-C (partial report written)."""
-    from snn_perception.replay.report import check_report_dir, clear_previous_report, write_report
+    from snn_perception.replay.report import check_report_dir, replacing_previous_report, write_report
     from snn_perception.replay.summary import format_table, recommendation, summary_table
 
     check_report_dir(config.out, config.bag)
-    clear_previous_report(config.out, config.overwrite)
-    if config.mode == "ros":
-        from snn_perception.replay.ros_mode import run_ros
+    with replacing_previous_report(config.out, config.overwrite):  # put back if this run fails
+        if config.mode == "ros":
+            from snn_perception.replay.ros_mode import run_ros
 
-        result = run_ros(config, nodes="external" if external else "inprocess", external=external)
-    else:
-        from snn_perception.replay.offline import run_offline
+            result = run_ros(config, nodes="external" if external else "inprocess", external=external)
+        else:
+            from snn_perception.replay.offline import run_offline
 
-        result = run_offline(config)
-    files = write_report(result, config.out)
+            result = run_offline(config)
+        files = write_report(result, config.out)
     for note in result.notes:
         print(f"note: {note}", file=out_stream)
     print(format_table(summary_table(files.summaries)), file=out_stream)

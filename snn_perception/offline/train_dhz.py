@@ -251,7 +251,9 @@ def train(cfg: TrainDhzConfig) -> dict:
     steps = tuple(sorted(cfg.anytime)) or None
     # weights follow the steps once sorted, as the read-outs come; none given: equal weights
     anytime_weights = (
-        [w for _, w in sorted(zip(cfg.anytime, cfg.anytime_weights, strict=True))] if cfg.anytime_weights else []
+        [w for _, w in sorted(zip(cfg.anytime, cfg.anytime_weights, strict=True))]
+        if cfg.anytime_weights
+        else []
     )
 
     # the averaged copy is what validation scores and what best.safetensors holds

@@ -10,12 +10,15 @@ external asset and links only files this module wrote (checked by :func:`html_li
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import json
 import math
 import re
 import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,29 +119,49 @@ def check_report_dir(out: Path, bag: Path | None = None, given: Path | None = No
         )
 
 
-def clear_previous_report(out: Path, overwrite: bool) -> None:
-    """Refuse to mix with an earlier replay's report in ``out``, or with ``overwrite`` remove it.
+@contextlib.contextmanager
+def replacing_previous_report(out: Path, overwrite: bool) -> Iterator[None]:
+    """Refuse to mix with an earlier replay's report in ``out``, or with ``overwrite`` replace it.
 
-    Only what this tool writes is removed (:data:`REPORT_FILES` and ``recorded/``); anything else
-    in ``out`` stays. Checked before any frame is played, so a refusal costs nothing.
+    The refusal comes before any frame is played, so it costs nothing. With ``overwrite`` the earlier
+    report is set aside (moved into a hidden folder of ``out``) while the new run works, deleted once
+    the block ends without an error and put back if it raises: a run that fails (a topic not in the
+    bag, missing weights, no ROS) loses nothing. Only what this tool writes is touched
+    (:data:`REPORT_FILES` and ``recorded/``); anything else in ``out`` stays.
     """
     from snn_perception.replay.common import ReplayError
 
     out = Path(out)
     previous = [out / n for n in (*REPORT_FILES, RECORDED_DIR) if (out / n).exists()]
-    if not previous:
-        return
-    if not overwrite:
+    if previous and not overwrite:
         names = ", ".join(p.name for p in previous[:3]) + (", …" if len(previous) > 3 else "")
         raise ReplayError(
             f"--out {out} already holds a replay report ({names}); pass --overwrite to replace it, "
             "or choose another --out"
         )
+    if not previous:
+        yield
+        return
+    aside = Path(tempfile.mkdtemp(prefix=".previous-report-", dir=out))
     for p in previous:
-        if p.is_dir():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
+        p.rename(aside / p.name)
+    try:
+        yield
+    except BaseException:
+        for name in (*REPORT_FILES, RECORDED_DIR):  # the failed run's own files, then the old ones back
+            _remove(out / name)
+        for p in aside.iterdir():
+            p.rename(out / p.name)
+        aside.rmdir()
+        raise
+    shutil.rmtree(aside)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 # -- writing -----------------------------------------------------------------------------------

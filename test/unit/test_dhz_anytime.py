@@ -178,6 +178,8 @@ def test_anytime_without_weights_trains_with_equal_weights(shared: Path, tmp_pat
     common = dict(data=[str(data)], timesteps=2, anytime=[1, 2], readout="normalized", resize=64, crop=64,
                   epochs=1, batch=2, val_size=32, threads=1, device="cpu")  # fmt: skip
     plain = train(TrainDhzConfig(out=str(tmp_path / "plain"), **common))["history"][0]
-    equal = train(TrainDhzConfig(out=str(tmp_path / "equal"), anytime_weights=[1.0, 1.0], **common))["history"][0]
+    equal = train(TrainDhzConfig(out=str(tmp_path / "equal"), anytime_weights=[1.0, 1.0], **common))[
+        "history"
+    ][0]
     assert plain["train_total"] == pytest.approx(equal["train_total"], rel=1e-6)
     assert plain["val_loss"] == pytest.approx(equal["val_loss"], rel=1e-6)

@@ -258,11 +258,17 @@ def test_a_second_replay_into_the_same_out_needs_overwrite(weights, tmp_path) ->
     (out / "notes.txt").write_text("mine")
     _assert_usage_error(_cli(*args, "--as-fast-as-possible"), "pass --overwrite to replace it")
     assert (out / "report.json").read_bytes() == first, "a refused replay left the earlier report alone"
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    failed = _cli(*args, "--as-fast-as-possible", "--overwrite", "--topic", "/not/in/the/bag")
+    assert failed.returncode == 2 and "/not/in/the/bag" in failed.stderr, failed.stderr
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before, "a failed --overwrite kept all"
+    assert (out / "report.json").read_bytes() == first
     res = _cli(*args, "--as-fast-as-possible", "--overwrite")
     assert res.returncode == 0, res.stderr
     assert len(json.loads((out / "report.json").read_text())["runs"]) == 1
     assert not (out / "tradeoff.png").exists(), "no stale plot of the earlier sweep is left behind"
     assert (out / "notes.txt").read_text() == "mine", "files the replay did not write are kept"
+    assert not list(out.glob(".previous-report-*")), "the set-aside report is deleted"
 
 
 def test_demo_never_deletes_what_it_did_not_write(tmp_path) -> None:
