@@ -78,26 +78,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _refuse(message: str) -> int:
+    """One line with the prefix every verb uses; exit code 2."""
+    print(f"snn-perception bringup: error: {message}", file=sys.stderr)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        from snn_perception.ros import base_node  # noqa: F401  (our messages: imported by the nodes later)
         from snn_perception.ros.bringup import BringupConfig
         from snn_perception.ros.bringup import run as run_bringup
     except ImportError as exc:  # no rclpy, or our messages not built / not sourced
-        print(
-            f"bringup: ROS 2 is not available here ({exc}); run `make setup` and "
-            "`source install/setup.bash` (or build the package with colcon and source the workspace)",
-            file=sys.stderr,
+        return _refuse(
+            f"ROS 2 is not available here ({exc}); run `make setup` and "
+            "`source install/setup.bash` (or build the package with colcon and source the workspace)"
         )
-        return 2
 
     nodes = tuple(n.strip() for n in args.nodes.split(",") if n.strip())
     bad = [n for n in nodes if n not in ("dehaze", "segment")]
     if bad or not nodes:
-        print(f"bringup: --nodes {args.nodes!r}: accepted names are dehaze and segment", file=sys.stderr)
-        return 2
+        return _refuse(f"--nodes {args.nodes!r}: accepted names are dehaze and segment")
     if args.params is not None and not args.params.is_file():
-        print(f"bringup: --params {args.params}: no such file", file=sys.stderr)
-        return 2
+        return _refuse(f"--params {args.params}: no such file")
     from rclpy.exceptions import NameValidationException
     from rclpy.validate_namespace import validate_namespace
     from rclpy.validate_topic_name import validate_topic_name
@@ -107,19 +110,13 @@ def run(args: argparse.Namespace) -> int:
             validate_namespace("/" + args.namespace.strip("/"))
         validate_topic_name(args.camera_topic)
     except NameValidationException as exc:
-        print(f"bringup: --namespace/--camera-topic: {exc}", file=sys.stderr)
-        return 2
+        return _refuse(f"--namespace/--camera-topic: {exc}")
     if not 0.1 <= args.rate <= 240:  # also refuses nan
-        print(f"bringup: --rate {args.rate}: must be in 0.1..240 Hz", file=sys.stderr)
-        return 2
+        return _refuse(f"--rate {args.rate}: must be in 0.1..240 Hz")
     if not (args.status_every == 0 or 0.5 <= args.status_every <= 3600):  # also refuses nan
-        msg = f"bringup: --status-every {args.status_every}: must be 0 (never) or 0.5..3600 s"
-        print(msg, file=sys.stderr)
-        return 2
+        return _refuse(f"--status-every {args.status_every}: must be 0 (never) or 0.5..3600 s")
     if args.preview is not None and args.preview.exists() and not args.preview.is_dir():
-        msg = f"bringup: --preview {args.preview}: is a file; give a folder (created if missing)"
-        print(msg, file=sys.stderr)
-        return 2
+        return _refuse(f"--preview {args.preview}: is a file; give a folder (created if missing)")
     common: dict = {}
     if args.input_transport:
         common["input_transport"] = args.input_transport
@@ -127,8 +124,7 @@ def run(args: argparse.Namespace) -> int:
         common["device"] = args.device
     if args.timesteps is not None:
         if not MIN_TIMESTEPS <= args.timesteps <= MAX_TIMESTEPS:
-            print(f"bringup: --timesteps {args.timesteps}: must be in 1..64", file=sys.stderr)
-            return 2
+            return _refuse(f"--timesteps {args.timesteps}: must be in 1..64")
         common["timesteps"] = args.timesteps
     overrides = {"dehaze_node": dict(common), "segment_node": dict(common)}
     if args.dehaze_weights:

@@ -257,3 +257,26 @@ def test_a_binary_params_file_is_named_as_not_a_parameter_yaml(work) -> None:
 
     with pytest.raises(ValueError, match=r"0\.png is not a text file .*expected a ROS 2 parameter YAML"):
         load_params_file(work / "frames" / "0.png")
+
+
+@pytest.mark.parametrize("verb", [["bringup", "--nodes", "dehaze"], ["replay", "x.mcap", "--mode", "ros"]])
+def test_ros_verbs_without_our_messages_say_so_in_one_line(verb: list[str], tmp_path: Path) -> None:
+    """rclpy importable but ``snn_perception.msg`` not built or sourced (a pip install that skipped
+    `make setup`'s colcon step): ``bringup`` raised a traceback from the nodes' import."""
+    import os
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(repo)}
+    try:
+        import rclpy  # noqa: F401
+    except ImportError:
+        pytest.skip("rclpy is not installed here: the case is rclpy without our messages")
+    probe = subprocess.run([sys.executable, "-c", "import snn_perception.msg"], env=env, capture_output=True)
+    assert probe.returncode != 0, "our messages import without the install space: nothing to test"
+    proc = subprocess.run(
+        [sys.executable, "-m", "snn_perception.cli", *verb], env=env, cwd=tmp_path, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "snn_perception.msg" in proc.stderr and "source install/setup.bash" in proc.stderr, proc.stderr
