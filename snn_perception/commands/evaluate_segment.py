@@ -90,6 +90,17 @@ def evaluate_models(
     if limit is not None and limit < 1:
         raise ValueError(f"--limit {limit}: must be ≥ 1 (omit it to evaluate every image)")
     models = [load_segmenter(name) for name in weights]  # every model's task is checked before any scoring
+    if timesteps and all(ckpt.metadata["arch"] in ANN_ARCHS for _, ckpt in models):
+        # beside a spiking model the ANN's row says T "–"; alone, --timesteps would change nothing
+        raise ValueError(
+            f"--timesteps {','.join(map(str, timesteps))}: {', '.join(map(str, weights))} "
+            + (
+                "is an ANN U-Net, which runs once and has"
+                if len(weights) == 1
+                else "are ANN U-Nets, which run once and have"
+            )
+            + " no timesteps; drop --timesteps, or add spiking weights to compare with"
+        )
     dev = resolve_device(device)
     pairs = select_split(data, split, val_fraction, seed)
     if limit:

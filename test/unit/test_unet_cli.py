@@ -208,6 +208,19 @@ def test_evaluate_segment_writes_json_for_ann_and_snn(pipeline, capsys):
     rows = json.loads(out.read_text())
     assert [r["timesteps"] for r in rows] == [None, 2, 4]
     assert all(0.0 <= r["miou"] <= 1.0 and r["images"] == 2 for r in rows)
+    capsys.readouterr()
+    ann_only = [
+        "evaluate",
+        "--task",
+        "segment",
+        "--data",
+        str(data),
+        "--weights",
+        str(run / "best.safetensors"),
+    ]
+    assert main([*ann_only, "--timesteps", "2"]) == 2  # an ANN alone: --timesteps would change nothing
+    err = capsys.readouterr().err
+    assert "is an ANN U-Net, which runs once and has no timesteps" in err, err
 
 
 def test_segment_writes_id_colour_and_overlay_images(pipeline):
