@@ -75,8 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timesteps",
         nargs="+",
         type=timestep_list,
-        default=[[4]],
-        help="timesteps to measure, e.g. 1 2 4 8 or 1,2,4,8 (default 4)",
+        default=None,
+        help="timesteps to measure, e.g. 1 2 4 8 or 1,2,4,8 (default 4; none for unet_ann, which runs once)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per configuration (default 7)")
@@ -136,7 +136,7 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def _time_runs(
-    engine, image: np.ndarray, timesteps: int, counts: tuple[bool, ...], runs: int, warmup: int
+    engine, image: np.ndarray, timesteps: int | None, counts: tuple[bool, ...], runs: int, warmup: int
 ) -> dict[bool, tuple[list[float], object, float]]:
     """Per counting setting: run times, the last run's stats and the peak RSS after its warm-up.
 
@@ -180,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
     small = [f"{h}x{w}" for h, w in sizes if min(h, w) < 8]
     if small:
         raise ValueError(f"--size {', '.join(small)}: each side must be at least 8 pixels, e.g. 256")
-    steps = list(dict.fromkeys(joined(args.timesteps)))  # each measured once, in the given order
+    steps: list[int | None] = list(dict.fromkeys(joined(args.timesteps or [[4]])))  # each once, in order
     check_threads(args.threads)
     if args.runs < 1 or args.warmup < 0:
         raise ValueError(f"--runs {args.runs}, --warmup {args.warmup}: need --runs ≥ 1 and --warmup ≥ 0")
@@ -193,6 +193,13 @@ def _run(args: argparse.Namespace) -> int:
     task = None if weights else spec.task
     engine = Engine.load(weights, EngineConfig(device=args.device, precision=args.precision), task=task)
     check_model_matches(args.model, engine.info.arch, engine.info.task, weights)
+    if not engine.info.spiking:
+        if args.timesteps:
+            raise ValueError(
+                f"--timesteps {','.join(map(str, steps))}: {args.model} ({weights}) is an ANN, which runs "
+                "once per frame and has no timesteps; drop --timesteps"
+            )
+        steps = [None]  # one row per size, T shown as "–"
     exact = None if args.precision == "fp32" else Engine.load(weights, EngineConfig(device=args.device), task)
     image, image_name = _bench_image(args.image)
     info = engine.info
@@ -245,7 +252,8 @@ def _run(args: argparse.Namespace) -> int:
                     else f"{'-':>11} {'-':>11} {'-':>9} {'-':>10}"
                 )
                 print(
-                    f"{hw[0]:>4}x{hw[1]:<4} {t:>3} {'on' if count else 'off':>5} {med * 1e3:10.1f} "
+                    f"{hw[0]:>4}x{hw[1]:<4} {'–' if t is None else t:>3} {'on' if count else 'off':>5} "
+                    f"{med * 1e3:10.1f} "
                     f"{p90 * 1e3:8.1f} {1 / med:6.1f} {ops} {row['peak_rss_mib']:12.0f}"
                 )
             if not args.no_counting:

@@ -7,6 +7,7 @@ file still holds the same bytes. Only the weights shipped in the package are use
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -336,3 +337,14 @@ def test_size_options_share_one_parser_and_one_wording(
         with pytest.raises(SystemExit):
             parser.parse_args([*required, flag, "40"])
         assert "multiples of 16" in capsys.readouterr().err
+
+
+def test_bench_of_an_ann_has_no_timesteps(work: Path) -> None:
+    """``bench --model unet_ann --timesteps 1 2`` printed rows labelled T=1 and T=2 for a network that
+    runs once: refused now; without it, one row per size with T "–"."""
+    common = ("bench", "--model", "unet_ann", "--image", "victim.jpg", "--size", "32", "--runs", "1")
+    _refused(_cli(*common, "--timesteps", "1", "2", cwd=work), "--timesteps 1,2", "ANN", "no timesteps")
+    proc = _cli(*common, "--warmup", "0", "--no-counting", "--json", "b.json", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads((work / "b.json").read_text())["rows"]
+    assert row["timesteps"] is None and " 32x32     –   off" in proc.stdout, proc.stdout
