@@ -71,7 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "period); 0 for none",
     )
     parser.add_argument(
-        "--seconds", type=float, default=10.0, help="length of the synthetic dive (default 10)"
+        "--seconds",
+        type=float,
+        default=None,
+        help="length of the synthetic dive (default 10; not with --bag or --data)",
     )
     parser.add_argument("--weights", default=None, help=weights_help("dehaze", "dehaze weights"))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -177,8 +180,14 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     # every input is checked before anything is rendered, written or created
     check_threads(args.threads)
-    if not 0 < args.seconds <= 600:
-        raise ValueError(f"--seconds must be in (0, 600], got {args.seconds}")
+    if args.seconds is not None and (args.bag is not None or args.data is not None):
+        given = "--bag" if args.bag is not None else "--data"
+        raise ValueError(
+            f"--seconds {args.seconds}: sets the synthetic dive's length, which {given} replaces; drop it"
+        )
+    seconds = 10.0 if args.seconds is None else args.seconds
+    if not 0 < seconds <= 600:
+        raise ValueError(f"--seconds must be in (0, 600], got {seconds}")
     timesteps = parse_timesteps(",".join(args.timesteps))
     no_budget = [v.strip() for v in args.latency_budget] == ["0"]
     budgets = () if no_budget else parse_budgets(args.latency_budget)
@@ -232,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
             config = replace(config, mask_topic=DEFAULT_MASK_TOPIC)
     else:
         _remove_earlier_bag(bag)
-        n, masks = _write_dive_bag(bag, args.seconds)
+        n, masks = _write_dive_bag(bag, seconds)
         truth = "clean frames" + (" and SUIM class masks" if masks else "")
         print(f"==> rendered a synthetic dive ({n} frames, 10 Hz, 240×320, {truth} as ground truth) → {bag}")
         if masks:

@@ -146,6 +146,13 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"--data {d}: folder does not exist ({expected})")
         if not Path(d).is_dir():
             raise ValueError(f"--data {d}: is a file, not a folder ({expected})")
+    seen: dict[Path, str] = {}
+    for d in args.data:  # one folder twice would count its images twice in every mean
+        if Path(d).resolve() in seen:
+            raise ValueError(
+                f"--data {d}: the same folder as {seen[Path(d).resolve()]}; give each folder once"
+            )
+        seen[Path(d).resolve()] = d
     if not 0.0 < args.val_fraction < 1.0:
         raise ValueError(
             f"--val-fraction {args.val_fraction}: must be strictly between 0 and 1 "

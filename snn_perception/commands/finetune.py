@@ -119,6 +119,9 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         max_batches=args.max_batches,
     )
+    if args.workers < 0:
+        print(f"snn-perception finetune: error: --workers {args.workers}: must be 0 or more", file=sys.stderr)
+        return 2
     if args.out.suffix != ".safetensors":
         print(f"snn-perception finetune: error: --out {args.out}: must end in .safetensors", file=sys.stderr)
         return 2
@@ -177,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     from snn_perception.runtime.engine import resolve_device
 
     history = finetune(
-        model, ds, cfg, workdir, log, resume, device=resolve_device(args.device), workers=max(0, args.workers)
+        model, ds, cfg, workdir, log, resume, device=resolve_device(args.device), workers=args.workers
     )
     meta.update(
         {

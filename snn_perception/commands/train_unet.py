@@ -66,11 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--width",
         type=int,
-        default=8,
+        default=None,
         choices=WIDTHS,
-        help="base width: 8, 16, 32 or 64 (4: tiny, for tests)",
+        help="--arch unet's base width: 8 (default), 16, 32 or 64 (4: tiny, for tests)",
     )
-    parser.add_argument("--classes", type=int, default=8, help="number of classes, 2-255 (segment)")
+    parser.add_argument(
+        "--classes", type=int, default=None, help="number of classes, 2-255 (segment; default 8)"
+    )
     parser.add_argument(
         "--size", type=unet_size_type("--size"), default=(256, 256), help="resize every pair to S or HxW"
     )
@@ -108,6 +110,15 @@ def run(args: argparse.Namespace) -> int:
     from snn_perception.offline.train_unet import TrainUNetConfig, train
     from snn_perception.runtime.checkpoint import WeightsError
 
+    ignored = [
+        (args.width is not None and args.arch == "lite", f"--width {args.width}", "--arch unet (LiteUNet's "
+         "widths are its encoder's)"),
+        (args.classes is not None and args.head == "denoise", f"--classes {args.classes}", "--head segment"),
+    ]  # fmt: skip
+    for wrong, flag, accepted in ignored:
+        if wrong:
+            print(f"snn-perception train: error: {flag}: only with {accepted}; leave it out", file=sys.stderr)
+            return 2
     for folder in args.data:
         sub = ["images", "masks"] if args.head == "segment" else ["images"]
         if not all((Path(folder) / s).is_dir() for s in sub):
@@ -138,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
         amp=args.amp,
         max_minutes=args.max_minutes,
         head=args.head,
-        width=args.width,
-        num_classes=args.classes,
+        width=8 if args.width is None else args.width,
+        num_classes=8 if args.classes is None else args.classes,
         size=args.size,
         crop=args.crop,
         epochs=args.epochs,

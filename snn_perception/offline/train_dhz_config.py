@@ -194,6 +194,12 @@ class TrainDhzConfig:
         require(not self.epoch_size or self.mix, "--epoch-size", self.epoch_size, "used only with --mix")
         require(self.val_max >= 0, "--val-max", self.val_max, "0 (no cap) or more pairs per source")
         require(
+            not self.val_max or self.val_fraction > 0,
+            "--val-max",
+            self.val_max,
+            "used only with --val-fraction > 0",
+        )
+        require(
             all(MIN_TIMESTEPS <= t <= MAX_TIMESTEPS for t in self.anytime),
             "--anytime",
             self.anytime,
@@ -219,6 +225,12 @@ class TrainDhzConfig:
         )
         require(
             self.monotone_per in ("batch", "image"), "--monotone-per", self.monotone_per, "batch or image"
+        )
+        require(  # per image changes only the hinge, which --monotone 0 leaves out
+            self.monotone_per == "batch" or self.monotone > 0,
+            "--monotone-per",
+            self.monotone_per,
+            "used only with --monotone W > 0",
         )
         needs_two = "used with --anytime of two or more steps"
         for flag, weight in (("--monotone", self.monotone), ("--consistency", self.consistency)):

@@ -103,6 +103,14 @@ class TrainUNetConfig:
         require(not self.pretrained or self.arch == "lite", "--pretrained", self.pretrained, "--arch lite")
         require(self.augment in ("crop", "full"), "--augment", self.augment, "crop or full")
         require(finite(self.dice, 0.0), "--dice", self.dice, "a finite weight ≥ 0")
+        # the Dice loss and the full augmentation are segmentation's: with a denoise head they did nothing
+        require(self.head == "segment" or self.dice == 0, "--dice", self.dice, "0 with --head denoise")
+        require(
+            self.head == "segment" or self.augment == "crop",
+            "--augment",
+            self.augment,
+            "crop with --head denoise",
+        )
         require(isinstance(self.workers, int) and self.workers >= 0, "--workers", self.workers, "0 or more")
         require(
             self.max_minutes is None or finite(self.max_minutes, 0.0, above=True),

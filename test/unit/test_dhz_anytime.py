@@ -125,6 +125,11 @@ def test_validation_weighs_every_source_equally(tmp_path: Path) -> None:
         (dict(anytime=[1, 4], monotone=1.0, monotone_per="frame"), "--monotone-per"),
         (dict(anytime=[1, 4], consistency=float("nan")), "--consistency"),
         (dict(consistency=1.0), "--consistency"),  # needs a later read-out to pull toward
+        (
+            dict(anytime=[1, 4], monotone_per="image"),
+            "--monotone-per image: must be used only with --monotone",
+        ),
+        (dict(val_max=3, val_fraction=0.0), "--val-max 3: must be used only with --val-fraction"),
     ],
 )
 def test_mixing_and_anytime_settings_are_checked_with_the_flag_named(kw: dict, flag: str) -> None:
