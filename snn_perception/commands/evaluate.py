@@ -170,6 +170,11 @@ def check_arguments(args: argparse.Namespace) -> None:
             f"--val-max {args.val_max}: is for --task dehaze only (train unet does not cap its "
             "validation split); leave it out"
         )
+    if args.task == "dehaze" and args.weights == [] and args.method == []:
+        raise ValueError(
+            "--weights and --method are both empty: nothing to score; "
+            "name weights or a method (raw, classical)"
+        )
     if args.task == "segment" and args.method is not None:
         raise ValueError(
             f"--method {' '.join(args.method)}: the raw/classical baselines are for --task dehaze only"

@@ -164,6 +164,8 @@ def build_config(args: argparse.Namespace):
     if args.max_pixels < 0:
         raise ValueError(f"--max-pixels {args.max_pixels}: must be 0 (every frame at its own size) or more")
     check_threads(args.threads)
+    if args.no_dehaze and args.no_segment:
+        raise ValueError("--no-dehaze and --no-segment together leave no model to run; drop one of them")
     return ReplayConfig(
         bag=args.bag,
         out=args.out,

@@ -86,7 +86,10 @@ def load_engines(config: ReplayConfig) -> dict[str, Any]:
             raise ReplayError(f"{task} weights: {exc}") from None
         engines[task] = engine
     if not engines:
-        raise ReplayError("no model to run: enable dehaze or give segment weights")
+        raise ReplayError(
+            "no model to run: dehaze is off (--no-dehaze) and no segmenter is on (--no-segment, or none is "
+            "shipped: give --segment-weights)"
+        )
     return engines
 
 

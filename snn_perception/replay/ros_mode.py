@@ -188,7 +188,10 @@ def _tasks(
             except WeightsError:
                 pass
     if not tasks:
-        raise ReplayError("no model to run: enable dehaze or give segment weights")
+        raise ReplayError(
+            "no model to run: dehaze is off (--no-dehaze) and no segmenter is on (--no-segment, or none is "
+            "shipped: give --segment-weights)"
+        )
     return tasks
 
 

@@ -38,6 +38,8 @@ FINETUNE = ["finetune", "--weights", "spiking_unet", "--data", "seg", "--out", "
             ["evaluate", "--task", "dehaze", "--data", "pairs", "pairs/"],
             ["--data pairs/", "same folder as pairs"],
         ),
+        (["evaluate", "--task", "dehaze", "--data", "pairs", "--weights", "--method"], ["nothing to score"]),
+        (["replay", "bag", "--no-dehaze", "--no-segment", "--out", "r"], ["--no-dehaze and --no-segment"]),
     ],
     ids=[
         "unet-width-lite",
@@ -49,6 +51,8 @@ FINETUNE = ["finetune", "--weights", "spiking_unet", "--data", "seg", "--out", "
         "demo-seconds-data",
         "finetune-workers",
         "evaluate-twice",
+        "evaluate-nothing",
+        "replay-no-model",
     ],
 )
 def test_an_option_that_would_be_ignored_is_refused(work: Path, argv: list[str], words: list[str]) -> None:
