@@ -49,18 +49,19 @@ class ConvertConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        """Bad settings fail here, before calibration (messages name the CLI flag)."""
         if self.norm not in NORMS:
-            raise ValueError(f"norm={self.norm!r}: expected one of {NORMS}")
+            raise ValueError(f"--norm {self.norm!r}: expected one of {NORMS}")
         if not 0.0 < self.percentile <= 100.0:
-            raise ValueError(f"percentile={self.percentile}: must be in (0, 100]")
-        self.thresholds = validate_thresholds(self.thresholds)
+            raise ValueError(f"--percentile {self.percentile}: must be in (0, 100]")
+        self.thresholds = validate_thresholds(self.thresholds, "--thresholds")
         if not all(math.isfinite(t) for t in self.thresholds):
-            raise ValueError(f"thresholds={self.thresholds}: must be finite numbers, e.g. 2,1,0.5,0.25")
+            raise ValueError(f"--thresholds {self.thresholds}: must be finite numbers, e.g. 2,1,0.5,0.25")
         if not MIN_TIMESTEPS <= self.default_timesteps <= MAX_TIMESTEPS:
-            raise ValueError(f"default_timesteps={self.default_timesteps}: must be between 1 and 64")
+            raise ValueError(f"--timesteps {self.default_timesteps}: must be between 1 and 64")
         if not 0.0 <= self.membrane_init < 1.0:
             raise ValueError(
-                f"membrane_init={self.membrane_init}: must be in [0, 1) (units of the lowest threshold)"
+                f"--membrane-init {self.membrane_init}: must be in [0, 1) (units of the lowest threshold)"
             )
 
 

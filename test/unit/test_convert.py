@@ -163,5 +163,21 @@ def test_rounding_membrane_init_lowers_the_short_t_error(folded):
         with torch.no_grad():
             errs.append(float((snn(x, 4) - folded(x)).abs().mean()))
     assert errs[1] < errs[0]
-    with pytest.raises(ValueError, match="membrane_init"):
+    with pytest.raises(ValueError, match="--membrane-init"):
         ConvertConfig(membrane_init=1.5)
+
+
+@pytest.mark.parametrize(
+    "kw, flag",
+    [
+        (dict(norm="row"), "--norm 'row'"),
+        (dict(percentile=150.0), "--percentile 150.0"),
+        (dict(thresholds=[1.0, float("inf")]), "--thresholds"),
+        (dict(default_timesteps=0), "--timesteps 0"),
+        (dict(membrane_init=-0.1), "--membrane-init -0.1"),
+    ],
+)
+def test_bad_settings_name_the_cli_flag(kw: dict, flag: str) -> None:
+    """``convert`` prints these messages as they are: they name the flag the user typed."""
+    with pytest.raises(ValueError, match="^" + flag.replace("(", r"\(")):
+        ConvertConfig(**kw)
