@@ -84,14 +84,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--val-fraction",
         type=float,
-        default=0.2,
-        help="share of each folder held out for validation, 0 < f < 1 (default 0.2)",
+        default=None,
+        help="share of each folder held out for validation, 0 < f < 1 (default 0.2; with --split train "
+        "or val)",
     )
     parser.add_argument(
         "--seed",
         type=int,
-        default=0,
-        help="split seed: the training run's --split-seed, or its --seed if it had none",
+        default=None,
+        help="split seed: the training run's --split-seed, or its --seed if it had none (default 0; with "
+        "--split train or val)",
     )
     parser.add_argument(
         "--val-max",
@@ -153,6 +155,13 @@ def check_arguments(args: argparse.Namespace) -> None:
                 f"--data {d}: the same folder as {seen[Path(d).resolve()]}; give each folder once"
             )
         seen[Path(d).resolve()] = d
+    given = [f for f, v in (("--val-fraction", args.val_fraction), ("--seed", args.seed)) if v is not None]
+    if given and args.split == "all":  # they choose the split; --split all scores every pair
+        raise ValueError(
+            f"{' and '.join(given)}: only with --split train or --split val (they choose the split)"
+        )
+    args.val_fraction = 0.2 if args.val_fraction is None else args.val_fraction
+    args.seed = 0 if args.seed is None else args.seed
     if not 0.0 < args.val_fraction < 1.0:
         raise ValueError(
             f"--val-fraction {args.val_fraction}: must be strictly between 0 and 1 "

@@ -131,7 +131,7 @@ SEGMENT = ["--task", "segment", "--data", "seg"]
         ([*DEHAZE, "--weights", "spiking_unet"], ["segment model", "dehaze weights"]),
         ([*SEGMENT, "--weights", "dhz"], ["dehaze model", "segmentation weights"]),
         ([*DEHAZE, "--split", "val", "--val-fraction", "0"], ["--val-fraction"]),
-        ([*DEHAZE, "--val-fraction", "1.5"], ["--val-fraction", "between 0 and 1"]),
+        ([*DEHAZE, "--split", "val", "--val-fraction", "1.5"], ["--val-fraction", "between 0 and 1"]),
         ([*SEGMENT, "--val-fraction", "1.5"], ["--val-fraction"]),
         ([*DEHAZE, "--limit", "0"], ["--limit", "≥ 1"]),
         ([*DEHAZE, "--limit", "-1"], ["--limit", "≥ 1"]),

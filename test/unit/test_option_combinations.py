@@ -40,6 +40,10 @@ FINETUNE = ["finetune", "--weights", "spiking_unet", "--data", "seg", "--out", "
         ),
         (["evaluate", "--task", "dehaze", "--data", "pairs", "--weights", "--method"], ["nothing to score"]),
         (["replay", "bag", "--no-dehaze", "--no-segment", "--out", "r"], ["--no-dehaze and --no-segment"]),
+        (
+            ["evaluate", "--task", "segment", "--data", "seg", "--seed", "3"],
+            ["--seed: only with --split train"],
+        ),
     ],
     ids=[
         "unet-width-lite",
@@ -53,6 +57,7 @@ FINETUNE = ["finetune", "--weights", "spiking_unet", "--data", "seg", "--out", "
         "evaluate-twice",
         "evaluate-nothing",
         "replay-no-model",
+        "evaluate-seed-all",
     ],
 )
 def test_an_option_that_would_be_ignored_is_refused(work: Path, argv: list[str], words: list[str]) -> None:
