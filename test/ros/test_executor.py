@@ -146,6 +146,61 @@ def test_spin_once_after_the_context_was_shut_down_returns_quietly(context):
     node.destroy_node()
 
 
+def test_a_callback_cut_off_by_ctrl_c_mid_publish_is_part_of_the_shutdown(context, ros_environment):
+    """Ctrl-C's handler can shut the context down while a timer callback is publishing; rclpy then
+    raises ``RCLError`` ("publisher's context is invalid") from ``publish``, and a CI run of the
+    launch file saw image_source_node exit 1 with that traceback; once the shutdown has destroyed
+    the node (as here, where it runs first), ``publish`` raises ``InvalidHandle``. Either is the
+    shutdown; an ``RCLError`` from a callback on a live context still surfaces in spin."""
+    import rclpy
+    from rclpy._rclpy_pybind11 import RCLError
+    from std_msgs.msg import String
+
+    from snn_perception.ros.executor import PerceptionExecutor
+
+    node = rclpy.create_node("exec_pub_shutdown", context=context)
+    pub = node.create_publisher(String, "~/out", 1)
+    attempts: list[str] = []
+
+    def tick() -> None:
+        if not attempts:
+            attempts.append("shutdown")
+            rclpy.shutdown(context=context)  # what rclpy's SIGINT handler does
+            pub.publish(String(data="x"))
+
+    node.create_timer(0.01, tick)
+    executor = PerceptionExecutor(num_threads=2, context=context)
+    executor.add_node(node)
+    deadline = time.monotonic() + 5
+    while not attempts and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.1)
+    for _ in range(5):  # the failed callback's result is collected here: it must not raise
+        executor.spin_once(timeout_sec=0.05)
+    assert attempts == ["shutdown"], "the timer never ran"
+    executor.shutdown(timeout_sec=5)
+    node.destroy_node()
+
+    live = rclpy.Context()
+    rclpy.init(context=live, domain_id=int(ros_environment["ROS_DOMAIN_ID"]))
+    bad = rclpy.create_node("exec_pub_live", context=live)
+
+    def fails() -> None:
+        raise RCLError("publish failed on a live context")
+
+    bad.create_timer(0.01, fails)
+    executor = PerceptionExecutor(num_threads=2, context=live)
+    executor.add_node(bad)
+    try:
+        with pytest.raises(RCLError, match="live context"):
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.1)
+    finally:
+        executor.shutdown(timeout_sec=5)
+        bad.destroy_node()
+        rclpy.try_shutdown(context=live)
+
+
 def test_fewer_than_two_threads_is_refused(context):
     from snn_perception.ros.executor import PerceptionExecutor
 
