@@ -5,16 +5,21 @@
 
 ``dehaze_node`` reads the camera; ``segment_node`` reads the dehazer's ``~/enhanced`` output
 (``segment_input:=enhanced``, the default) or the camera (``segment_input:=camera``). Both are
-``LifecycleNode``s; with ``autostart:=true`` they configure and activate themselves, otherwise this
-file drives them to active once through lifecycle events (configure, then activate on first
-reaching inactive; later transitions are left to you, e.g. ``ros2 lifecycle set``). ``source``
-starts an ``image_source_node`` (video, image folder or camera index). Every argument is checked
-before a node starts (``snn_perception.ros.launch_args``): a bad one ends the launch with one line
-saying what is accepted.
+``LifecycleNode``s; with ``autostart`` true (the default) they configure and activate themselves,
+otherwise this file drives them to active once through lifecycle events (configure, then activate
+on first reaching inactive; later transitions are left to you, e.g. ``ros2 lifecycle set``).
+``source`` starts an ``image_source_node`` (video, image folder or camera index).
+
+``params_file`` gives every node its parameters; an argument given on the command line overrides
+it, one left empty (``timesteps``, ``device``, ``autostart``, …) passes nothing, so the file's
+value holds. Every argument and the file's values for the nodes that start are checked before a
+node starts (``snn_perception.ros.launch_args``): a bad one ends the launch with one line saying
+what is accepted; a parameter name no node reads is warned about.
 """
 
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.events import matches_action
+from launch.logging import get_logger
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
@@ -35,29 +40,46 @@ ARGUMENTS = [
     ),
     (
         "input_transport",
-        "raw",
-        "raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage, jpeg/png).",
+        "",
+        "raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage, jpeg/png); "
+        "empty = params_file's (else raw).",
     ),
-    ("device", "auto", "cpu, cuda or auto (cuda falls back to cpu with a warning)."),
+    (
+        "device",
+        "",
+        "cpu, cuda or auto (cuda falls back to cpu with a warning); empty = params_file's (else auto).",
+    ),
     ("dehaze_weights", "", "Dehaze model name or checkpoint path; empty = the shipped default."),
     ("segment_weights", "", "Segmentation model name or checkpoint path; empty = the shipped default."),
-    ("timesteps", "0", "Simulation timesteps T for both models (0 = each model's default; hot, 0..64)."),
+    (
+        "timesteps",
+        "",
+        "Simulation timesteps T for both models (0 = each model's default; hot, 0..64); "
+        "empty = params_file's (else 0).",
+    ),
     ("start_dehaze", "true", "Start dehaze_node."),
     ("start_segment", "true", "Start segment_node."),
     ("segment_input", "enhanced", "What segment_node reads: enhanced (dehaze_node output) or camera."),
-    ("source", "", "Video file, image folder or camera index: start an image_source_node publishing it."),
-    ("rate_hz", "10.0", "Rate of the image source, 0.1..240 Hz."),
+    (
+        "source",
+        "",
+        "Video file, image folder or camera index: start an image_source_node publishing it "
+        "(empty = params_file's image_source_node source, else no source).",
+    ),
+    ("rate_hz", "", "Rate of the image source, 0.1..240 Hz; empty = params_file's (else 10)."),
     (
         "autostart",
-        "true",
+        "",
         "Nodes configure and activate themselves; false = this launch file drives them to active once "
-        "(configure, then activate), after which lifecycle transitions are yours (ros2 lifecycle set).",
+        "(configure, then activate), after which lifecycle transitions are yours (ros2 lifecycle set); "
+        "empty = params_file's (else true).",
     ),
-    ("use_sim_time", "false", "Use /clock (bag replay)."),
+    ("use_sim_time", "", "Use /clock (bag replay); empty = params_file's (else false)."),
     (
         "params_file",
         PathJoinSubstitution([FindPackageShare("snn_perception"), "config", "perception.yaml"]),
-        "Parameter YAML for every node (launch arguments override it).",
+        "Parameter YAML for every node; the arguments given override it, the ones left empty do not. "
+        "Checked before any node starts (values a node would refuse end the launch; unknown names warn).",
     ),
     ("log_level", "info", "Logging level of the nodes: debug, info, warn, error or fatal."),
 ]
@@ -65,87 +87,54 @@ ARGUMENTS = [
 
 def _nodes(context):
     a = parse({name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS})
+    for warning in a.warnings:
+        get_logger("launch").warning(f"params_file {a.params_file}: {warning}")
     ns = a.namespace
     prefix = f"/{ns}" if ns else ""
     camera = a.camera_topic if a.camera_topic.startswith("/") else f"{prefix}/{a.camera_topic}"
     params_file = a.params_file
-    common = {
-        "device": a.device,
-        "timesteps": a.timesteps,
-        "input_transport": a.input_transport,
-        "autostart": a.autostart,
-        "use_sim_time": a.use_sim_time,
-    }
     ros_args = ["--log-level", a.log_level]
-    start_dehaze = a.start_dehaze
     actions = []
-    lifecycle_nodes = []
+    lifecycle_nodes = {}
 
     def remap(target: str) -> list[tuple[str, str]]:
         return [("~/image", target), ("~/image/compressed", f"{target}/compressed")]
 
-    if start_dehaze:
-        params = dict(common)
-        if a.dehaze_weights:
-            params["weights"] = a.dehaze_weights
-        lifecycle_nodes.append(
-            LifecycleNode(
-                package="snn_perception",
-                executable="dehaze_node",
-                name="dehaze_node",
-                namespace=ns,
-                parameters=[params_file, params],
-                remappings=remap(camera),
-                ros_arguments=ros_args,
-                output="screen",
-            )
-        )
-    if a.start_segment:
-        params = dict(common)
-        if a.segment_weights:
-            params["weights"] = a.segment_weights
+    for name in ("dehaze_node", "segment_node"):
+        if name not in a.nodes:
+            continue
         target = camera
-        if a.segment_input == "enhanced" and start_dehaze:
+        if name == "segment_node" and a.segment_input == "enhanced" and "dehaze_node" in a.nodes:
             target = f"{prefix}/dehaze_node/enhanced"
-            params["input_transport"] = "raw"  # the dehazer publishes sensor_msgs/Image
-        lifecycle_nodes.append(
-            LifecycleNode(
-                package="snn_perception",
-                executable="segment_node",
-                name="segment_node",
-                namespace=ns,
-                parameters=[params_file, params],
-                remappings=remap(target),
-                ros_arguments=ros_args,
-                output="screen",
-            )
+        lifecycle_nodes[name] = LifecycleNode(
+            package="snn_perception",
+            executable=name,
+            name=name,
+            namespace=ns,
+            parameters=[params_file, a.nodes[name]],
+            remappings=remap(target),
+            ros_arguments=ros_args,
+            output="screen",
         )
-    if a.source:
+    if "image_source_node" in a.nodes:
         actions.append(
             Node(
                 package="snn_perception",
                 executable="image_source_node",
                 name="image_source_node",
                 namespace=ns,
-                parameters=[
-                    params_file,
-                    {
-                        "source": a.source,
-                        "rate_hz": a.rate_hz,
-                        "transport": a.input_transport,
-                        "use_sim_time": a.use_sim_time,
-                    },
-                ],
+                parameters=[params_file, a.nodes["image_source_node"]],
                 remappings=[("~/image", camera), ("~/image/compressed", f"{camera}/compressed")],
                 output="screen",
             )
         )
-    actions += lifecycle_nodes
-    if a.autostart:
-        return actions
-    # autostart:=false: drive each node to active from here, once (configure now, activate when first
-    # configured). handle_once: a later manual cleanup + configure must not be followed by an activate.
-    for node in lifecycle_nodes:
+    actions += lifecycle_nodes.values()
+    # a node with autostart false (argument, else params_file) is driven to active from here, once
+    # (configure now, activate when first configured). handle_once: a later manual cleanup +
+    # configure must not be followed by an activate.
+    for name, node in lifecycle_nodes.items():
+        if a.node_autostart[name]:
+            continue
         actions.append(
             RegisterEventHandler(
                 OnStateTransition(

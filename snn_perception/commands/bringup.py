@@ -32,7 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="VIDEO file, image DIR or CAMERA index: also start an image_source_node",
     )
-    parser.add_argument("--rate", type=float, default=10.0, help="image source rate in Hz (default 10)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="image source rate in Hz (default: the --params file's rate_hz, else 10)",
+    )
     parser.add_argument(
         "--nodes", default="dehaze,segment", help="comma-separated: dehaze, segment (default both)"
     )
@@ -111,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         validate_topic_name(args.camera_topic)
     except NameValidationException as exc:
         return _refuse(f"--namespace/--camera-topic: {exc}")
-    if not 0.1 <= args.rate <= 240:  # also refuses nan
+    if args.rate is not None and not 0.1 <= args.rate <= 240:  # also refuses nan
         return _refuse(f"--rate {args.rate}: must be in 0.1..240 Hz")
     if not (args.status_every == 0 or 0.5 <= args.status_every <= 3600):  # also refuses nan
         return _refuse(f"--status-every {args.status_every}: must be 0 (never) or 0.5..3600 s")

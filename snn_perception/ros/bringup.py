@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from snn_perception.ros import launch_args, params_file
 
 
 @dataclass
@@ -25,50 +25,16 @@ class BringupConfig:
     namespace: str = ""
     camera_topic: str = "camera/image_raw"
     segment_input: str = "enhanced"  # or 'camera'
-    rate_hz: float = 10.0
+    rate_hz: float | None = None  # None: the parameter file's (else the node's default, 10 Hz)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # node name → {param: value}
     status_every_s: float = 5.0  # a one-line status of the perception nodes on stdout; 0 = never
     preview_dir: Path | None = None  # write the newest outputs there as JPEG files (ros/preview.py)
 
 
-def load_params_file(path: Path) -> dict[str, dict[str, Any]]:
-    """A ROS 2 parameter YAML → {node name or '/**': {param: value}}.
-
-    Keys may be plain node names, namespaced names (``/rov/dehaze_node``) or wildcards (``/**``);
-    namespaced names are reduced to the node name, as the nodes here share one namespace.
-    """
-    expected = "expected a ROS 2 parameter YAML (node name: {ros__parameters: {...}})"
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ValueError(f"parameter file {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError:
-        raise ValueError(
-            f"parameter file {path} is not a text file (not UTF-8, e.g. an image or other binary); {expected}"
-        ) from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"parameter file {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"parameter file {path}: expected a ROS 2 parameter YAML (node name: {{ros__parameters: "
-            f"{{...}}}}), got a {type(data).__name__}"
-        )
-    out: dict[str, dict[str, Any]] = {}
-    for key, body in data.items():
-        if not isinstance(body, dict) or "ros__parameters" not in body:
-            raise ValueError(f"parameter file {path}: entry {key!r} has no 'ros__parameters'")
-        name = key if key in ("/**", "**") else key.rstrip("/").split("/")[-1]
-        out.setdefault("/**" if name == "**" else name, {}).update(body["ros__parameters"] or {})
-    return out
-
-
-def _params_for(name: str, table: dict[str, dict[str, Any]], extra: dict[str, Any]):
+def _params_for(fq: str, pf: params_file.ParamsFile, extra: dict[str, Any]):
     from rclpy.parameter import Parameter
 
-    merged = {**table.get("/**", {}), **table.get(name, {}), **extra}
-    return [Parameter(k, value=v) for k, v in merged.items()]
+    return [Parameter(k, value=v) for k, v in {**pf.for_node(fq), **extra}.items()]
 
 
 def _fq(namespace: str, name: str) -> str:
@@ -80,32 +46,46 @@ def _topic(namespace: str, topic: str) -> str:
     return topic if topic.startswith("/") else _fq(namespace, topic)
 
 
-def source_transport(cfg: BringupConfig, table: dict[str, dict[str, Any]]) -> str:
-    """The transport the image source must publish: the one the camera-fed nodes read.
-
-    A source publishing raw frames to a node that reads ``/compressed`` would leave it idle with
-    no error, so a disagreement is refused with what to change.
-    """
+def source_transport(cfg: BringupConfig, pf: params_file.ParamsFile) -> str:
+    """The transport the image source must publish: the one the camera-fed nodes read."""
 
     def value(name: str, key: str) -> Any:
-        merged = {**table.get("/**", {}), **table.get(name, {}), **cfg.overrides.get(name, {})}
-        return merged.get(key)
+        return {**pf.for_node(_fq(cfg.namespace, name)), **cfg.overrides.get(name, {})}.get(key)
 
     fed = [n for n in ("dehaze", "segment") if n in cfg.nodes]
     if "dehaze" in fed and cfg.segment_input == "enhanced":
         fed = ["dehaze"]  # the segmenter reads the dehazer's output
     wanted = {f"{n}_node": value(f"{n}_node", "input_transport") or "raw" for n in fed}
-    if len(set(wanted.values())) > 1:
-        got = ", ".join(f"{k} reads {v}" for k, v in wanted.items())
-        raise ValueError(f"one image source feeds both nodes but {got}: give them the same input_transport")
-    transport = next(iter(wanted.values()), "raw")
-    explicit = value("image_source_node", "transport")
-    if explicit is not None and explicit != transport:
-        raise ValueError(
-            f"image_source_node transport {explicit!r} but {', '.join(wanted)} read(s) {transport!r} "
-            "frames: set the same value (or leave the source's transport unset to follow the nodes)"
-        )
-    return transport
+    return launch_args.source_transport(wanted, value("image_source_node", "transport"))
+
+
+def _source_overrides(cfg: BringupConfig) -> dict[str, Any]:
+    """What the bring-up gives the image source over the parameter file."""
+    given = {
+        "source": str(cfg.source),
+        **({"rate_hz": float(cfg.rate_hz)} if cfg.rate_hz is not None else {}),
+    }
+    return {**given, **cfg.overrides.get("image_source_node", {})}
+
+
+def check_params(cfg: BringupConfig, pf: params_file.ParamsFile) -> list[str]:
+    """The warnings about ``pf`` for the nodes this bring-up starts; raises ValueError on bad values."""
+    from snn_perception.ros import image_source_node, parameters
+
+    names = [f"{n}_node" for n in cfg.nodes] + (["image_source_node"] if cfg.source is not None else [])
+    schemas = {
+        _fq(cfg.namespace, n): image_source_node.schema()
+        if n == "image_source_node"
+        else parameters.schema(n[:-5])
+        for n in names
+    }
+    overrides = {_fq(cfg.namespace, n): cfg.overrides.get(n, {}) for n in names}
+    if cfg.source is not None:
+        overrides[_fq(cfg.namespace, "image_source_node")] = _source_overrides(cfg)
+    errors, warnings = params_file.check(pf, schemas, overrides)
+    if errors:
+        raise ValueError(f"parameter file {pf.path}: " + "; ".join(errors))
+    return warnings
 
 
 def build_nodes(cfg: BringupConfig, context=None) -> list:
@@ -114,7 +94,9 @@ def build_nodes(cfg: BringupConfig, context=None) -> list:
     from snn_perception.ros.image_source_node import ImageSourceNode
     from snn_perception.ros.segment_node import SegmentNode
 
-    table = load_params_file(cfg.params_file) if cfg.params_file else {}
+    pf = params_file.load(cfg.params_file) if cfg.params_file else params_file.EMPTY
+    for warning in check_params(cfg, pf):
+        print(f"bringup: warning: parameter file {pf.path}: {warning}", file=sys.stderr)
     camera = _topic(cfg.namespace, cfg.camera_topic)
     ns = cfg.namespace or None
     nodes = []
@@ -130,17 +112,12 @@ def build_nodes(cfg: BringupConfig, context=None) -> list:
         ]
 
     if cfg.source is not None:
-        extra = {
-            "source": str(cfg.source),
-            "rate_hz": float(cfg.rate_hz),
-            "transport": source_transport(cfg, table),
-            **cfg.overrides.get("image_source_node", {}),
-        }
+        extra = {**_source_overrides(cfg), "transport": source_transport(cfg, pf)}
         nodes.append(
             ImageSourceNode(
                 namespace=ns,
                 context=context,
-                parameter_overrides=_params_for("image_source_node", table, extra),
+                parameter_overrides=_params_for(_fq(cfg.namespace, "image_source_node"), pf, extra),
                 cli_args=[
                     "--ros-args",
                     "-r",
@@ -161,7 +138,7 @@ def build_nodes(cfg: BringupConfig, context=None) -> list:
             cls(
                 namespace=ns,
                 context=context,
-                parameter_overrides=_params_for(name, table, cfg.overrides.get(name, {})),
+                parameter_overrides=_params_for(_fq(cfg.namespace, name), pf, cfg.overrides.get(name, {})),
                 cli_args=remaps(name, target),
             )
         )

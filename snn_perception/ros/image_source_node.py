@@ -29,6 +29,19 @@ from snn_perception.runtime.image_codec import (
 #: the values each string parameter accepts (also checked when changed at run time)
 CHOICES = {"transport": ("raw", "compressed"), "encoding": ("rgb8", "bgr8"), "format": ("jpeg", "png")}
 RATE_RANGE_HZ = (0.1, 240.0)  # publishing rate limits (the launch file checks rate_hz against them too)
+SIZE_MAX = 8192  # largest width/height to resize to
+#: every parameter and its default (its type: a parameter file giving another type is refused)
+DEFAULTS: dict[str, Any] = {
+    "source": "",
+    "rate_hz": 10.0,
+    "frame_id": "camera_optical_frame",
+    "loop": True,
+    "transport": "raw",
+    "encoding": "rgb8",
+    "format": "jpeg",
+    "width": 0,
+    "height": 0,
+}
 
 
 def check_choice(name: str, value: object) -> str | None:
@@ -37,6 +50,24 @@ def check_choice(name: str, value: object) -> str | None:
     if accepted is not None and value not in accepted:
         return f"{name} {value!r} is not one of: {', '.join(accepted)}"
     return None
+
+
+def check_value(name: str, value: Any) -> str | None:
+    """Why the node refuses ``value`` (of the right type) at start-up (None = accepted)."""
+    if name == "rate_hz" and not RATE_RANGE_HZ[0] <= value <= RATE_RANGE_HZ[1]:  # also refuses nan
+        return f"rate_hz {value} is out of range {RATE_RANGE_HZ[0]}..{RATE_RANGE_HZ[1]:g} Hz"
+    if name in ("width", "height") and not 0 <= value <= SIZE_MAX:
+        return f"{name} {value} is out of range 0..{SIZE_MAX}"
+    if name == "source" and value and not str(value).isdigit() and not Path(value).expanduser().exists():
+        return f"source {value!r}: no such file or folder (give a video, an image folder or a camera index)"
+    return check_choice(name, value)
+
+
+def schema():
+    """What the node reads from a parameter file (``params_file.NodeSchema``)."""
+    from snn_perception.ros.params_file import NodeSchema
+
+    return NodeSchema(DEFAULTS, check_value)
 
 
 def output_size(h: int, w: int, width: int, height: int) -> tuple[int, int]:
@@ -121,11 +152,13 @@ class ImageSourceNode(Node):
         super().__init__(node_name, **kwargs)
         p = {
             "source": self.declare_parameter(
-                "source", "", _desc("Folder of images, video file, or camera index (e.g. 0).", read_only=True)
+                "source",
+                DEFAULTS["source"],
+                _desc("Folder of images, video file, or camera index (e.g. 0).", read_only=True),
             ),
             "rate_hz": self.declare_parameter(
                 "rate_hz",
-                10.0,
+                DEFAULTS["rate_hz"],
                 _desc(
                     "Publishing rate.",
                     floating_point_range=[
@@ -134,13 +167,13 @@ class ImageSourceNode(Node):
                     read_only=True,
                 ),
             ),
-            "frame_id": self.declare_parameter("frame_id", "camera_optical_frame", _desc("Header frame_id.")),
+            "frame_id": self.declare_parameter("frame_id", DEFAULTS["frame_id"], _desc("Header frame_id.")),
             "loop": self.declare_parameter(
-                "loop", True, _desc("Start again at the end of a folder or video.")
+                "loop", DEFAULTS["loop"], _desc("Start again at the end of a folder or video.")
             ),
             "transport": self.declare_parameter(
                 "transport",
-                "raw",
+                DEFAULTS["transport"],
                 _desc(
                     "raw (~/image) or compressed (~/image/compressed).",
                     additional_constraints="one of: raw, compressed",
@@ -148,25 +181,29 @@ class ImageSourceNode(Node):
                 ),
             ),
             "encoding": self.declare_parameter(
-                "encoding", "rgb8", _desc("Raw encoding.", additional_constraints="one of: rgb8, bgr8")
+                "encoding",
+                DEFAULTS["encoding"],
+                _desc("Raw encoding.", additional_constraints="one of: rgb8, bgr8"),
             ),
             "format": self.declare_parameter(
-                "format", "jpeg", _desc("Compressed format.", additional_constraints="one of: jpeg, png")
+                "format",
+                DEFAULTS["format"],
+                _desc("Compressed format.", additional_constraints="one of: jpeg, png"),
             ),
             "width": self.declare_parameter(
                 "width",
-                0,
+                DEFAULTS["width"],
                 _desc(
                     "Resize to this width (0 = native, or keep the aspect ratio when height is set).",
-                    integer_range=[IntegerRange(from_value=0, to_value=8192, step=1)],
+                    integer_range=[IntegerRange(from_value=0, to_value=SIZE_MAX, step=1)],
                 ),
             ),
             "height": self.declare_parameter(
                 "height",
-                0,
+                DEFAULTS["height"],
                 _desc(
                     "Resize to this height (0 = native, or keep the aspect ratio when width is set).",
-                    integer_range=[IntegerRange(from_value=0, to_value=8192, step=1)],
+                    integer_range=[IntegerRange(from_value=0, to_value=SIZE_MAX, step=1)],
                 ),
             ),
         }

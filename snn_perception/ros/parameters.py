@@ -272,6 +272,36 @@ def validate(name: str, value: Any) -> str | None:
     return None
 
 
+def check_value(name: str, value: Any, *, weights: bool = True) -> str | None:
+    """Why a node refuses ``value`` (of the right type) at start-up: its range, then :func:`validate`.
+
+    ``weights=False`` leaves the weights name to the node (checking it imports torch, which the
+    launch process does without).
+    """
+    spec = next((s for s in SPECS if s.name == name), None)
+    bounds = spec and (spec.int_range or spec.float_range)
+    if bounds:
+        lo, hi, step = bounds
+        if not lo <= value <= hi:  # also refuses nan
+            return f"{name} {value} is out of range {lo:g}..{hi:g}"
+        if spec.int_range is not None and step > 1 and (value - lo) % step:
+            return f"{name} {value} is not a multiple of {step}"
+    if name == "weights" and not weights:
+        return None
+    return validate(name, value)
+
+
+def schema(task: str):
+    """What a ``task`` node reads from a parameter file (``params_file.NodeSchema``)."""
+    from snn_perception.ros.params_file import NodeSchema
+
+    defaults = NodeParams()
+    return NodeSchema(
+        {s.name: getattr(defaults, s.name) for s in specs_for(task)},
+        lambda name, value: check_value(name, value, weights=False),
+    )
+
+
 def check_change(name: str, old: Any, new: Any) -> str | None:
     """Why changing a running node's parameter from ``old`` to ``new`` is refused (None = allowed)."""
     spec = next((s for s in SPECS if s.name == name), None)

@@ -91,39 +91,68 @@ def test_parameter_yaml_lists_every_node_parameter_with_its_default():
 
 
 def test_parameter_file_is_read_per_node_with_wildcards_and_namespaces(tmp_path):
-    from snn_perception.ros.bringup import _params_for, load_params_file
+    from snn_perception.ros import params_file
+    from snn_perception.ros.bringup import _params_for
 
-    table = load_params_file(YAML)
-    assert {"/**", "dehaze_node", "segment_node", "image_source_node"} <= set(table)
-    params = {p.name: p.value for p in _params_for("segment_node", table, {"timesteps": 8})}
+    pf = params_file.load(YAML)
+    assert {"/**", "/dehaze_node", "/segment_node", "/image_source_node"} <= {k for k, _ in pf.entries}
+    params = {p.name: p.value for p in _params_for("/segment_node", pf, {"timesteps": 8})}
     assert params["overlay_alpha"] == 0.5 and params["timesteps"] == 8 and params["device"] == "auto"
     other = tmp_path / "p.yaml"
     other.write_text("/rov/dehaze_node:\n  ros__parameters:\n    timesteps: 6\n")
-    assert load_params_file(other) == {"dehaze_node": {"timesteps": 6}}
+    assert params_file.load(other).for_node("/rov/dehaze_node") == {"timesteps": 6}
+    assert params_file.load(other).for_node("/dehaze_node") == {}, "as rcl: another namespace's entry"
     other.write_text("dehaze_node:\n  timesteps: 6\n")
     with pytest.raises(ValueError, match="ros__parameters"):
-        load_params_file(other)
+        params_file.load(other)
 
 
 def test_the_image_source_publishes_the_transport_the_camera_fed_nodes_read():
-    from snn_perception.ros.bringup import BringupConfig, load_params_file, source_transport
+    from snn_perception.ros import params_file
+    from snn_perception.ros.bringup import BringupConfig, source_transport
 
-    table = load_params_file(YAML)  # the shipped file names the source's transport (raw)
-    assert source_transport(BringupConfig(source="d"), table) == "raw"
+    pf = params_file.load(YAML)  # the shipped file names the source's transport (raw)
+    none = params_file.EMPTY
+    assert source_transport(BringupConfig(source="d"), pf) == "raw"
     comp = {"input_transport": "compressed"}
     over = {"dehaze_node": comp, "segment_node": comp}
     # what `bringup --input-transport compressed` passes: the nodes and the source together
     flag = {**over, "image_source_node": {"transport": "compressed"}}
-    assert source_transport(BringupConfig(source="d", overrides=flag), table) == "compressed"
-    assert source_transport(BringupConfig(source="d", overrides=over), {}) == "compressed", "unset: follows"
+    assert source_transport(BringupConfig(source="d", overrides=flag), pf) == "compressed"
+    assert source_transport(BringupConfig(source="d", overrides=over), none) == "compressed", "unset: follows"
     with pytest.raises(ValueError, match="image_source_node transport 'raw' but dehaze_node"):
-        source_transport(BringupConfig(source="d", overrides=over), table)
+        source_transport(BringupConfig(source="d", overrides=over), pf)
     mixed = {"dehaze_node": {"input_transport": "compressed"}}
     cfg = BringupConfig(source="d", segment_input="camera", overrides=mixed)
     with pytest.raises(ValueError, match="dehaze_node reads compressed, segment_node reads raw"):
-        source_transport(cfg, {})
+        source_transport(cfg, none)
     # the segmenter reading the dehazer's output does not constrain the source
-    assert source_transport(BringupConfig(source="d", overrides=mixed), {}) == "compressed"
+    assert source_transport(BringupConfig(source="d", overrides=mixed), none) == "compressed"
+
+
+def test_bringup_checks_the_parameter_file_for_the_nodes_it_starts(tmp_path):
+    """Bad values refuse the bring-up naming node and value; misspelt names warn; a value the
+    command line replaces is not held against the file; the image source's rate is the file's
+    unless --rate is given (it used to be 10 Hz whatever the file said)."""
+    from snn_perception.ros import params_file
+    from snn_perception.ros.bringup import BringupConfig, _source_overrides, check_params
+
+    f = tmp_path / "p.yaml"
+    f.write_text("/**:\n  ros__parameters:\n    strength: 1\n    timestep: 4\n")
+    with pytest.raises(ValueError, match=r"/dehaze_node: strength: 1 is an integer, .*write 1\.0"):
+        check_params(BringupConfig(nodes=("dehaze",)), params_file.load(f))
+    assert check_params(BringupConfig(nodes=("segment",)), params_file.load(f)) == [
+        "/segment_node has no parameter 'timestep' (set by /**, ignored); did you mean 'timesteps'?"
+    ], "strength is the dehazer's: the segmenter ignores it, and says so only for near misses"
+    f.write_text("dehaze_node:\n  ros__parameters:\n    timesteps: 100\n")
+    with pytest.raises(ValueError, match=r"timesteps 100 is out of range 0\.\.64"):
+        check_params(BringupConfig(nodes=("dehaze",)), params_file.load(f))
+    over = BringupConfig(nodes=("dehaze",), overrides={"dehaze_node": {"timesteps": 4}})
+    assert check_params(over, params_file.load(f)) == []
+    f.write_text("image_source_node:\n  ros__parameters:\n    rate_hz: 30.0\n")
+    assert "rate_hz" not in _source_overrides(BringupConfig(source="d"))
+    assert _source_overrides(BringupConfig(source="d", rate_hz=5.0))["rate_hz"] == 5.0
+    assert check_params(BringupConfig(source=str(tmp_path)), params_file.load(f)) == []
 
 
 def test_bringup_runs_the_chain_from_a_folder_and_stops_cleanly_on_ctrl_c(ros_environment, peer, tmp_path):
@@ -235,7 +264,10 @@ def test_bringup_refuses_bad_names_rates_and_parameter_files(ros_environment, tm
         (("--status-every", "0.1"), "must be 0 (never) or 0.5..3600 s"),
         (("--preview", str(not_yaml_mapping)), "is a file; give a folder"),
         (("--params", str(not_yaml_mapping)), "expected a ROS 2 parameter YAML"),
-        (("--params", str(out_of_range), "--nodes", "dehaze"), "timesteps out of range"),
+        (
+            ("--params", str(out_of_range), "--nodes", "dehaze"),
+            "/dehaze_node: timesteps 999 is out of range 0..64",
+        ),
     ]
     for args, words in cases:
         res = _bringup(ros_environment, *args)

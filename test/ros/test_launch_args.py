@@ -60,11 +60,22 @@ def test_every_bad_argument_is_named_in_one_line(ros2_env, tmp_path):
     assert "give one of raw, compressed" in lines[0] and "give one of cpu, cuda, auto" in lines[0]
 
 
+def test_a_parameter_file_a_node_would_refuse_ends_ros2_launch_before_any_node_starts(ros2_env, tmp_path):
+    f = tmp_path / "vehicle.yaml"
+    f.write_text("dehaze_node:\n  ros__parameters:\n    strength: 1\n    timesteps: 100\n")
+    out = _launch_refused(ros2_env, f"params_file:={f}")
+    lines = [line for line in out.splitlines() if "is not accepted" in line]
+    assert len(lines) == 1, out
+    assert (
+        "/dehaze_node: strength: 1 is an integer" in lines[0] and "timesteps 100 is out of range" in lines[0]
+    )
+
+
 def test_show_args_lists_every_argument_with_its_description(ros2_env):
-    from snn_perception.ros.launch_args import LaunchArgs
+    from snn_perception.ros.launch_args import ARGUMENT_NAMES
 
     out = ros2(ros2_env, *LAUNCH, "--show-args").stdout
-    for name in LaunchArgs.__dataclass_fields__:
+    for name in ARGUMENT_NAMES:
         assert f"'{name}':" in out, (name, out)
 
 
@@ -73,7 +84,7 @@ def test_show_args_lists_every_argument_with_its_description(ros2_env):
     [
         ("timesteps", "4.5", "integer 0..64"),
         ("timesteps", "-1", "integer 0..64"),
-        ("timesteps", "", "integer 0..64"),
+        ("device", "gpu", "give one of cpu, cuda, auto"),
         ("rate_hz", "nan", "0.1..240"),
         ("rate_hz", "300", "0.1..240"),
         ("start_dehaze", "yes", "true or false"),
@@ -94,10 +105,76 @@ def test_parse_types_the_defaults_and_accepted_values():
     from snn_perception.ros.launch_args import parse
 
     a = parse(_defaults())
-    assert (a.timesteps, a.autostart, a.rate_hz, a.namespace, a.log_level) == (0, True, 10.0, "", "info")
+    assert (a.timesteps, a.autostart, a.rate_hz, a.namespace, a.log_level) == (None, None, None, "", "info")
+    assert a.nodes == {"dehaze_node": {}, "segment_node": {"input_transport": "raw"}}, "empty: pass nothing"
+    assert a.node_autostart == {"dehaze_node": True, "segment_node": True} and a.warnings == ()
     given = {"timesteps": "64", "autostart": "False", "namespace": "/rov/front/", "source": "0"}
     b = parse({**_defaults(), **given})
     assert (b.timesteps, b.autostart, b.namespace, b.source) == (64, False, "rov/front", "0")
+    assert b.nodes["dehaze_node"] == {"timesteps": 64, "autostart": False}
+    assert b.nodes["image_source_node"] == {"source": "0", "transport": "raw"}
+    assert b.node_autostart == {"dehaze_node": False, "segment_node": False}
+
+
+def test_the_parameter_file_holds_where_an_argument_is_left_empty(tmp_path):
+    """A vehicle's file sets T, transport, autostart and the camera: the launch passes none of its
+    own defaults over them and wires the nodes by the file's values (rcl's matching: the entry for
+    /rov/dehaze_node applies under namespace:=rov only)."""
+    from snn_perception.ros.launch_args import parse
+
+    f = tmp_path / "vehicle.yaml"
+    f.write_text(
+        "/**:\n  ros__parameters:\n    timesteps: 8\n    input_transport: compressed\n"
+        "/rov/dehaze_node:\n  ros__parameters:\n    autostart: false\n"
+        f"image_source_node:\n  ros__parameters:\n    source: {tmp_path}\n    rate_hz: 5.0\n"
+    )
+    a = parse({**_defaults(), "params_file": str(f), "namespace": "rov"})
+    assert a.nodes["dehaze_node"] == {} and a.node_autostart == {"dehaze_node": False, "segment_node": True}
+    assert "image_source_node" not in a.nodes, "the source's entry is for /image_source_node, not /rov/…"
+    b = parse({**_defaults(), "params_file": str(f)})
+    assert b.node_autostart["dehaze_node"] and b.source == str(tmp_path)
+    assert b.nodes["image_source_node"] == {"transport": "compressed"}, "follows the camera-fed dehazer"
+    c = parse({**_defaults(), "params_file": str(f), "input_transport": "raw", "rate_hz": "2"})
+    assert c.nodes["image_source_node"] == {"transport": "raw", "rate_hz": 2.0}
+    assert c.nodes["dehaze_node"] == {"input_transport": "raw"}
+
+
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        (
+            "/**:\n  ros__parameters:\n    timesteps: 100\n",
+            "/dehaze_node, /segment_node: timesteps 100 is out",
+        ),
+        ("dehaze_node:\n  ros__parameters:\n    strength: 1\n", "/dehaze_node: strength: 1 is an integer"),
+        ("dehaze_node:\n  ros__parameters:\n    grading: vivid\n", "grading 'vivid' is not one of"),
+        ("/**:\n  ros__parameters:\n    device: [cpu\n", "is not valid YAML: line 4, column 1"),
+        ("dehaze_node:\n  timesteps: 4\n", "has no 'ros__parameters'"),
+    ],
+)
+def test_a_parameter_file_a_node_would_refuse_ends_the_launch_in_one_line(tmp_path, text, words):
+    from snn_perception.ros.launch_args import LaunchArgumentError, parse
+
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    with pytest.raises(LaunchArgumentError, match=r"^params_file:=.* is not accepted: ") as err:
+        parse({**_defaults(), "params_file": str(f)})
+    assert words in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_an_argument_replaces_a_bad_file_value_and_unknown_names_warn(tmp_path):
+    from snn_perception.ros.launch_args import parse
+
+    f = tmp_path / "p.yaml"
+    f.write_text(
+        "/**:\n  ros__parameters:\n    timesteps: 100\n    other_nodes_gain: 3\n    stregth: 0.5\n"
+        "segment_node:\n  ros__parameters:\n    colour: red\n"
+    )
+    a = parse({**_defaults(), "params_file": str(f), "timesteps": "4"})  # the nodes never see 100
+    assert a.warnings == (
+        "/dehaze_node has no parameter 'stregth' (set by /**, ignored); did you mean 'strength'?",
+        "/segment_node has no parameter 'colour' (set by /segment_node, ignored)",
+    ), "a /** entry may hold other nodes' parameters: only near misses are named there"
 
 
 def _defaults() -> dict[str, str]:

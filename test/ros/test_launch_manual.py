@@ -1,8 +1,10 @@
-"""``ros2 launch ... autostart:=false``: the launch file drives the nodes to active once, then the
-manual lifecycle recipe (deactivate, set weights, cleanup, configure, activate) is the user's.
+"""``autostart: false`` in a ``params_file``: the launch file drives the nodes to active once, then
+the manual lifecycle recipe (deactivate, set weights, cleanup, configure, activate) is the user's.
 
-It used to be broken: the launch file's "activate once configured" event handler fired again on
-the manual configure, so the recipe's own ``activate`` was refused.
+It used to be broken twice: the launch file's "activate once configured" event handler fired again
+on the manual configure, so the recipe's own ``activate`` was refused; and the file's values of
+``autostart``, ``device`` and ``timesteps`` were overwritten by the launch arguments' defaults (the
+nodes configured themselves, on ``auto``, at T = 0), so a vehicle's own parameter file was ignored.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import time
 
 import pytest
+import yaml
+from nodeproc import REPO
 from ros2proc import launched, lifecycle_set, ros2_node
 
 DEHAZE = "/dehaze_node"
@@ -18,13 +22,23 @@ DEHAZE = "/dehaze_node"
 @pytest.fixture(scope="module")
 def system(ros2_env, peer, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("launch_manual")
-    with launched(ros2_env, ["autostart:=false", "device:=cpu"], log_dir, peer) as launch:
+    params = yaml.safe_load((REPO / "config" / "perception.yaml").read_text())
+    params["/**"]["ros__parameters"].update(autostart=False, device="cpu", timesteps=2)
+    params["dehaze_node"]["ros__parameters"]["stregth"] = 0.5  # a typo: warned about, not fatal
+    (log_dir / "vehicle.yaml").write_text(yaml.safe_dump(params))
+    with launched(ros2_env, [f"params_file:={log_dir / 'vehicle.yaml'}"], log_dir, peer) as launch:
         yield launch
 
 
 def test_autostart_false_nodes_are_brought_to_active_by_the_launch_file(system, peer):
-    assert peer.get_params(DEHAZE, "autostart") == [False]
+    for node in (DEHAZE, "/segment_node"):  # the file's values, not the launch arguments' defaults
+        assert peer.get_params(node, "autostart", "device", "timesteps") == [False, "cpu", 2], node
     assert system.log().count("active: listening on") == 2, system.log()[-3000:]
+    assert "configured: snntrans_dhz/official, T=2" in system.log(), system.log()[-3000:]
+    assert (
+        "/dehaze_node has no parameter 'stregth'" in system.log()
+        and "did you mean 'strength'?" in system.log()
+    )
 
 
 def test_the_manual_lifecycle_recipe_is_not_overridden_by_the_launch_file(system, ros2_env, peer):

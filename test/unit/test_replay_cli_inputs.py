@@ -254,10 +254,10 @@ def test_make_bag_refuses_an_unreadable_reference_too(work) -> None:
 
 
 def test_a_binary_params_file_is_named_as_not_a_parameter_yaml(work) -> None:
-    from snn_perception.ros.bringup import load_params_file
+    from snn_perception.ros.params_file import load
 
     with pytest.raises(ValueError, match=r"0\.png is not a text file .*expected a ROS 2 parameter YAML"):
-        load_params_file(work / "frames" / "0.png")
+        load(work / "frames" / "0.png")
 
 
 @pytest.mark.parametrize("verb", [["bringup", "--nodes", "dehaze"], ["replay", "x.mcap", "--mode", "ros"]])
