@@ -30,7 +30,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from snn_perception.models.timesteps import MAX_TIMESTEPS
 from snn_perception.msg import EnergyTelemetry
-from snn_perception.ros import parameters
+from snn_perception.ros import parameters, params_file
 from snn_perception.ros.diagnostics import BudgetStats, FrameCounters, diagnostic_values
 from snn_perception.ros.telemetry import describe, telemetry_msg, timesteps_in_use
 from snn_perception.runtime.budget import Budget
@@ -66,6 +66,11 @@ class PerceptionNode(LifecycleNode):
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(node_name or self.default_name, **kwargs)
         self.params = parameters.declare(self, self.task)
+        # rclpy keeps every value given on the command line or in a parameter file here, declared or not
+        for warning in params_file.misspelt(
+            getattr(self, "_parameter_overrides", {}), parameters.schema(self.task)
+        ):
+            self.get_logger().warning(warning)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self.counters = FrameCounters()

@@ -18,6 +18,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
+from snn_perception.ros import params_file
 from snn_perception.runtime.image_codec import (
     IMAGE_SUFFIXES,
     ImageDecodeError,
@@ -63,11 +64,9 @@ def check_value(name: str, value: Any) -> str | None:
     return check_choice(name, value)
 
 
-def schema():
-    """What the node reads from a parameter file (``params_file.NodeSchema``)."""
-    from snn_perception.ros.params_file import NodeSchema
-
-    return NodeSchema(DEFAULTS, check_value)
+def schema() -> params_file.NodeSchema:
+    """What the node reads from a parameter file."""
+    return params_file.NodeSchema(DEFAULTS, check_value)
 
 
 def output_size(h: int, w: int, width: int, height: int) -> tuple[int, int]:
@@ -208,6 +207,8 @@ class ImageSourceNode(Node):
             ),
         }
         self._p = {k: v.value for k, v in p.items()}
+        for warning in params_file.misspelt(getattr(self, "_parameter_overrides", {}), schema()):
+            self.get_logger().warning(warning)
         reasons = [r for r in (check_choice(k, self._p[k]) for k in CHOICES) if r]
         if reasons:
             raise FrameSourceError("; ".join(reasons))

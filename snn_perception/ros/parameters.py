@@ -18,6 +18,7 @@ from typing import Any
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from snn_perception.models.timesteps import MAX_TIMESTEPS
+from snn_perception.ros.params_file import NodeSchema
 from snn_perception.runtime.grading import GRADINGS
 from snn_perception.runtime.image_codec import DEFAULT_MAX_PIXELS
 from snn_perception.runtime.memory import DEFAULT_MAX_MODEL_PIXELS
@@ -291,10 +292,8 @@ def check_value(name: str, value: Any, *, weights: bool = True) -> str | None:
     return validate(name, value)
 
 
-def schema(task: str):
-    """What a ``task`` node reads from a parameter file (``params_file.NodeSchema``)."""
-    from snn_perception.ros.params_file import NodeSchema
-
+def schema(task: str) -> NodeSchema:
+    """What a ``task`` node reads from a parameter file."""
     defaults = NodeParams()
     return NodeSchema(
         {s.name: getattr(defaults, s.name) for s in specs_for(task)},

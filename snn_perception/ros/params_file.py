@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,6 +205,25 @@ def type_error(name: str, value: Any, default: Any) -> str | None:
     return f"{name}: {value!r} is {type_name(value)}, the parameter is {type_name(default)}{hint}"
 
 
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known parameter ``name`` is most likely a misspelling of (None: none is close)."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def misspelt(given: Iterable[str], schema: NodeSchema) -> list[str]:
+    """Warnings for the names in ``given`` a node does not read but that are close to one it does.
+
+    For a running node, which cannot tell which entry of a file set a name: a ``/**`` entry may
+    hold other nodes' parameters, so only near misses are worth a warning.
+    """
+    out = []
+    for name in given:
+        if not schema.known(name) and (close := closest(name, schema.defaults)):
+            out.append(f"parameter {name!r} is not read by this node (ignored); did you mean {close!r}?")
+    return out
+
+
 @dataclass(frozen=True)
 class NodeSchema:
     """What a node reads: each parameter's default (its type) and a value check (None = fine)."""
@@ -234,10 +253,10 @@ def check(
         values = {**pf.for_node(fq), **(overrides or {}).get(fq, {})}
         for name, value in values.items():
             if not schema.known(name):
-                close = difflib.get_close_matches(name, list(schema.defaults), n=1, cutoff=0.75)
+                close = closest(name, schema.defaults)
                 keys = pf.sources(fq, name)
                 if close or any("*" not in k for k in keys):
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    hint = f"; did you mean {close!r}?" if close else ""
                     warnings.append(
                         f"{fq} has no parameter {name!r} (set by {', '.join(keys)}, ignored){hint}"
                     )

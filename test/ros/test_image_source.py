@@ -91,6 +91,7 @@ def test_node_refuses_formats_and_encodings_it_cannot_publish_and_keeps_publishi
     ns = f"/src{os.getpid()}"
     out = peer.collect(CompressedImage, f"{ns}/image_source_node/image/compressed", reliable=False)
     params = {"source": str(tmp_path), "transport": "compressed", "rate_hz": 20.0, "width": 32}
+    params.update(heigth=8, gain=2)  # a misspelt name is warned about; another node's is not
     proc = NodeProcess(
         "snn_perception.ros.image_source_node", "image_source_node", ns, params, ros_environment, tmp_path
     )
@@ -106,5 +107,8 @@ def test_node_refuses_formats_and_encodings_it_cannot_publish_and_keeps_publishi
         img = cv2.imdecode(np.frombuffer(bytes(out.snapshot()[-1].data), np.uint8), cv2.IMREAD_COLOR)
         assert img.shape == (24, 32, 3), "width alone keeps the 48x64 frames' aspect ratio"
         assert proc.alive()
+        log = proc.log()
+        assert "parameter 'heigth' is not read by this node (ignored); did you mean 'height'?" in log, log
+        assert "'gain'" not in log, log
     finally:
         assert proc.stop() == 0, proc.log()
