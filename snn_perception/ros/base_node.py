@@ -42,6 +42,7 @@ from snn_perception.runtime.image_codec import (
     output_encoding,
 )
 from snn_perception.runtime.stamps import header_ns
+from snn_perception.runtime.weights import WeightsError, default_weights
 from snn_perception.srv import LoadModel
 
 _UNSUPPORTED_SEQ = (0, 2**64 - 1)
@@ -181,8 +182,8 @@ class PerceptionNode(LifecycleNode):
         self._telemetry_pub = self.create_lifecycle_publisher(EnergyTelemetry, "~/telemetry", 10)
         info = engine.info
         self.get_logger().info(
-            f"configured: {describe(info, self.params.timesteps)} weights {info.weights_id} "
-            f"on {engine.device}"
+            f"configured: {describe(info, self.params.timesteps)} weights "
+            f"{self._weights_name(self.params.weights)} ({info.weights_id}) on {engine.device}"
         )
         self._state = "inactive"
         return TransitionCallbackReturn.SUCCESS
@@ -277,6 +278,15 @@ class PerceptionNode(LifecycleNode):
         engine.warmup(hw=warmup_hw)
         return engine
 
+    def _weights_name(self, weights: str) -> str:
+        """What an operator typed, or the default's name: the log says which weights, not only a hash."""
+        if weights:
+            return weights
+        try:
+            return default_weights(self.task)
+        except WeightsError:
+            return "(default)"
+
     @property
     def engine(self) -> Engine | None:
         return self._engine
@@ -317,7 +327,8 @@ class PerceptionNode(LifecycleNode):
                 ]
             )
             resp.success = True
-            resp.message = f"now serving {describe(new.info, req.timesteps)} weights {new.info.weights_id}"
+            serving = describe(new.info, req.timesteps)
+            resp.message = f"now serving {serving} weights {req.weights} ({new.info.weights_id})"
             self.get_logger().info(resp.message)
             return self._describe(resp, new)
         finally:

@@ -34,7 +34,7 @@ def test_autostart_false_nodes_are_brought_to_active_by_the_launch_file(system, 
     for node in (DEHAZE, "/segment_node"):  # the file's values, not the launch arguments' defaults
         assert peer.get_params(node, "autostart", "device", "timesteps") == [False, "cpu", 2], node
     assert system.log().count("active: listening on") == 2, system.log()[-3000:]
-    assert "configured: snntrans_dhz/official, T=2" in system.log(), system.log()[-3000:]
+    assert "configured: snntrans_dhz/official, T=2 weights dhz (" in system.log(), system.log()[-3000:]
     log = system.log()
     assert "/dehaze_node has no parameter 'stregth'" in log and "did you mean 'strength'?" in log, log[-3000:]
     assert "[dehaze_node]: parameter 'stregth' is not read by this node" in log, "and the node says so too"

@@ -242,6 +242,7 @@ def test_load_model_swaps_between_frames(peer, node, topics, tmp_path):
     )
     assert resp.success, resp.message
     assert (resp.model_name, resp.timesteps) == ("snntrans_dhz", 3)
+    assert f"weights {copy} ({resp.weights_id})" in resp.message, "names the weights, not only their hash"
     # loading shares the CPU with inference, so frames slow down while it runs, but never stop
     assert max_gap <= 4 * median_gap + 0.5, f"gap {max_gap:.3f} s vs frame interval {median_gap:.3f} s"
     assert topics["tel"].snapshot()[-1].timesteps == 3
