@@ -157,20 +157,11 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" + (f" ({context})" if context else "")
 
 
-def _token_regex(token: str) -> str:
-    return "[^/]*".join(re.escape(part) for part in token.split("*"))
-
-
 def matches(pattern: str, fq_name: str) -> bool:
     """Whether rcl applies an entry keyed ``pattern`` to the node ``fq_name``."""
-    parts = [t for t in _normal(pattern).split("/") if t]
-    regex = ""
-    for token in parts:
-        if token == "**":
-            regex += "(/[^/]+)*"
-        else:
-            regex += "/" + _token_regex(token)
-    return re.fullmatch(regex or "/?", _normal(fq_name)) is not None
+    regex = {"**": "(/[^/]+)*", "*": "/[^/]+"}
+    parts = [regex.get(t, "/" + re.escape(t)) for t in _normal(pattern).split("/") if t]
+    return re.fullmatch("".join(parts) or "/?", _normal(fq_name)) is not None
 
 
 def type_name(value: Any) -> str:
