@@ -124,6 +124,7 @@ class PerceptionNode(LifecycleNode):
         for p in params:
             reason = (
                 parameters.validate(p.name, p.value)
+                or (parameters.weights_task_error(self.task, p.value) if p.name == "weights" else None)
                 or parameters.check_change(p.name, getattr(self.params, p.name, p.value), p.value)
                 or self.validate_for_model(p.name, p.value)
             )
@@ -299,7 +300,12 @@ class PerceptionNode(LifecycleNode):
         if not 0 <= req.timesteps <= MAX_TIMESTEPS:
             resp.success, resp.message = False, f"timesteps {req.timesteps} out of range 0..64 (0 = default)"
             return self._describe(resp, old)
-        reason = parameters.validate("weights", req.weights) if req.weights else "weights must not be empty"
+        reason = (
+            parameters.validate("weights", req.weights)
+            or parameters.weights_task_error(self.task, req.weights)
+            if req.weights
+            else "weights must not be empty"
+        )
         if reason is not None:
             resp.success, resp.message = False, f"{reason}; still serving {old.info.weights_id}"
             return self._describe(resp, old)

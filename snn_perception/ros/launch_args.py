@@ -151,6 +151,13 @@ def parse(raw: Mapping[str, str]) -> LaunchArgs:
     source = raw["source"].strip()
     if source and not source.isdigit() and not Path(source).expanduser().exists():
         refuse("source", "no such file or folder; give a video file, an image folder or a camera index (0)")
+    for name, task in (("dehaze_weights", "dehaze"), ("segment_weights", "segment")):
+        if raw[name]:
+            reason = parameters.validate("weights", raw[name]) or parameters.weights_task_error(
+                task, raw[name]
+            )
+            if reason is not None:
+                refuse(name, reason)
     pf = params_file.EMPTY
     if not Path(raw["params_file"]).expanduser().is_file():
         refuse("params_file", "no such file; give a parameter YAML such as config/perception.yaml")

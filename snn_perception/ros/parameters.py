@@ -250,8 +250,7 @@ def validate(name: str, value: Any) -> str | None:
     if name == "weights":
         if value == "":
             return None
-        # imported here: the registry pulls in torch, and the launch file checks its arguments
-        # against these specs (see launch_args) without paying for that
+        # imported here: only the nodes and the launch-time checks need the registry (torch-free)
         from snn_perception.runtime import weights as weights_registry
 
         if value in weights_registry.available() or Path(str(value)).expanduser().is_file():
@@ -273,12 +272,8 @@ def validate(name: str, value: Any) -> str | None:
     return None
 
 
-def check_value(name: str, value: Any, *, weights: bool = True) -> str | None:
-    """Why a node refuses ``value`` (of the right type) at start-up: its range, then :func:`validate`.
-
-    ``weights=False`` leaves the weights name to the node (checking it imports torch, which the
-    launch process does without).
-    """
+def check_value(name: str, value: Any) -> str | None:
+    """Why a node refuses ``value`` (of the right type) at start-up: its range, then :func:`validate`."""
     spec = next((s for s in SPECS if s.name == name), None)
     bounds = spec and (spec.int_range or spec.float_range)
     if bounds:
@@ -287,9 +282,26 @@ def check_value(name: str, value: Any, *, weights: bool = True) -> str | None:
             return f"{name} {value} is out of range {lo:g}..{hi:g}"
         if spec.int_range is not None and step > 1 and (value - lo) % step:
             return f"{name} {value} is not a multiple of {step}"
-    if name == "weights" and not weights:
-        return None
     return validate(name, value)
+
+
+def weights_task_error(task: str, value: Any) -> str | None:
+    """Why a shipped or external weights *name* cannot serve a ``task`` node (a path is checked when
+    loaded: only a name's task is known without reading the file)."""
+    from snn_perception.runtime import weights as registry
+
+    available = registry.available()
+    if not isinstance(value, str) or value not in available:
+        return None
+    names = {
+        t: {*registry.shipped_for(t), *(n for n in registry.DEFAULTS[t] if n in registry.EXTERNAL)}
+        for t in registry.DEFAULTS
+    }
+    owner = next((t for t, group in names.items() if value in group), task)
+    if owner == task:
+        return None
+    usable = ", ".join(sorted(names.get(task, set()) & set(available))) or "none"
+    return f"weights {value!r} is a {owner} model; {task} weights: {usable} (or a checkpoint path)"
 
 
 def schema(task: str) -> NodeSchema:
@@ -297,7 +309,9 @@ def schema(task: str) -> NodeSchema:
     defaults = NodeParams()
     return NodeSchema(
         {s.name: getattr(defaults, s.name) for s in specs_for(task)},
-        lambda name, value: check_value(name, value, weights=False),
+        lambda name, value: (
+            check_value(name, value) or (weights_task_error(task, value) if name == "weights" else None)
+        ),
     )
 
 

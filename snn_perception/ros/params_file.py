@@ -231,8 +231,9 @@ def check(
 ) -> tuple[list[str], list[str]]:
     """(errors, warnings) for the nodes ``{fq name: schema}`` that will read ``pf``.
 
-    ``overrides``: {fq name: values given over the file} (launch arguments, command-line flags):
-    a bad file value they replace is not an error, as the node never sees it.
+    ``overrides``: {fq name: names given over the file} (launch arguments, command-line flags):
+    a bad file value they replace is not an error, as the node never sees it. The callers check
+    their own arguments, so that each refusal names where the value came from.
 
     Errors are values the node would refuse at start-up (wrong type, out of range, not a choice);
     warnings name parameters no node reads, with the closest known name when there is one (an entry
@@ -241,8 +242,10 @@ def check(
     errors: dict[str, list[str]] = {}  # reason -> the nodes it applies to (a /** entry: all of them)
     warnings: list[str] = []
     for fq, schema in nodes.items():
-        values = {**pf.for_node(fq), **(overrides or {}).get(fq, {})}
-        for name, value in values.items():
+        replaced = (overrides or {}).get(fq, {})
+        for name, value in pf.for_node(fq).items():
+            if name in replaced:
+                continue
             if not schema.known(name):
                 close = closest(name, schema.defaults)
                 keys = pf.sources(fq, name)

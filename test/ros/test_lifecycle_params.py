@@ -132,6 +132,7 @@ def test_inactive_node_publishes_nothing_and_resumes_on_activate(peer, node, top
         ("input_transport", "theora", "raw, compressed"),
         ("weights", "/no/such/weights.pth", "no such file"),
         ("weights", "not_a_shipped_model", "no such file"),
+        ("weights", "spiking_unet", "'spiking_unet' is a segment model; dehaze weights: dhz,"),
         ("count_ops", "yes", "type"),
         ("autostart", True, "start-up only"),  # the node runs with autostart false
     ],
@@ -224,6 +225,9 @@ def test_load_model_with_a_bad_file_keeps_the_old_model_serving_without_a_gap(pe
     assert max_gap <= 2 * median_gap + 0.05, f"gap {max_gap:.3f} s vs frame interval {median_gap:.3f} s"
     assert {t.weights_id for t in topics["tel"].snapshot()} == {old_id}
     assert peer.get_params(FQN, "weights") == [str(dhz_weights())]
+    other_task = LoadModel.Request(weights="unet_suim_ann", timesteps=0)  # refused before any load
+    resp = peer.call(LoadModel, f"{FQN}/load_model", other_task)
+    assert not resp.success and "is a segment model" in resp.message and "still serving" in resp.message
 
 
 def test_load_model_swaps_between_frames(peer, node, topics, tmp_path):
