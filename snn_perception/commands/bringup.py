@@ -116,6 +116,15 @@ def run(args: argparse.Namespace) -> int:
         validate_topic_name(args.camera_topic)
     except NameValidationException as exc:
         return _refuse(f"--namespace/--camera-topic: {exc}")
+    from snn_perception.ros.parameters import validate, weights_task_error
+
+    for flag, value, task in (
+        ("--dehaze-weights", args.dehaze_weights, "dehaze"),
+        ("--segment-weights", args.segment_weights, "segment"),
+    ):
+        reason = value and (validate("weights", value) or weights_task_error(task, value))
+        if reason:
+            return _refuse(f"{flag} {value}: {reason}")
     if args.rate is not None and not 0.1 <= args.rate <= 240:  # also refuses nan
         return _refuse(f"--rate {args.rate}: must be in 0.1..240 Hz")
     if not (args.status_every == 0 or 0.5 <= args.status_every <= 3600):  # also refuses nan

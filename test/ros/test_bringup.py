@@ -237,19 +237,39 @@ def _bringup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.parametrize("task", ["dehaze", "segment"])
+def test_bringup_exits_with_the_reason_when_a_node_cannot_configure(ros_environment, task, tmp_path):
+    """No hang: a node that cannot load its weights at start-up ends the bring-up (exit code 2)."""
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(b"\x00" * 64)
+    res = _bringup(ros_environment, "--nodes", task, f"--{task}-weights", str(damaged))
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "bringup: start-up failed" in res.stderr and "damaged.safetensors" in res.stderr, res.stderr[
+        -2000:
+    ]
+    assert "Traceback" not in res.stderr
+
+
 @pytest.mark.parametrize(
     "args,words",
     [
-        (("--nodes", "dehaze", "--dehaze-weights", "nosuch"), "weights 'nosuch': no such file"),
-        (("--nodes", "segment", "--segment-weights", "dhz"), "holds a dehaze model"),
+        (
+            ("--nodes", "dehaze", "--dehaze-weights", "nosuch"),
+            "--dehaze-weights nosuch: weights 'nosuch': no such",
+        ),
+        (
+            ("--nodes", "segment", "--segment-weights", "dhz"),
+            "weights 'dhz' is a dehaze model; segment weights:",
+        ),
     ],
 )
-def test_bringup_exits_with_the_reason_when_a_node_cannot_configure(ros_environment, args, words):
-    """No hang: a node that cannot load its weights at start-up ends the bring-up (exit code 2)."""
+def test_bringup_refuses_weights_it_cannot_serve_before_starting(ros_environment, args, words):
     res = _bringup(ros_environment, *args)
     assert res.returncode == 2, res.stderr[-2000:]
-    assert "bringup: start-up failed" in res.stderr and words in res.stderr, res.stderr[-2000:]
-    assert "Traceback" not in res.stderr
+    assert res.stderr.startswith("snn-perception bringup: error: ") and words in res.stderr, res.stderr[
+        -2000:
+    ]
+    assert "configured" not in res.stdout + res.stderr
 
 
 def test_bringup_refuses_bad_names_rates_and_parameter_files(ros_environment, tmp_path):
