@@ -61,16 +61,20 @@ class FrameCounters:
             return self.processed
 
     def rate_and_latency(self, window_s: float = 5.0) -> tuple[float, float]:
-        """Output rate (Hz) and mean end-to-end latency (ms) over the last ``window_s`` seconds."""
+        """Output rate (Hz) and mean end-to-end latency (ms) over the last ``window_s`` seconds.
+
+        The rate counts intervals between outputs, as ``ros2 topic hz`` does: n outputs span n - 1
+        of them (n over the span read a 2 Hz stream as 2.2 Hz in a 5 s window).
+        """
         now = time.monotonic()
         with self._lock:
             recent = [(t, lat) for t, lat in self._recent if now - t <= window_s]
         if not recent:
             return 0.0, 0.0
-        span = max(now - recent[0][0], 1e-3) if len(recent) > 1 else window_s
-        return len(recent) / span if len(recent) > 1 else 1.0 / window_s, sum(lat for _, lat in recent) / len(
-            recent
-        )
+        latency = sum(lat for _, lat in recent) / len(recent)
+        if len(recent) == 1:
+            return 1.0 / window_s, latency
+        return (len(recent) - 1) / max(recent[-1][0] - recent[0][0], 1e-3), latency
 
 
 def status_line(name: str, state: str, counters: FrameCounters, window_s: float = 5.0) -> str:

@@ -75,3 +75,20 @@ def test_an_active_node_without_frames_warns_and_names_its_topic(monkeypatch):
     assert (level, summary, values["seconds since last frame"]) == (0, "ok", "1.0")
     now[0] += 10.0
     assert diagnostic_values(c, "active", "m", "abc", 4, "/rov/cam")[0] == 1
+
+
+def test_the_output_rate_counts_intervals_as_ros2_topic_hz_does(monkeypatch):
+    """Ten outputs at 2 Hz span 4.5 s: 2.0 Hz (counting outputs over the span read 2.2 Hz)."""
+    from snn_perception.ros import diagnostics
+
+    clock = [100.0]
+    monkeypatch.setattr(diagnostics.time, "monotonic", lambda: clock[0])
+    c = FrameCounters()
+    for _ in range(10):
+        c.done(30.0)
+        clock[0] += 0.5
+    clock[0] -= 0.4  # read 0.1 s after the last output
+    rate, latency = c.rate_and_latency(5.0)
+    assert abs(rate - 2.0) < 1e-9 and latency == 30.0
+    clock[0] += 10.0  # nothing for longer than the window
+    assert c.rate_and_latency(5.0) == (0.0, 0.0)
