@@ -55,18 +55,30 @@ def check_choice(name: str, value: object) -> str | None:
 
 def check_value(name: str, value: Any) -> str | None:
     """Why the node refuses ``value`` (of the right type) at start-up (None = accepted)."""
+    if name == "source":
+        return _check_source(value)
     if name == "rate_hz" and not RATE_RANGE_HZ[0] <= value <= RATE_RANGE_HZ[1]:  # also refuses nan
         return f"rate_hz {value} is out of range {RATE_RANGE_HZ[0]}..{RATE_RANGE_HZ[1]:g} Hz"
     if name in ("width", "height") and not 0 <= value <= SIZE_MAX:
         return f"{name} {value} is out of range 0..{SIZE_MAX}"
-    if name == "source" and value and not str(value).isdigit() and not Path(value).expanduser().exists():
-        return f"source {value!r}: no such file or folder (give a video, an image folder or a camera index)"
     return check_choice(name, value)
+
+
+def _check_source(value: Any) -> str | None:
+    """A path or camera index; a camera index may come as an integer (``-p source:=0``)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return f"source {value!r}: give a folder, a video file or a camera index (0, 1, ...)"
+    if isinstance(value, int) and value < 0:
+        return f"source {value}: a camera index is 0 or more"
+    text = str(value).strip()
+    if text and not text.isdigit() and not Path(text).expanduser().exists():
+        return f"source {value!r}: no such file or folder (give a video, an image folder or a camera index)"
+    return None
 
 
 def schema() -> params_file.NodeSchema:
     """What the node reads from a parameter file."""
-    return params_file.NodeSchema(DEFAULTS, check_value)
+    return params_file.NodeSchema(DEFAULTS, check_value, dynamic=frozenset({"source"}))
 
 
 def output_size(h: int, w: int, width: int, height: int) -> tuple[int, int]:
@@ -153,7 +165,12 @@ class ImageSourceNode(Node):
             "source": self.declare_parameter(
                 "source",
                 DEFAULTS["source"],
-                _desc("Folder of images, video file, or camera index (e.g. 0).", read_only=True),
+                # dynamic: `-p source:=0` (a camera index) arrives as an integer, a path as a string
+                _desc(
+                    "Folder of images, video file, or camera index (e.g. 0).",
+                    read_only=True,
+                    dynamic_typing=True,
+                ),
             ),
             "rate_hz": self.declare_parameter(
                 "rate_hz",
@@ -207,6 +224,7 @@ class ImageSourceNode(Node):
             ),
         }
         self._p = {k: v.value for k, v in p.items()}
+        self._p["source"] = str(self._p["source"]).strip()
         for warning in params_file.misspelt(getattr(self, "_parameter_overrides", {}), schema()):
             self.get_logger().warning(warning)
         reasons = [r for r in (check_choice(k, self._p[k]) for k in CHOICES) if r]
@@ -289,10 +307,12 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     if interrupted():
         return finish(0)
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
     try:
         node = ImageSourceNode()
-    except FrameSourceError as exc:
-        print(f"image_source_node: {exc}", file=sys.stderr)
+    except (FrameSourceError, InvalidParameterTypeException, InvalidParameterValueException) as exc:
+        print(f"image_source_node: {exc}", file=sys.stderr)  # a bad source, or a -p / file value refused
         return finish(2)
     except Exception:
         if rclpy.ok():

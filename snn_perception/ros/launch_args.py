@@ -213,7 +213,8 @@ def _with_file(a: LaunchArgs, pf: params_file.ParamsFile) -> LaunchArgs:
         if a.segment_input == "enhanced" and a.start_dehaze:
             nodes["segment_node"]["input_transport"] = "raw"  # the dehazer publishes sensor_msgs/Image
     effective = {name: {**pf.for_node(a.fq(name)), **over} for name, over in nodes.items()}
-    source = a.source or str(pf.for_node(a.fq(SOURCE_NODE)).get("source", "") or "").strip()
+    from_file = pf.for_node(a.fq(SOURCE_NODE)).get("source")
+    source = a.source or ("" if from_file is None else str(from_file).strip())  # 0: camera 0
     if source:
         extra: dict[str, Any] = {k: v for k, v in (("source", a.source), ("rate_hz", a.rate_hz)) if v}
         if a.use_sim_time is not None:

@@ -221,6 +221,7 @@ class NodeSchema:
 
     defaults: Mapping[str, Any]
     check: Any  # (name, value) -> str | None, called once the type is right
+    dynamic: frozenset[str] = frozenset()  # declared with dynamic typing: any type, check() decides
 
     def known(self, name: str) -> bool:
         return name in self.defaults or name in _ROS_PARAMS or name.startswith(_ROS_PREFIXES)
@@ -257,7 +258,8 @@ def check(
                 continue
             if name not in schema.defaults:
                 continue  # a ROS parameter (use_sim_time, qos_overrides.*): rclpy checks those
-            reason = type_error(name, value, schema.defaults[name]) or schema.check(name, value)
+            typed = name in schema.dynamic or type_error(name, value, schema.defaults[name]) is None
+            reason = schema.check(name, value) if typed else type_error(name, value, schema.defaults[name])
             if reason is not None:
                 errors.setdefault(reason, []).append(fq)
     return [f"{', '.join(fqs)}: {reason}" for reason, fqs in errors.items()], warnings

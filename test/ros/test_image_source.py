@@ -112,3 +112,29 @@ def test_node_refuses_formats_and_encodings_it_cannot_publish_and_keeps_publishi
         assert "'gain'" not in log, log
     finally:
         assert proc.stop() == 0, proc.log()
+
+
+@pytest.mark.parametrize(
+    "params,words",
+    [
+        ({"source": 7}, "source '7': OpenCV cannot open this camera"),  # `-p source:=7` is an integer
+        ({"source": "{tmp}", "rate_hz": 10}, "'rate_hz' to '10' of type 'INTEGER', expecting type 'DOUBLE'"),
+    ],
+)
+def test_the_node_refuses_command_line_values_in_one_line(ros_environment, tmp_path, params, words):
+    """A camera index typed as ``-p source:=7`` reaches the camera (it was a type-error traceback),
+    and a value of the wrong type ends the node with one line, exit code 2."""
+    import subprocess
+    import sys
+
+    from nodeproc import _param_text
+
+    for i, f in enumerate(_frames(1)):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), f)
+    args = [sys.executable, "-m", "snn_perception.ros.image_source_node", "--ros-args"]
+    for key, value in params.items():
+        value = value.format(tmp=tmp_path) if isinstance(value, str) else value
+        args += ["-p", f"{key}:={_param_text(value)}"]
+    res = subprocess.run(args, env=ros_environment, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert words in res.stderr and "Traceback" not in res.stderr, res.stderr

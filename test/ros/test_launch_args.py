@@ -228,3 +228,15 @@ def test_ros2_interface_show_works_after_sourcing_install_setup_bash(ros2_tools,
     assert "Unknown package" not in res.stdout + res.stderr
     assert "\tbuiltin_interfaces/Time stamp" in res.stdout, res.stdout  # std_msgs/Header expanded
     assert "string weights" in res.stdout and "float64 energy_j" in res.stdout
+
+
+def test_a_camera_index_in_the_file_may_be_an_integer(tmp_path):
+    from snn_perception.ros.launch_args import LaunchArgumentError, parse
+
+    f = tmp_path / "p.yaml"
+    f.write_text("image_source_node:\n  ros__parameters:\n    source: 0\n")
+    a = parse({**_defaults(), "params_file": str(f)})
+    assert a.source == "0" and "image_source_node" in a.nodes, "source: 0 starts camera 0"
+    f.write_text("image_source_node:\n  ros__parameters:\n    source: -1\n")
+    with pytest.raises(LaunchArgumentError, match="a camera index is 0 or more"):
+        parse({**_defaults(), "params_file": str(f)})
