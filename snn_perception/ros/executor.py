@@ -197,7 +197,9 @@ def run_node(node_cls: type, args: list[str] | None = None) -> int:
     try:
         node = node_cls()
     except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
-        print(f"{node_cls.default_name}: {exc}", file=sys.stderr)
+        from snn_perception.ros.params_file import refusal
+
+        print(f"{node_cls.default_name}: {refusal(exc)}", file=sys.stderr)
         return finish(2)
     except Exception:
         if rclpy.ok():

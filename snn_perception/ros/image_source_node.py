@@ -312,7 +312,9 @@ def main(args: list[str] | None = None) -> int:
     try:
         node = ImageSourceNode()
     except (FrameSourceError, InvalidParameterTypeException, InvalidParameterValueException) as exc:
-        print(f"image_source_node: {exc}", file=sys.stderr)  # a bad source, or a -p / file value refused
+        print(
+            f"image_source_node: {params_file.refusal(exc)}", file=sys.stderr
+        )  # a bad source, -p or file value
         return finish(2)
     except Exception:
         if rclpy.ok():

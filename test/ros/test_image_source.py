@@ -118,7 +118,10 @@ def test_node_refuses_formats_and_encodings_it_cannot_publish_and_keeps_publishi
     "params,words",
     [
         ({"source": 7}, "source '7': OpenCV cannot open this camera"),  # `-p source:=7` is an integer
-        ({"source": "{tmp}", "rate_hz": 10}, "'rate_hz' to '10' of type 'INTEGER', expecting type 'DOUBLE'"),
+        (
+            {"source": "{tmp}", "rate_hz": 10},
+            "expecting type 'DOUBLE': rate_hz (write it with a decimal point",
+        ),
     ],
 )
 def test_the_node_refuses_command_line_values_in_one_line(ros_environment, tmp_path, params, words):

@@ -1,7 +1,8 @@
-"""Parameter descriptors and the checks that descriptors cannot express (no node needed)."""
+"""Parameter descriptors and the checks that descriptors cannot express; a node refusing a start-up value."""
 
 from __future__ import annotations
 
+import pytest
 from nodeproc import dhz_weights
 
 from snn_perception.ros import parameters as P
@@ -51,3 +52,23 @@ def test_check_all_wants_both_input_sizes_or_neither():
 
 def test_parse_colors():
     assert P.parse_colors(["#102030", "A0B0C0"]) == [(16, 32, 48), (160, 176, 192)]
+
+
+@pytest.mark.parametrize(
+    "arg,words",
+    [
+        ("strength:=1", "expecting type 'DOUBLE': strength (write it with a decimal point, e.g. 1.0)"),
+        ("timesteps:=100", "out of range"),
+    ],
+)
+def test_a_node_refuses_a_bad_start_up_value_in_one_line(ros_environment, arg, words):
+    """``ros2 run snn_perception dehaze_node --ros-args -p strength:=1``: exit code 2 and one line
+    (with the fix for the integer given for a double), before any model is loaded."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "snn_perception.ros.dehaze_node", "--ros-args", "-p", arg]
+    res = subprocess.run(cmd, env=ros_environment, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("dehaze_node: ") and words in lines[0], res.stderr
