@@ -123,13 +123,13 @@ def run(args: argparse.Namespace) -> int:
         validate_topic_name(args.camera_topic)
     except NameValidationException as exc:
         return _refuse(f"--namespace/--camera-topic: {exc}")
-    from snn_perception.ros.parameters import validate, weights_task_error
+    from snn_perception.ros.parameters import validate
 
     for flag, value, task in (
         ("--dehaze-weights", args.dehaze_weights, "dehaze"),
         ("--segment-weights", args.segment_weights, "segment"),
     ):
-        reason = value and (validate("weights", value) or weights_task_error(task, value))
+        reason = value and validate("weights", value, task)
         if reason:
             return _refuse(f"{flag} {value}: {reason}")
     if args.rate is not None and not 0.1 <= args.rate <= 240:  # also refuses nan

@@ -123,8 +123,7 @@ class PerceptionNode(LifecycleNode):
     def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
         for p in params:
             reason = (
-                parameters.validate(p.name, p.value)
-                or (parameters.weights_task_error(self.task, p.value) if p.name == "weights" else None)
+                parameters.validate(p.name, p.value, self.task)
                 or parameters.check_change(p.name, getattr(self.params, p.name, p.value), p.value)
                 or self.validate_for_model(p.name, p.value)
             )
@@ -301,8 +300,7 @@ class PerceptionNode(LifecycleNode):
             resp.success, resp.message = False, f"timesteps {req.timesteps} out of range 0..64 (0 = default)"
             return self._describe(resp, old)
         reason = (
-            parameters.validate("weights", req.weights)
-            or parameters.weights_task_error(self.task, req.weights)
+            parameters.validate("weights", req.weights, self.task)
             if req.weights
             else "weights must not be empty"
         )

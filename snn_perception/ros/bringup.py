@@ -70,15 +70,9 @@ def _source_overrides(cfg: BringupConfig) -> dict[str, Any]:
 
 def check_params(cfg: BringupConfig, pf: params_file.ParamsFile) -> list[str]:
     """The warnings about ``pf`` for the nodes this bring-up starts; raises ValueError on bad values."""
-    from snn_perception.ros import image_source_node, parameters
 
     names = [f"{n}_node" for n in cfg.nodes] + (["image_source_node"] if cfg.source is not None else [])
-    schemas = {
-        _fq(cfg.namespace, n): image_source_node.schema()
-        if n == "image_source_node"
-        else parameters.schema(n[:-5])
-        for n in names
-    }
+    schemas = {_fq(cfg.namespace, n): launch_args.node_schema(n) for n in names}
     overrides = {_fq(cfg.namespace, n): cfg.overrides.get(n, {}) for n in names}
     if cfg.source is not None:
         overrides[_fq(cfg.namespace, "image_source_node")] = _source_overrides(cfg)

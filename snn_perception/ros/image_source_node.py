@@ -312,9 +312,8 @@ def main(args: list[str] | None = None) -> int:
     try:
         node = ImageSourceNode()
     except (FrameSourceError, InvalidParameterTypeException, InvalidParameterValueException) as exc:
-        print(
-            f"image_source_node: {params_file.refusal(exc)}", file=sys.stderr
-        )  # a bad source, -p or file value
+        # a bad source, or a -p or parameter-file value
+        print(f"image_source_node: {params_file.refusal(exc)}", file=sys.stderr)
         return finish(2)
     except Exception:
         if rclpy.ok():

@@ -86,6 +86,13 @@ def _timesteps_range() -> tuple[int, int]:
     return spec.int_range[0], spec.int_range[1]
 
 
+def node_schema(name: str) -> params_file.NodeSchema:
+    """What node ``name`` (dehaze_node, segment_node or image_source_node) reads from a parameter file."""
+    return (
+        image_source_node.schema() if name == SOURCE_NODE else parameters.schema(name.removesuffix("_node"))
+    )
+
+
 def source_transport(wanted: dict[str, str], explicit: str | None) -> str:
     """The transport the image source must publish: the one its camera-fed nodes read.
 
@@ -149,15 +156,11 @@ def parse(raw: Mapping[str, str]) -> LaunchArgs:
     if not _TOPIC.match(raw["camera_topic"]):
         refuse("camera_topic", "give a ROS topic name such as camera/image_raw or /rov/camera/image_raw")
     source = raw["source"].strip()
-    if source and not source.isdigit() and not Path(source).expanduser().exists():
-        refuse("source", "no such file or folder; give a video file, an image folder or a camera index (0)")
+    if reason := image_source_node.check_value("source", source):
+        refuse("source", reason)
     for name, task in (("dehaze_weights", "dehaze"), ("segment_weights", "segment")):
-        if raw[name]:
-            reason = parameters.validate("weights", raw[name]) or parameters.weights_task_error(
-                task, raw[name]
-            )
-            if reason is not None:
-                refuse(name, reason)
+        if raw[name] and (reason := parameters.validate("weights", raw[name], task)):
+            refuse(name, reason)
     pf = params_file.EMPTY
     if not Path(raw["params_file"]).expanduser().is_file():
         refuse("params_file", "no such file; give a parameter YAML such as config/perception.yaml")
@@ -213,17 +216,15 @@ def _with_file(a: LaunchArgs, pf: params_file.ParamsFile) -> LaunchArgs:
         if a.segment_input == "enhanced" and a.start_dehaze:
             nodes["segment_node"]["input_transport"] = "raw"  # the dehazer publishes sensor_msgs/Image
     effective = {name: {**pf.for_node(a.fq(name)), **over} for name, over in nodes.items()}
-    from_file = pf.for_node(a.fq(SOURCE_NODE)).get("source")
+    source_file = pf.for_node(a.fq(SOURCE_NODE))  # what the image source gets from the file
+    from_file = source_file.get("source")
     source = a.source or ("" if from_file is None else str(from_file).strip())  # 0: camera 0
     if source:
         extra: dict[str, Any] = {k: v for k, v in (("source", a.source), ("rate_hz", a.rate_hz)) if v}
         if a.use_sim_time is not None:
             extra["use_sim_time"] = a.use_sim_time
         nodes[SOURCE_NODE] = extra
-    schemas = {
-        a.fq(n): image_source_node.schema() if n == SOURCE_NODE else parameters.schema(n.split("_")[0])
-        for n in nodes
-    }
+    schemas = {a.fq(n): node_schema(n) for n in nodes}
     errors, warnings = params_file.check(pf, schemas, {a.fq(n): over for n, over in nodes.items()})
     if errors:
         raise ValueError("; ".join(errors))
@@ -234,7 +235,7 @@ def _with_file(a: LaunchArgs, pf: params_file.ParamsFile) -> LaunchArgs:
             if not (n == "segment_node" and a.segment_input == "enhanced" and a.start_dehaze)
         ]
         wanted = {n: str(effective[n].get("input_transport", "raw")) for n in fed}
-        explicit = a.input_transport or pf.for_node(a.fq(SOURCE_NODE)).get("transport")
+        explicit = a.input_transport or source_file.get("transport")
         nodes[SOURCE_NODE]["transport"] = source_transport(wanted, explicit)
     autostart = {n: effective[n].get("autostart", True) is not False for n in nodes if n in NODES}
     return replace(a, source=source, nodes=nodes, node_autostart=autostart, warnings=tuple(warnings))

@@ -245,8 +245,11 @@ def _param_type(default: Any) -> int:
     return ParameterType.PARAMETER_STRING
 
 
-def validate(name: str, value: Any) -> str | None:
-    """Checks a descriptor cannot express; returns the reason a value is refused, or None."""
+def validate(name: str, value: Any, task: str = "") -> str | None:
+    """Checks a descriptor cannot express; returns the reason a value is refused, or None.
+
+    With the node's ``task``, a weights name of the other task's model is refused too.
+    """
     if name == "weights":
         if value == "":
             return None
@@ -254,7 +257,7 @@ def validate(name: str, value: Any) -> str | None:
         from snn_perception.runtime import weights as weights_registry
 
         if value in weights_registry.available() or Path(str(value)).expanduser().is_file():
-            return None
+            return _weights_task_error(task, value) if task else None
         names = ", ".join(sorted(weights_registry.available())) or "none"
         return f"weights {value!r}: no such file or shipped model name (available names: {names})"
     enums = {
@@ -272,8 +275,9 @@ def validate(name: str, value: Any) -> str | None:
     return None
 
 
-def check_value(name: str, value: Any) -> str | None:
-    """Why a node refuses ``value`` (of the right type) at start-up: its range, then :func:`validate`."""
+def check_value(name: str, value: Any, task: str = "") -> str | None:
+    """Why a ``task`` node refuses ``value`` (of the right type) at start-up: its range, then
+    :func:`validate`."""
     spec = next((s for s in SPECS if s.name == name), None)
     bounds = spec and (spec.int_range or spec.float_range)
     if bounds:
@@ -282,10 +286,10 @@ def check_value(name: str, value: Any) -> str | None:
             return f"{name} {value} is out of range {lo:g}..{hi:g}"
         if spec.int_range is not None and step > 1 and (value - lo) % step:
             return f"{name} {value} is not a multiple of {step}"
-    return validate(name, value)
+    return validate(name, value, task)
 
 
-def weights_task_error(task: str, value: Any) -> str | None:
+def _weights_task_error(task: str, value: Any) -> str | None:
     """Why a shipped or external weights *name* cannot serve a ``task`` node (a path is checked when
     loaded: only a name's task is known without reading the file)."""
     from snn_perception.runtime import weights as registry
@@ -309,9 +313,7 @@ def schema(task: str) -> NodeSchema:
     defaults = NodeParams()
     return NodeSchema(
         {s.name: getattr(defaults, s.name) for s in specs_for(task)},
-        lambda name, value: (
-            check_value(name, value) or (weights_task_error(task, value) if name == "weights" else None)
-        ),
+        lambda name, value: check_value(name, value, task),
     )
 
 
