@@ -28,7 +28,7 @@ from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
 from launch import LaunchDescription
-from snn_perception.ros.launch_args import parse
+from snn_perception.ros.launch_args import parse, weights_help
 
 ARGUMENTS = [
     ("namespace", "", "Namespace of every node."),
@@ -49,8 +49,8 @@ ARGUMENTS = [
         "",
         "cpu, cuda or auto (cuda falls back to cpu with a warning); empty = params_file's (else auto).",
     ),
-    ("dehaze_weights", "", "Dehaze model name or checkpoint path; empty = the shipped default."),
-    ("segment_weights", "", "Segmentation model name or checkpoint path; empty = the shipped default."),
+    ("dehaze_weights", "", weights_help("dehaze")),
+    ("segment_weights", "", weights_help("segment")),
     (
         "timesteps",
         "",

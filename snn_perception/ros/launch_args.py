@@ -32,6 +32,17 @@ _NAMESPACE = re.compile(rf"^/?({_NAME}(/{_NAME})*)?/?$")
 _TOPIC = re.compile(rf"^/?{_NAME}(/{_NAME})*$")
 
 
+def weights_help(task: str) -> str:
+    """The ``<task>_weights`` argument's help: the names this install can load, and what empty means."""
+    from snn_perception.runtime.weights import DEFAULTS
+
+    names = ", ".join(parameters.task_weights(task))
+    return (
+        f"{task.capitalize()} model name ({names}) or checkpoint path; "
+        f"empty = params_file's (else {DEFAULTS[task][0]})."
+    )
+
+
 class LaunchArgumentError(ValueError):
     """One or more launch arguments are refused; the message names each and what is accepted."""
 

@@ -78,8 +78,8 @@ class Spec:
 SPECS: tuple[Spec, ...] = (
     Spec(
         "weights",
-        "Shipped model name (dehaze: dhz, dhz_v2, dhz_v3, dhz_official; segment: spiking_unet, "
-        "unet_suim_ann) or path to a checkpoint; empty = the task's default. "
+        # {names}: this node's task's names that resolve here, filled in by descriptor()
+        "Model name ({names}) or path to a checkpoint; empty = the task's default. "
         "Applies at the next configure, or at once through ~/load_model.",
         hot=False,
         constraints="an available model name or an existing file",
@@ -211,10 +211,15 @@ def specs_for(task: str) -> list[Spec]:
     return [s for s in SPECS if not s.task or s.task == task]
 
 
-def descriptor(spec: Spec) -> ParameterDescriptor:
+def descriptor(spec: Spec, task: str = "") -> ParameterDescriptor:
+    """``spec`` as rclpy declares it; a ``task`` node's weights description names that task's models."""
+    description = spec.description
+    if "{names}" in description:
+        names = task_weights(task) if task else sorted(_weights_registry().available())
+        description = description.format(names=", ".join(names) or "none shipped")
     d = ParameterDescriptor(
         name=spec.name,
-        description=spec.description,
+        description=description,
         read_only=spec.read_only,
         additional_constraints=spec.constraints,
     )
@@ -253,12 +258,10 @@ def validate(name: str, value: Any, task: str = "") -> str | None:
     if name == "weights":
         if value == "":
             return None
-        # imported here: only the nodes and the launch-time checks need the registry (torch-free)
-        from snn_perception.runtime import weights as weights_registry
-
-        if value in weights_registry.available() or Path(str(value)).expanduser().is_file():
+        available = _weights_registry().available()
+        if value in available or Path(str(value)).expanduser().is_file():
             return _weights_task_error(task, value) if task else None
-        names = ", ".join(sorted(weights_registry.available())) or "none"
+        names = ", ".join(task_weights(task) if task else sorted(available)) or "none"
         return f"weights {value!r}: no such file or shipped model name (available names: {names})"
     enums = {
         "device": DEVICES,
@@ -289,22 +292,35 @@ def check_value(name: str, value: Any, task: str = "") -> str | None:
     return validate(name, value, task)
 
 
+def _weights_registry():
+    # imported here: only the nodes and the launch-time checks need the registry (torch-free)
+    from snn_perception.runtime import weights
+
+    return weights
+
+
+def _task_names(task: str) -> set[str]:
+    """Every weights name of ``task``: shipped files (by their metadata) and external names."""
+    registry = _weights_registry()
+    external = (n for n in registry.DEFAULTS.get(task, ()) if n in registry.EXTERNAL)
+    return {*registry.shipped_for(task), *external}
+
+
+def task_weights(task: str) -> list[str]:
+    """The names a ``task`` node can load now (an external name only where its file is found)."""
+    return sorted(_task_names(task) & set(_weights_registry().available()))
+
+
 def _weights_task_error(task: str, value: Any) -> str | None:
     """Why a shipped or external weights *name* cannot serve a ``task`` node (a path is checked when
     loaded: only a name's task is known without reading the file)."""
-    from snn_perception.runtime import weights as registry
-
-    available = registry.available()
-    if not isinstance(value, str) or value not in available:
+    registry = _weights_registry()
+    if not isinstance(value, str) or value not in registry.available():
         return None
-    names = {
-        t: {*registry.shipped_for(t), *(n for n in registry.DEFAULTS[t] if n in registry.EXTERNAL)}
-        for t in registry.DEFAULTS
-    }
-    owner = next((t for t, group in names.items() if value in group), task)
+    owner = next((t for t in registry.DEFAULTS if value in _task_names(t)), task)
     if owner == task:
         return None
-    usable = ", ".join(sorted(names.get(task, set()) & set(available))) or "none"
+    usable = ", ".join(task_weights(task)) or "none"
     return f"weights {value!r} is a {owner} model; {task} weights: {usable} (or a checkpoint path)"
 
 
@@ -344,11 +360,11 @@ def declare(node, task: str) -> NodeParams:
             # rclpy reads an empty list as a byte array: declare the type, then give it an empty
             # string array unless an override set it (an unset parameter breaks GetParameters for
             # every name asked with it: rqt and `ros2 param dump` would see nothing)
-            declared = node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor(spec))
+            declared = node.declare_parameter(spec.name, Parameter.Type.STRING_ARRAY, descriptor(spec, task))
             if declared.type_ == Parameter.Type.NOT_SET:
                 node.set_parameters([Parameter(spec.name, Parameter.Type.STRING_ARRAY, [])])
         else:
-            node.declare_parameter(spec.name, default, descriptor(spec))
+            node.declare_parameter(spec.name, default, descriptor(spec, task))
     return read(node, task)
 
 

@@ -77,6 +77,9 @@ def test_show_args_lists_every_argument_with_its_description(ros2_env):
     out = ros2(ros2_env, *LAUNCH, "--show-args").stdout
     for name in ARGUMENT_NAMES:
         assert f"'{name}':" in out, (name, out)
+    # the weights arguments name the models this install can load, and empty defers to the file
+    assert "Dehaze model name (dhz, " in out and "Segment model name (spiking_unet, " in out
+    assert out.count("empty = params_file's (else ") >= 2
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,18 @@ def test_validate_refuses_unknown_names_missing_paths_and_bad_enums(tmp_path):
     assert P.validate("class_colors", ["#00ff00", "0000FF"]) is None
 
 
+def test_a_nodes_weights_help_and_refusals_name_only_its_own_models():
+    """rqt and `ros2 param describe` show a dehaze node the dehaze names; a typo lists those too."""
+    (spec,) = (s for s in P.SPECS if s.name == "weights")
+    described = {task: P.descriptor(spec, task).description for task in ("dehaze", "segment")}
+    assert "dhz, " in described["dehaze"] and "spiking_unet" not in described["dehaze"]
+    assert "spiking_unet, " in described["segment"] and "dhz" not in described["segment"]
+    assert "{names}" not in P.descriptor(spec).description
+    refusal = P.validate("weights", "spiking_unt", "segment")
+    assert "available names: spiking_unet, " in refusal and "dhz" not in refusal
+    assert "dhz_v3" in P.validate("weights", "dhz_v9", "dehaze")
+
+
 def test_shipped_or_external_names_are_accepted_when_present():
     if dhz_weights() is not None:
         assert P.validate("weights", "dhz_official") is None
