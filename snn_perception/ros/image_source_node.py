@@ -78,7 +78,10 @@ def _check_source(value: Any) -> str | None:
 
 def schema() -> params_file.NodeSchema:
     """What the node reads from a parameter file."""
-    return params_file.NodeSchema(DEFAULTS, check_value, dynamic=frozenset({"source"}))
+    from snn_perception.ros import parameters  # the perception nodes' names (a /** entry sets them)
+
+    siblings = frozenset(s.name for s in parameters.SPECS) - DEFAULTS.keys()
+    return params_file.NodeSchema(DEFAULTS, check_value, dynamic=frozenset({"source"}), siblings=siblings)
 
 
 def output_size(h: int, w: int, width: int, height: int) -> tuple[int, int]:

@@ -326,11 +326,12 @@ def _weights_task_error(task: str, value: Any) -> str | None:
 
 def schema(task: str) -> NodeSchema:
     """What a ``task`` node reads from a parameter file."""
+    from snn_perception.ros.image_source_node import DEFAULTS as source_defaults  # cv2, rclpy: lazily
+
     defaults = NodeParams()
-    return NodeSchema(
-        {s.name: getattr(defaults, s.name) for s in specs_for(task)},
-        lambda name, value: check_value(name, value, task),
-    )
+    own = {s.name: getattr(defaults, s.name) for s in specs_for(task)}
+    siblings = frozenset({*(s.name for s in SPECS), *source_defaults}) - own.keys()
+    return NodeSchema(own, lambda name, value: check_value(name, value, task), siblings=siblings)
 
 
 def check_change(name: str, old: Any, new: Any) -> str | None:

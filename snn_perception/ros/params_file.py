@@ -219,6 +219,8 @@ def misspelt(given: Iterable[str], schema: NodeSchema) -> list[str]:
     """
     out = []
     for name in given:
+        if name in schema.siblings:
+            continue  # e.g. the shipped file's /** input_transport, for the perception nodes
         if not schema.known(name) and (close := closest(name, schema.defaults)):
             out.append(f"parameter {name!r} is not read by this node (ignored); did you mean {close!r}?")
     return out
@@ -231,6 +233,8 @@ class NodeSchema:
     defaults: Mapping[str, Any]
     check: Any  # (name, value) -> str | None, called once the type is right
     dynamic: frozenset[str] = frozenset()  # declared with dynamic typing: any type, check() decides
+    #: names the package's other nodes read: a ``/**`` entry setting one is not a typo for this node
+    siblings: frozenset[str] = frozenset()
 
     def known(self, name: str) -> bool:
         return name in self.defaults or name in _ROS_PARAMS or name.startswith(_ROS_PREFIXES)
@@ -247,7 +251,8 @@ def check(
 
     Errors are values the node would refuse at start-up (wrong type, out of range, not a choice);
     warnings name parameters no node reads, with the closest known name when there is one (an entry
-    for every node, ``/**``, may hold other nodes' parameters, so there only near misses are named).
+    for every node, ``/**``, may hold other nodes' parameters, so there only near misses are named,
+    and not the names another node of the package reads).
     """
     errors: dict[str, list[str]] = {}  # reason -> the nodes it applies to (a /** entry: all of them)
     warnings: list[str] = []
@@ -259,7 +264,8 @@ def check(
             if not schema.known(name):
                 close = closest(name, schema.defaults)
                 keys = pf.sources(fq, name)
-                if close or any("*" not in k for k in keys):
+                for_all = all("*" in k for k in keys)
+                if (close and not (for_all and name in schema.siblings)) or not for_all:
                     hint = f"; did you mean {close!r}?" if close else ""
                     warnings.append(
                         f"{fq} has no parameter {name!r} (set by {', '.join(keys)}, ignored){hint}"

@@ -91,7 +91,9 @@ def test_node_refuses_formats_and_encodings_it_cannot_publish_and_keeps_publishi
     ns = f"/src{os.getpid()}"
     out = peer.collect(CompressedImage, f"{ns}/image_source_node/image/compressed", reliable=False)
     params = {"source": str(tmp_path), "transport": "compressed", "rate_hz": 20.0, "width": 32}
-    params.update(heigth=8, gain=2)  # a misspelt name is warned about; another node's is not
+    # a misspelt name is warned about; an unknown one is not, nor one a perception node reads
+    # (the shipped file's /** input_transport: not a typo of transport)
+    params.update(heigth=8, gain=2, input_transport="raw")
     proc = NodeProcess(
         "snn_perception.ros.image_source_node", "image_source_node", ns, params, ros_environment, tmp_path
     )
@@ -109,7 +111,7 @@ def test_node_refuses_formats_and_encodings_it_cannot_publish_and_keeps_publishi
         assert proc.alive()
         log = proc.log()
         assert "parameter 'heigth' is not read by this node (ignored); did you mean 'height'?" in log, log
-        assert "'gain'" not in log, log
+        assert "'gain'" not in log and "input_transport" not in log, log
     finally:
         assert proc.stop() == 0, proc.log()
 

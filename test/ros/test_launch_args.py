@@ -183,6 +183,22 @@ def test_an_argument_replaces_a_bad_file_value_and_unknown_names_warn(tmp_path):
     ), "a /** entry may hold other nodes' parameters: only near misses are named there"
 
 
+def test_the_shipped_file_warns_about_nothing_with_every_node_started(tmp_path):
+    """Its /** entry sets the perception nodes' input_transport, which the image source (reading
+    `transport`) used to be warned about at every launch with a source; a node's own entry still is."""
+    from snn_perception.ros.launch_args import parse
+
+    a = parse({**_defaults(), "source": str(tmp_path)})
+    assert set(a.nodes) == {"dehaze_node", "segment_node", "image_source_node"} and a.warnings == ()
+    f = tmp_path / "p.yaml"
+    f.write_text("image_source_node:\n  ros__parameters:\n    input_transport: compressed\n")
+    b = parse({**_defaults(), "source": str(tmp_path), "params_file": str(f)})
+    assert b.warnings == (
+        "/image_source_node has no parameter 'input_transport' (set by /image_source_node, ignored); "
+        "did you mean 'transport'?",
+    )
+
+
 def _defaults() -> dict[str, str]:
     """The launch file's defaults, as ``ros2 launch`` hands them over (text)."""
     import ast
