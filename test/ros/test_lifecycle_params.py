@@ -228,6 +228,8 @@ def test_load_model_with_a_bad_file_keeps_the_old_model_serving_without_a_gap(pe
     other_task = LoadModel.Request(weights="unet_suim_ann", timesteps=0)  # refused before any load
     resp = peer.call(LoadModel, f"{FQN}/load_model", other_task)
     assert not resp.success and "is a segment model" in resp.message and "still serving" in resp.message
+    resp = peer.call(LoadModel, f"{FQN}/load_model", LoadModel.Request(weights="", timesteps=0))
+    assert not resp.success and "weights is empty; give a model name (dhz, " in resp.message, resp.message
 
 
 def test_load_model_swaps_between_frames(peer, node, topics, tmp_path):
