@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from snn_perception.commands import add_device_argument, add_examples, weights_help
-from snn_perception.models.timesteps import MAX_TIMESTEPS, MIN_TIMESTEPS
+from snn_perception.models.timesteps import MAX_TIMESTEPS
 
 EXAMPLES = (
     "snn-perception bringup --params config/perception.yaml --source dive.mp4 --preview preview/",
@@ -25,7 +25,10 @@ EXAMPLES = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_examples(parser, EXAMPLES)
     parser.add_argument(
-        "--params", type=Path, default=None, help="ROS 2 parameter YAML (config/perception.yaml)"
+        "--params",
+        type=Path,
+        default=None,
+        help="ROS 2 parameter YAML, e.g. config/perception.yaml (default: none, the nodes' defaults)",
     )
     parser.add_argument(
         "--source",
@@ -64,7 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--segment-weights", default=None, help=weights_help("segment", "override the segment weights")
     )
-    parser.add_argument("--timesteps", type=int, default=None, help="override timesteps (1..64)")
+    parser.add_argument(
+        "--timesteps", type=int, default=None, help="override timesteps, 0..64 (0 = each model's default)"
+    )
     parser.add_argument(
         "--preview",
         type=Path,
@@ -144,8 +149,9 @@ def run(args: argparse.Namespace) -> int:
     if args.device:
         common["device"] = args.device
     if args.timesteps is not None:
-        if not MIN_TIMESTEPS <= args.timesteps <= MAX_TIMESTEPS:
-            return _refuse(f"--timesteps {args.timesteps}: must be in 1..64")
+        if not 0 <= args.timesteps <= MAX_TIMESTEPS:
+            accepted = f"0..{MAX_TIMESTEPS} (0 = each model's default)"
+            return _refuse(f"--timesteps {args.timesteps}: must be in {accepted}")
         common["timesteps"] = args.timesteps
     overrides = {"dehaze_node": dict(common), "segment_node": dict(common)}
     if args.dehaze_weights:

@@ -282,6 +282,7 @@ def test_bringup_refuses_bad_names_rates_and_parameter_files(ros_environment, tm
         (("--camera-topic", "bad topic"), "Invalid topic name"),
         (("--rate", "0"), "must be in 0.1..240 Hz"),
         (("--status-every", "0.1"), "must be 0 (never) or 0.5..3600 s"),
+        (("--timesteps", "65"), "must be in 0..64 (0 = each model's default)"),  # 0 passes, as in the launch
         (("--preview", str(not_yaml_mapping)), "is a file; give a folder"),
         (("--params", str(not_yaml_mapping)), "expected a ROS 2 parameter YAML"),
         (
