@@ -58,38 +58,11 @@ def _replay(bag: Path, out: Path, env: dict[str, str] | None, *args: str) -> dic
     return json.loads((out / "report.json").read_text())
 
 
-def test_ros_and_offline_modes_agree_per_frame(ros_ready, ros_environment, euvp_bag, tmp_path) -> None:
-    ros = _replay(euvp_bag, tmp_path / "ros", ros_environment, "--mode", "ros", "--as-fast-as-possible")
-    off = _replay(euvp_bag, tmp_path / "off", None, "--mode", "offline", "--as-fast-as-possible")
-    ros_rows, off_rows = ros["runs"][0]["frames"], off["runs"][0]["frames"]
-    assert len(ros_rows) == len(off_rows) == 23
-    assert all(r["status"] == "ok" for r in ros_rows)
-    for r, o in zip(ros_rows, off_rows, strict=True):
-        assert r["stamp_ns"] == o["stamp_ns"]
-        assert r["psnr_out"] == pytest.approx(o["psnr_out"], abs=0.01)
-        assert r["timesteps"] == o["timesteps"] == 4
-        assert r["energy_j"] == pytest.approx(o["energy_j"], rel=1e-6)
-        assert r["end_to_end_ms"] >= r["inference_ms"]
-    recorded = tmp_path / "ros" / "recorded" / "default"
-    assert (recorded / "metadata.yaml").is_file()
-
-
-def test_ros_mode_real_time_accounting_adds_up(ros_ready, ros_environment, euvp_bag, tmp_path) -> None:
-    doc = _replay(
-        euvp_bag, tmp_path / "ros", ros_environment, "--mode", "ros", "--rate", "4", "--timesteps", "1,8"
-    )
-    assert [s["timesteps"] for s in doc["summary"]] == [1, 8]
-    for s, run in zip(doc["summary"], doc["runs"], strict=True):
-        d = s["dehaze"]
-        assert len(run["frames"]) == 23
-        assert d["processed"] + d["dropped"] + d["undecodable"] == 23
-        assert all(f["timesteps"] == s["timesteps"] for f in run["frames"] if f["status"] == "ok")
-
-
-def test_both_nodes_run_and_segment_areas_match_offline(
+def test_ros_and_offline_modes_agree_per_frame_for_both_nodes(
     ros_ready, ros_environment, euvp_bag, tmp_path
 ) -> None:
-    """A (randomly initialised, real-architecture) Spiking-UNet beside the dehazer."""
+    """The dehazer and a (randomly initialised, real-architecture, small) Spiking-UNet beside it:
+    every frame's PSNR, energy and class areas are the offline run's."""
     import torch
 
     from snn_perception.models import registry
@@ -113,11 +86,32 @@ def test_both_nodes_run_and_segment_areas_match_offline(
     assert set(ros["models"]) == {"dehaze", "segment"}
     s = ros["summary"][0]["segment"]
     assert s["processed"] == 23 and s["timesteps"] == 2
-    for r, o in zip(ros["runs"][0]["frames"], off["runs"][0]["frames"], strict=True):
+    ros_rows, off_rows = ros["runs"][0]["frames"], off["runs"][0]["frames"]
+    assert len(ros_rows) == len(off_rows) == 23
+    for r, o in zip(ros_rows, off_rows, strict=True):
         assert r["seg_status"] == r["status"] == "ok"
+        assert r["stamp_ns"] == o["stamp_ns"]
+        assert r["psnr_out"] == pytest.approx(o["psnr_out"], abs=0.01)
+        assert r["timesteps"] == o["timesteps"] == 4
+        assert r["energy_j"] == pytest.approx(o["energy_j"], rel=1e-6)
+        assert r["end_to_end_ms"] >= r["inference_ms"]
         for name in ("water", "fish", "rock"):
             assert r[f"area_{name}"] == pytest.approx(o[f"area_{name}"], abs=1e-9)
         assert r["seg_energy_j"] == pytest.approx(o["seg_energy_j"], rel=1e-6)
+    recorded = tmp_path / "ros" / "recorded" / "default"
+    assert (recorded / "metadata.yaml").is_file()
+
+
+def test_ros_mode_real_time_accounting_adds_up(ros_ready, ros_environment, euvp_bag, tmp_path) -> None:
+    doc = _replay(
+        euvp_bag, tmp_path / "ros", ros_environment, "--mode", "ros", "--rate", "4", "--timesteps", "1,8"
+    )
+    assert [s["timesteps"] for s in doc["summary"]] == [1, 8]
+    for s, run in zip(doc["summary"], doc["runs"], strict=True):
+        d = s["dehaze"]
+        assert len(run["frames"]) == 23
+        assert d["processed"] + d["dropped"] + d["undecodable"] == 23
+        assert all(f["timesteps"] == s["timesteps"] for f in run["frames"] if f["status"] == "ok")
 
 
 def test_clock_carries_bag_time_and_frames_keep_their_bag_stamps(
