@@ -1,6 +1,7 @@
-"""``snn-perception enhance``: dehaze images or folders with snnTrans-DHZ.
+"""``snn-perception enhance``: dehaze images, videos or folders of them with snnTrans-DHZ.
 
-Writes one PNG per input (same file stem) into ``--out``; ``--save-float`` adds the unclamped
+Writes one PNG per image and one MP4 per video (same file stem, a video at its own size and frame
+rate) into ``--out``; ``--save-float`` adds, for images, the unclamped
 float32 output as ``.npy`` (3×H×W), ``--json`` per-image statistics (timings, spike rates,
 synaptic operations, MACs, estimated energy in mJ). Bad input gives a one-line message and exit
 code 2, before anything is written: every input is decoded and every output path checked first
@@ -16,7 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from snn_perception.commands import add_device_argument, add_examples, check_threads, weights_help
+from snn_perception.commands import (
+    add_device_argument,
+    add_examples,
+    add_progress_argument,
+    check_threads,
+    video_batch,
+    weights_help,
+)
 from snn_perception.commands.image_batch import (
     UsageError,
     add_batch_arguments,
@@ -34,6 +42,7 @@ from snn_perception.runtime.paths import check_json_output, check_output_dir, ma
 
 EXAMPLES = (
     "snn-perception enhance dive/*.jpg --out enhanced/",
+    "snn-perception enhance dive.mp4 --out enhanced/  # enhanced/dive.mp4, same size and frame rate",
     "snn-perception enhance frames/ --out enhanced/ --size 512x512 --skip-unreadable  # a folder at 512x512",
     "snn-perception enhance sand.png --out enhanced/ --strength 0.6  # temper a colour overshoot",
     "snn-perception enhance 4k/ --out enhanced/ --grading global --max-pixels 65536  # fast, full detail",
@@ -43,8 +52,12 @@ EXAMPLES = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_examples(parser, EXAMPLES)
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
-    parser.add_argument("--out", required=True, type=Path, help="output folder for the enhanced PNGs")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image or video files, or folders of them (not recursive)"
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, help="output folder: NAME.png per image, NAME.mp4 per video"
+    )
     parser.add_argument("--weights", default=None, help=weights_help("dehaze"))
     parser.add_argument(
         "--timesteps", type=int, default=None, help="spiking timesteps T, 1..64 (default: weights')"
@@ -80,10 +93,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "calls for (needs weights with a fitted contrast model)",
     )
     parser.add_argument(
-        "--save-float", action="store_true", help="also write the unclamped output as .npy (3xHxW)"
+        "--save-float",
+        action="store_true",
+        help="also write the unclamped output as .npy (3xHxW; images only)",
     )
     parser.add_argument(
-        "--json", type=Path, default=None, help="write per-image statistics to this JSON file"
+        "--json",
+        type=Path,
+        default=None,
+        help="write per-image (and per video frame) statistics to this JSON file",
     )
     parser.add_argument(
         "--count-ops",
@@ -100,6 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     add_batch_arguments(parser)
+    add_progress_argument(parser)
     parser.add_argument(
         "--overwrite", action="store_true", help="replace earlier results in --out (default: refuse)"
     )
@@ -124,10 +143,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from snn_perception.runtime.memory import FrameTooLarge
 
-    # the inputs first: a wrong --out or a video is refused before torch loads (seconds)
-    check_out_folder(args.out, "NAME.png per input")
-    batch = collect_images(args.inputs)
-    images = batch.images
+    # the inputs first: a wrong --out or a missing input is refused before torch loads (seconds)
+    check_out_folder(args.out, "NAME.png per image, NAME.mp4 per video")
+    batch = collect_images(args.inputs, videos=True)
+    images = batch.images + batch.videos
+    if args.save_float and batch.videos:
+        raise UsageError(
+            f"--save-float writes images' outputs only ({batch.videos[0]} is a video); "
+            "run the videos without it"
+        )
 
     import torch
 
@@ -164,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
             args.out,
             lambda stem: [f"{stem}.png", *([f"{stem}.npy"] if args.save_float else [])],
             args.overwrite,
+            video_names=lambda stem: [f"{stem}{video_batch.SUFFIX}"],
         )
         check_json_output(args.json, images, created=args.out)
     except ValueError as exc:
@@ -181,8 +206,10 @@ def _run(args: argparse.Namespace) -> int:
         )
     # before the folder is made: a damaged input leaves nothing behind (or is left out)
     batch = check_images(batch, args.skip_unreadable)
-    readable = set(batch.images)
+    readable = {*batch.images, *batch.videos}
     work = [(path, outs) for path, outs in zip(images, plan, strict=True) if path in readable]
+    videos = [(path, outs[0]) for path, outs in work if path in batch.videos]
+    work = [(path, outs) for path, outs in work if path not in batch.videos]
     note_alpha("enhance", batch)
     try:
         make_dir(args.out)
@@ -217,6 +244,20 @@ def _run(args: argparse.Namespace) -> int:
             f"({s.inference_ms:.0f} ms, T={s.timesteps}{energy})"
         )
 
+    def finish(rgb: np.ndarray, result) -> np.ndarray:  # a video frame, as an image is finished above
+        return finish_dehaze(
+            result.output,
+            rgb,
+            args.strength,
+            is_grey(rgb),
+            args.grading,
+            result.stats.model_hw,
+            engine.info.contrast,
+        )
+
+    for path, out_mp4 in videos:
+        records += video_batch.run_video(engine, path, out_mp4, finish)
+
     if args.json is not None:
         info = engine.info
         doc = {
@@ -232,7 +273,9 @@ def _run(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps(doc, indent=2))
         except OSError as exc:
             raise UsageError(f"cannot write {args.json}: {exc}") from None
-    print(f"enhanced {len(work)} image(s) into {args.out}{summary_energy(records)}")
+    counts = ((len(work), "image(s)"), (len(videos), "video(s)"))
+    done = " and ".join(f"{n} {what}" for n, what in counts if n)
+    print(f"enhanced {done} into {args.out}{summary_energy(records)}")
     print_left_out(batch)
     return 0
 

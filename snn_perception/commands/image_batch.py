@@ -3,7 +3,8 @@
 Every input is decided before the model runs: image files are decoded (a damaged one refuses the
 whole command, or with ``--skip-unreadable`` is left out), and whatever a folder holds besides
 images (other files, sub-folders, videos) is listed rather than skipped silently. A video given as
-an input is refused with a pointer to the tools that take videos. At the end one summary lists
+an input is refused with a pointer to the tools that take videos, except by a command that takes
+them (``enhance``: :mod:`video_batch`). At the end one summary lists
 every input that was left out with its reason, so a long batch job says what it did not do.
 """
 
@@ -41,6 +42,8 @@ class Batch:
 
     images: list[Path]
     left_out: list[tuple[Path, str]] = field(default_factory=list)
+    #: video files, for the commands that take them (``collect_images(..., videos=True)``)
+    videos: list[Path] = field(default_factory=list)
     #: images whose transparency is dropped (the models take RGB)
     alpha: list[Path] = field(default_factory=list)
 
@@ -75,11 +78,13 @@ def check_out_folder(out: Path, example: str) -> None:
         )
 
 
-def collect_images(inputs: Sequence[str]) -> Batch:
+def collect_images(inputs: Sequence[str], videos: bool = False) -> Batch:
     """Files as given, folders expanded to their images (sorted, not recursive).
 
     What a folder holds besides images is left out with its reason (hidden files excepted); a
     non-image file or a video named directly is refused, a video with a pointer to the video tools.
+    With ``videos`` (a command that takes them), video files, given or in a folder, go to
+    ``Batch.videos`` instead.
     """
     batch = Batch(images=[])
     for item in inputs:
@@ -87,7 +92,12 @@ def collect_images(inputs: Sequence[str]) -> Batch:
         if p.is_dir():
             entries = sorted(q for q in p.iterdir() if not q.name.startswith("."))
             imgs = [q for q in entries if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES]
-            others = [(q, _why_not(q)) for q in entries if q not in imgs]
+            vids = [q for q in entries if videos and q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES]
+            others = [(q, _why_not(q, videos)) for q in entries if q not in imgs and q not in vids]
+            batch.videos.extend(vids)
+            if vids and not imgs:
+                batch.left_out.extend(others)
+                continue
             if not imgs:
                 held = f"; it holds {len(others)} other entries, e.g. {others[0][0].name}" if others else ""
                 videos = [q for q, _ in others if q.suffix.lower() in VIDEO_SUFFIXES]
@@ -97,21 +107,26 @@ def collect_images(inputs: Sequence[str]) -> Batch:
             batch.left_out.extend(others)
         elif p.is_file():
             if p.suffix.lower() in VIDEO_SUFFIXES:
-                raise UsageError(video_hint(p))
+                if not videos:
+                    raise UsageError(video_hint(p))
+                batch.videos.append(p)
+                continue
             if p.suffix.lower() not in IMAGE_SUFFIXES:
-                raise UsageError(f"{p}: not an image file (accepted: {accepted()})")
+                raise UsageError(f"{p}: {_why_not(p, videos)}")
             batch.images.append(p)
         else:
             raise UsageError(f"input {p} does not exist")
     return batch
 
 
-def _why_not(entry: Path) -> str:
-    """Why a folder entry is not one of the images."""
+def _why_not(entry: Path, videos: bool = False) -> str:
+    """Why a folder entry is not one of the inputs."""
     if entry.is_dir():
         return "a sub-folder; folders are not searched recursively (give it as an input of its own)"
     if entry.suffix.lower() in VIDEO_SUFFIXES:
         return "a video; use `snn-perception make-bag` or `bringup --source` for videos"
+    if videos:
+        return f"not an image or video file (accepted: {accepted()}; {', '.join(VIDEO_SUFFIXES)})"
     return f"not an image file (accepted: {accepted()})"
 
 
@@ -121,18 +136,21 @@ def plan_outputs(
     names: Callable[[str], Sequence[str]],
     overwrite: bool = False,
     extra: Sequence[Path] = (),
+    video_names: Callable[[str], Sequence[str]] | None = None,
 ) -> list[list[Path]]:
     """Every output path of every image (``names(stem)`` → file names in ``out``), fixed before any work.
 
     Refuses two images writing the same file, any output that is one of the inputs, an ``out`` that
     is an input folder (results there would be read as inputs next time) and, unless ``overwrite``,
     outputs that already exist, so a refusal happens before anything is written or overwritten.
-    ``extra``: outputs of the whole batch (e.g. a legend), checked the same way.
+    ``extra``: outputs of the whole batch (e.g. a legend), checked the same way. ``video_names``:
+    the outputs of a video input (``images`` may hold videos), when they differ from an image's.
     """
     owner: dict[Path, Path] = {}
     plan: list[list[Path]] = []
     for img in images:
-        outs = [out / n for n in names(img.stem)]
+        is_video = video_names is not None and img.suffix.lower() in VIDEO_SUFFIXES
+        outs = [out / n for n in (video_names if is_video else names)(img.stem)]
         clash = [o for o in outs if o.resolve() in owner]
         if clash:
             first = owner[clash[0].resolve()]
@@ -167,9 +185,13 @@ def check_images(batch: Batch, skip_unreadable: bool = False) -> Batch:
 
     With ``skip_unreadable`` damaged files are left out instead (with their reason); the returned
     batch holds the readable images, also noting which had an alpha channel. Decoding costs little
-    next to the model; a refusal names the first two bad files and the count.
+    next to the model; a refusal names the first two bad files and the count. A video is opened
+    and its first frame decoded.
     """
+    from snn_perception.commands.video_batch import probe  # imports this module
+
     good: list[Path] = []
+    good_videos: list[Path] = []
     bad: list[tuple[Path, str]] = []
     for path in batch.images:
         try:
@@ -178,18 +200,28 @@ def check_images(batch: Batch, skip_unreadable: bool = False) -> Batch:
             bad.append((path, str(exc).removeprefix(f"{path}: ")))
         else:
             good.append(path)
+    for path in batch.videos:
+        try:
+            probe(path)
+        except ValueError as exc:
+            bad.append((path, str(exc)))
+        else:
+            good_videos.append(path)
     if bad and not skip_unreadable:
         if len(bad) == 1:
             raise UsageError(f"{bad[0][0]}: {bad[0][1]} (or pass --skip-unreadable to leave it out)")
         more = f"; … ({len(bad) - 2} more)" if len(bad) > 2 else ""
         shown = "; ".join(f"{p}: {why}" for p, why in bad[:2])
+        kind = "images or videos" if batch.videos else "images"
         raise UsageError(
-            f"{len(bad)} of {len(batch.images)} inputs are not readable images: {shown}{more} "
-            "(or pass --skip-unreadable to leave them out)"
+            f"{len(bad)} of {len(batch.images) + len(batch.videos)} inputs are not readable {kind}: "
+            f"{shown}{more} (or pass --skip-unreadable to leave them out)"
         )
-    if not good:
-        raise UsageError(f"none of the {len(batch.images)} inputs can be read: {bad[0][0]}: {bad[0][1]}")
-    return Batch(images=good, left_out=batch.left_out + bad, alpha=[p for p in good if file_has_alpha(p)])
+    if not good and not good_videos:
+        total = len(batch.images) + len(batch.videos)
+        raise UsageError(f"none of the {total} inputs can be read: {bad[0][0]}: {bad[0][1]}")
+    alpha = [p for p in good if file_has_alpha(p)]
+    return Batch(images=good, left_out=batch.left_out + bad, videos=good_videos, alpha=alpha)
 
 
 def note_alpha(verb: str, batch: Batch) -> None:

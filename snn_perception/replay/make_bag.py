@@ -32,7 +32,7 @@ from snn_perception.replay.bag_io import (
     BagWriter,
     check_new_bag,
 )
-from snn_perception.runtime.image_codec import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from snn_perception.runtime.image_codec import IMAGE_SUFFIXES, VIDEO_SUFFIXES, open_video
 
 DEFAULT_TOPIC = "/camera/image"
 DEFAULT_REFERENCE_TOPIC = "/camera/reference"
@@ -226,7 +226,7 @@ def period_for(rate_hz: float | None, frames: int, start_ns: int, default_hz: fl
 
 
 def _video_frames(path: Path) -> tuple[Iterator[np.ndarray], float]:
-    cap = cv2.VideoCapture(str(path))
+    cap = open_video(path)
     if not cap.isOpened():
         raise BagError(f"{path}: cannot be opened as a video (accepted: {', '.join(VIDEO_SUFFIXES)})")
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -319,7 +319,7 @@ def check_source(
         raise BagError(f"--masks needs a folder of images as input, not {src} (masks go with image files)")
     if src.suffix.lower() not in VIDEO_SUFFIXES:
         raise BagError(f"{src} is neither a folder of images nor a video ({', '.join(VIDEO_SUFFIXES)})")
-    cap = cv2.VideoCapture(str(src))
+    cap = open_video(src)
     try:
         if not cap.isOpened():
             raise BagError(f"{src}: cannot be opened as a video (accepted: {', '.join(VIDEO_SUFFIXES)})")

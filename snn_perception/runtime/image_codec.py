@@ -52,6 +52,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
+def open_video(path: str | Path) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` of a file without FFmpeg's own stderr lines (``moov atom not found``):
+    a damaged video is reported by the caller in one line that names it and says what to do."""
+    # read by OpenCV when its FFmpeg backend first starts; a value the user set is kept
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    return cv2.VideoCapture(str(path))
+
+
 @dataclass(frozen=True)
 class _Layout:
     channels: int
