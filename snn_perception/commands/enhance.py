@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
 
     # the inputs first: a wrong --out or a missing input is refused before torch loads (seconds)
     check_out_folder(args.out, "NAME.png per image, NAME.mp4 per video")
-    batch = collect_images(args.inputs, videos=True)
+    batch = collect_images(args.inputs)
     images = batch.images + batch.videos
     if args.save_float and batch.videos:
         raise UsageError(

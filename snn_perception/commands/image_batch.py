@@ -2,10 +2,9 @@
 
 Every input is decided before the model runs: image files are decoded (a damaged one refuses the
 whole command, or with ``--skip-unreadable`` is left out), and whatever a folder holds besides
-images (other files, sub-folders, videos) is listed rather than skipped silently. A video given as
-an input is refused with a pointer to the tools that take videos, except by a command that takes
-them (``enhance``: :mod:`video_batch`). At the end one summary lists
-every input that was left out with its reason, so a long batch job says what it did not do.
+images and videos (other files, sub-folders) is listed rather than skipped silently; videos are
+read frame by frame (:mod:`video_batch`). At the end one summary lists every input that was left
+out with its reason, so a long batch job says what it did not do.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ class Batch:
 
     images: list[Path]
     left_out: list[tuple[Path, str]] = field(default_factory=list)
-    #: video files, for the commands that take them (``collect_images(..., videos=True)``)
+    #: video files (each is read frame by frame: :mod:`video_batch`)
     videos: list[Path] = field(default_factory=list)
     #: images whose transparency is dropped (the models take RGB)
     alpha: list[Path] = field(default_factory=list)
@@ -58,15 +57,8 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def accepted() -> str:
-    return ", ".join(sorted(IMAGE_SUFFIXES))
-
-
-def video_hint(path: Path) -> str:
-    return (
-        f"{path} is a video; this command takes images. For a video run `snn-perception make-bag {path} "
-        f"--out BAG` then `snn-perception replay BAG`, or run the nodes on it live with "
-        f"`snn-perception bringup --source {path}`"
-    )
+    """The file kinds the batch commands read, for their messages."""
+    return f"images {', '.join(sorted(IMAGE_SUFFIXES))}; videos {', '.join(VIDEO_SUFFIXES)}"
 
 
 def check_out_folder(out: Path, example: str) -> None:
@@ -78,13 +70,11 @@ def check_out_folder(out: Path, example: str) -> None:
         )
 
 
-def collect_images(inputs: Sequence[str], videos: bool = False) -> Batch:
-    """Files as given, folders expanded to their images (sorted, not recursive).
+def collect_images(inputs: Sequence[str]) -> Batch:
+    """Files as given, folders expanded to their images and videos (sorted, not recursive).
 
-    What a folder holds besides images is left out with its reason (hidden files excepted); a
-    non-image file or a video named directly is refused, a video with a pointer to the video tools.
-    With ``videos`` (a command that takes them), video files, given or in a folder, go to
-    ``Batch.videos`` instead.
+    What a folder holds besides those is left out with its reason (hidden files excepted); another
+    kind of file named directly is refused.
     """
     batch = Batch(images=[])
     for item in inputs:
@@ -92,42 +82,31 @@ def collect_images(inputs: Sequence[str], videos: bool = False) -> Batch:
         if p.is_dir():
             entries = sorted(q for q in p.iterdir() if not q.name.startswith("."))
             imgs = [q for q in entries if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES]
-            vids = [q for q in entries if videos and q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES]
-            others = [(q, _why_not(q, videos)) for q in entries if q not in imgs and q not in vids]
-            batch.videos.extend(vids)
-            if vids and not imgs:
-                batch.left_out.extend(others)
-                continue
-            if not imgs:
+            vids = [q for q in entries if q.is_file() and q.suffix.lower() in VIDEO_SUFFIXES]
+            others = [(q, _why_not(q)) for q in entries if q not in imgs and q not in vids]
+            if not imgs and not vids:
                 held = f"; it holds {len(others)} other entries, e.g. {others[0][0].name}" if others else ""
-                videos = [q for q, _ in others if q.suffix.lower() in VIDEO_SUFFIXES]
-                hint = f". {video_hint(videos[0])}" if videos else ""
-                raise UsageError(f"folder {p} holds no images ({accepted()}){held}{hint}")
+                raise UsageError(f"folder {p} holds no images or videos ({accepted()}){held}")
             batch.images.extend(imgs)
+            batch.videos.extend(vids)
             batch.left_out.extend(others)
         elif p.is_file():
             if p.suffix.lower() in VIDEO_SUFFIXES:
-                if not videos:
-                    raise UsageError(video_hint(p))
                 batch.videos.append(p)
-                continue
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
-                raise UsageError(f"{p}: {_why_not(p, videos)}")
-            batch.images.append(p)
+            elif p.suffix.lower() in IMAGE_SUFFIXES:
+                batch.images.append(p)
+            else:
+                raise UsageError(f"{p}: {_why_not(p)}")
         else:
             raise UsageError(f"input {p} does not exist")
     return batch
 
 
-def _why_not(entry: Path, videos: bool = False) -> str:
+def _why_not(entry: Path) -> str:
     """Why a folder entry is not one of the inputs."""
     if entry.is_dir():
         return "a sub-folder; folders are not searched recursively (give it as an input of its own)"
-    if entry.suffix.lower() in VIDEO_SUFFIXES:
-        return "a video; use `snn-perception make-bag` or `bringup --source` for videos"
-    if videos:
-        return f"not an image or video file (accepted: {accepted()}; {', '.join(VIDEO_SUFFIXES)})"
-    return f"not an image file (accepted: {accepted()})"
+    return f"not an image or video file (accepted: {accepted()})"
 
 
 def plan_outputs(

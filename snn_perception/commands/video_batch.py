@@ -114,12 +114,17 @@ class VideoOut:
 
 
 def run_video(
-    engine: Any, path: Path, out: Path, finish: Callable[[np.ndarray, Any], np.ndarray]
+    engine: Any,
+    path: Path,
+    out: Path,
+    finish: Callable[[np.ndarray, Any], np.ndarray],
+    describe: Callable[[Any], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Every frame of ``path`` through ``engine`` and ``finish(rgb, result)`` into ``out``.
 
-    Returns one statistics record per frame (as ``enhance --json`` writes them) and prints one line
-    per video; a failure or Ctrl-C leaves no partial ``out`` (and an earlier one in place).
+    Returns one statistics record per frame (as ``--json`` writes them; ``describe(result)`` adds to
+    or replaces its fields) and prints one line per video; a failure or Ctrl-C leaves no partial
+    ``out`` (and an earlier one in place).
     """
     from snn_perception.runtime.memory import FrameTooLarge
     from snn_perception.runtime.progress import bar
@@ -136,9 +141,8 @@ def run_video(
                 except FrameTooLarge as exc:
                     raise UsageError(f"{path}, frame {i}: {exc}") from None
                 writer.write(finish(rgb, result))
-                records.append(
-                    {"input": str(path), "frame": i, "output": str(out), "stats": result.stats.as_dict()}
-                )
+                record = {"input": str(path), "frame": i, "output": str(out), "stats": result.stats.as_dict()}
+                records.append({**record, **(describe(result) if describe else {})})
                 shown.update()
         writer.commit()
         committed = True
@@ -152,6 +156,6 @@ def run_video(
     rate = f"{info.fps:g} fps" if info.fps else f"{FALLBACK_FPS:g} fps (the file states no frame rate)"
     print(
         f"{path.name} → {out.name} ({len(records)} frames, {info.width}x{info.height} at {rate}; "
-        f"mean {mean_ms:.0f} ms/frame, T={stats[-1]['timesteps']}{mj})"
+        f"mean {mean_ms:.0f} ms/frame, T={stats[-1]['timesteps'] or '– (ANN)'}{mj})"
     )
     return records

@@ -1,9 +1,9 @@
 """Batch input of ``enhance`` and ``segment``: nothing is left out without saying so.
 
-``--skip-unreadable`` leaves damaged images out and lists them with the reason; other files,
-sub-folders and videos in an input folder are listed too; a video given to ``segment`` points to
-the video tools; ``--out result.png`` is refused (``--out`` is a folder); a dropped alpha channel is
-noted in one line. The real CLI runs in a subprocess on tiny images (smallest size, T = 1).
+``--skip-unreadable`` leaves damaged images out and lists them with the reason; other files and
+sub-folders in an input folder are listed too (videos are inputs: test_cli_video.py); ``--out
+result.png`` is refused (``--out`` is a folder); a dropped alpha channel is noted in one line. The
+real CLI runs in a subprocess on tiny images (smallest size, T = 1).
 """
 
 from __future__ import annotations
@@ -90,17 +90,16 @@ def test_skip_unreadable_with_nothing_readable_refuses(tmp_path: Path) -> None:
 # --- what a folder holds besides images is listed, not skipped silently
 
 
-def test_other_files_sub_folders_and_videos_in_a_folder_are_listed(tmp_path: Path) -> None:
+def test_other_files_and_sub_folders_in_a_folder_are_listed(tmp_path: Path) -> None:
     _image(tmp_path / "imgs" / "a.png")
     (tmp_path / "imgs" / "notes.txt").write_text("dive log\n")
-    (tmp_path / "imgs" / "clip.mp4").write_bytes(b"\x00" * 64)
     _image(tmp_path / "imgs" / "more" / "b.png")
     (tmp_path / "imgs" / ".hidden").write_text("")
-    proc = _ok(cli("segment", "imgs", "--out", "o", *SMALL, cwd=tmp_path))
-    listed = proc.stdout[proc.stdout.index("left out 3 input(s):") :].splitlines()[1:]
-    assert [line.split(":")[0].strip() for line in listed] == ["imgs/clip.mp4", "imgs/more", "imgs/notes.txt"]
-    assert "make-bag" in listed[0] and "not searched recursively" in listed[1] and "not an image" in listed[2]
-    assert {p.name.split("_")[0] for p in (tmp_path / "o").glob("*_*.png")} == {"a"}
+    proc = _ok(cli("enhance", "imgs", "--out", "o", *SMALL, cwd=tmp_path))
+    listed = proc.stdout[proc.stdout.index("left out 2 input(s):") :].splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in listed] == ["imgs/more", "imgs/notes.txt"]
+    assert "not searched recursively" in listed[0] and "not an image or video file" in listed[1]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.png"]
 
 
 def test_collect_and_check_report_what_they_leave_out(tmp_path: Path) -> None:
@@ -114,32 +113,20 @@ def test_collect_and_check_report_what_they_leave_out(tmp_path: Path) -> None:
     assert [p.name for p, _ in checked.left_out] == ["sub", "b.png"] and "truncated" in checked.left_out[1][1]
 
 
-# --- segment points videos to the video tools (enhance writes videos: test_enhance_video.py)
+# --- a folder with nothing to read
 
 
-@pytest.mark.parametrize(("verb", "suffix"), [("segment", ".mp4"), ("segment", ".avi"), ("segment", ".mkv")])
-def test_a_video_input_points_to_make_bag_and_bringup(tmp_path: Path, verb: str, suffix: str) -> None:
-    (tmp_path / f"dive{suffix}").write_bytes(b"\x00" * 64)
-    before = snapshot(tmp_path)
+@pytest.mark.parametrize("verb", VERBS)
+def test_a_folder_without_images_or_videos_is_refused_with_what_it_holds(tmp_path: Path, verb: str) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "dive.csv").write_text("t,depth\n")
     refused(
-        cli(verb, f"dive{suffix}", "--out", "o", *SMALL, cwd=tmp_path),
-        "is a video",
-        f"snn-perception make-bag dive{suffix}",
-        f"bringup --source dive{suffix}",
+        cli(verb, "logs", "--out", "o", *SMALL, cwd=tmp_path),
+        "folder logs holds no images or videos (images .bmp",
+        "e.g. dive.csv",
         one_line=True,
     )
-    assert snapshot(tmp_path) == before and not (tmp_path / "o").exists()
-
-
-def test_a_folder_of_videos_only_points_to_the_video_tools(tmp_path: Path) -> None:
-    (tmp_path / "vids").mkdir()
-    (tmp_path / "vids" / "a.mkv").write_bytes(b"\x00")
-    refused(
-        cli("segment", "vids", "--out", "o", *SMALL, cwd=tmp_path),
-        "holds no images",
-        "make-bag",
-        one_line=True,
-    )
+    assert not (tmp_path / "o").exists()
 
 
 # --- --out is a folder

@@ -1,5 +1,6 @@
-"""``enhance`` on a video: NAME.mp4 at the input's size and frame rate, every frame dehazed as an image
-would be; a damaged video is refused (or left out) in one line; no partial file is ever left behind.
+"""``enhance`` and ``segment`` on a video: NAME.mp4 / NAME_overlay.mp4 at the input's size and frame
+rate, every frame processed as an image would be; a damaged video is refused (or left out) in one
+line; no partial file is ever left behind.
 
 The real CLI runs in a subprocess on a tiny clip made here (no shared data needed).
 """
@@ -68,6 +69,32 @@ def test_each_frame_is_enhanced_as_an_image_would_be(tmp_path: Path) -> None:
         err = diff(got, want)  # the codec's loss only: the enhanced frame, not the raw one, not BGR
         # measured here: loss 3.2-3.5, the model's change 7.5-9.7, a channel swap 50-66 (grey levels)
         assert err < 4.5 and err < 0.6 * diff(got, raw) and err < diff(got[..., ::-1], want) / 4, i
+
+
+def test_segment_writes_an_overlay_video_and_counts_its_frames_in_the_legend(tmp_path: Path) -> None:
+    clip = _clip(tmp_path / "dive.mp4")
+    args = ("--out", "out", "--json", "out/stats.json", "--alpha", "1", *SMALL)
+    proc = cli("segment", clip, *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"dive.mp4 → dive_overlay.mp4 ({N} frames" in proc.stdout and "of the 1 video(s):" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "dive_overlay.mp4",
+        "legend.png",
+        "stats.json",
+    ]
+    records = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert [r["frame"] for r in records] == list(range(N))
+    assert all(abs(sum(r["class_shares"].values()) - 1) < 1e-6 for r in records)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, rgb in enumerate(_decoded(clip)):
+        cv2.imwrite(str(frames / f"{i}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert cli("segment", frames, "--out", "as_images", "--alpha", "1", *SMALL, cwd=tmp_path).returncode == 0
+    for i, got in enumerate(_decoded(tmp_path / "out" / "dive_overlay.mp4")):
+        # alpha 1: the overlay is the class colours alone, as NAME_color.png
+        want = cv2.cvtColor(cv2.imread(str(tmp_path / "as_images" / f"{i}_color.png")), cv2.COLOR_BGR2RGB)
+        close = np.abs(got.astype(int) - want.astype(int)).max(axis=2) < 48
+        assert close.mean() > 0.9, (i, close.mean())  # the codec blurs class edges only
 
 
 def test_damaged_videos_are_refused_or_left_out_in_one_line(tmp_path: Path) -> None:
