@@ -83,10 +83,17 @@ def _run_verb(verb: str, rest: list[str]) -> int:
     module.add_arguments(sub)
     args = sub.parse_args(rest)
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at interpreter exit
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `snn-perception segment … | head`: the reader has what it wanted; end quietly, as Unix
+        # tools do (exit status 128 + SIGPIPE), with stdout pointed away so nothing flushes into it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ValueError, OSError, MemoryError) as exc:
         # the safety net for bad input a verb did not catch itself: one line and exit code 2,
         # the traceback only on request (bugs of other kinds still raise)

@@ -8,7 +8,9 @@ real CLI runs in a subprocess on tiny images (smallest size, T = 1).
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -191,3 +193,24 @@ def test_alpha_is_detected_in_png_webp_and_never_in_jpeg(tmp_path: Path) -> None
     idat = raw.index(b"IDAT") - 4
     trns = b"\x00\x00\x00\x02tRNS\x00\x00" + b"\x00\x00\x00\x00"  # CRC is not checked by the header walk
     assert has_alpha(bytes(raw[:idat] + trns + raw[idat:])) and not has_alpha(bytes(raw))
+
+
+# --- output into a closed pipe (`… | head`)
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`enhance … | true`: the pipe is closed before the first line is written (torch takes longer
+    to import than `true` to exit); the command ends as Unix tools do, without an error message."""
+    _image(tmp_path / "a.png")
+    cmd = f"{sys.executable} -m snn_perception.cli enhance a.png --out o {' '.join(SMALL)} 2>err.txt | true"
+    proc = subprocess.run(
+        ["bash", "-c", cmd + "; echo ${PIPESTATUS[0]}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert proc.stdout.strip() == "141", (proc.stdout, (tmp_path / "err.txt").read_text())
+    assert (tmp_path / "err.txt").read_text() == ""
+    assert (tmp_path / "o" / "a.png").is_file(), "the work was done before the output was written"
