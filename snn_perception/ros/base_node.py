@@ -42,7 +42,7 @@ from snn_perception.runtime.image_codec import (
     output_encoding,
 )
 from snn_perception.runtime.stamps import header_ns
-from snn_perception.runtime.weights import WeightsError, default_weights
+from snn_perception.runtime.weights import WeightsError, default_weights, name_for
 from snn_perception.srv import LoadModel
 
 _UNSUPPORTED_SEQ = (0, 2**64 - 1)
@@ -467,8 +467,9 @@ class PerceptionNode(LifecycleNode):
         model = engine.info.label if engine else ""
         t = timesteps_in_use(engine.info, self.params.timesteps) if engine else self.params.timesteps
         topic = self._sub.topic_name if self._sub is not None else ""
+        wid, name = (engine.info.weights_id, name_for(engine.info.weights_path)) if engine else ("", "")
         level, summary, values = diagnostic_values(
-            self.counters, self._state, model, engine.info.weights_id if engine else "", int(t), topic
+            self.counters, self._state, model, wid, int(t), topic, weights=name
         )
         values.update(self.budget_stats.values())
         status = DiagnosticStatus(

@@ -99,6 +99,7 @@ def diagnostic_values(
     timesteps: int,
     topic: str = "",
     stale_after_s: float = 5.0,
+    weights: str = "",
 ) -> tuple[int, str, dict[str, str]]:
     """(level 0 OK / 1 WARN / 2 ERROR, summary, key → value) for one DiagnosticStatus.
 
@@ -133,6 +134,7 @@ def diagnostic_values(
         "frames failed": str(counters.failed),
         "seconds since last frame": since_last,
         "model": model,
+        "weights": weights,  # the name (dhz, dhz_v3, …) or the path the serving model was loaded from
         "weights id": weights_id,
         "timesteps": str(timesteps),
         "last error": counters.last_error,

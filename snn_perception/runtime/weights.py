@@ -98,6 +98,13 @@ def resolve(weights: str | Path) -> Path:
     raise WeightsError(f"weights {str(weights)!r}: no such file or shipped name; available names: {names}")
 
 
+def name_for(path: str | Path) -> str:
+    """The shipped or external name whose file ``path`` is, else the path itself (for an operator's
+    display: ``dhz_v3`` says more than a hash)."""
+    resolved = Path(path).resolve()
+    return next((name for name, p in available().items() if p.resolve() == resolved), str(path))
+
+
 def default_weights(task: str) -> str:
     """The preferred available weights name for ``task`` ('dehaze' or 'segment')."""
     if task not in DEFAULTS:

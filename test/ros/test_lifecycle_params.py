@@ -264,14 +264,21 @@ def test_switching_weights_the_lifecycle_way(peer, node, topics, tmp_path):
     new_id = save_checkpoint(other, ckpt.state_dict, {**ckpt.metadata, "variant": "official"})[:12]
     old_id = _send_and_wait(topics, 5001 * 10**9).weights_id
     assert new_id != old_id
+    from snn_perception.runtime.weights import name_for
+
+    serving = name_for(peer.get_params(FQN, "weights")[0])  # a shipped name, else the path
     assert peer.change_state(FQN, "deactivate")
     assert all(r.successful for r in peer.set_params(FQN, weights=str(other)))
+    # /diagnostics names the weights that serve, not the parameter's new value (next configure)
+    topics["diag"].clear()
+    wait_for(lambda: _diag_values(topics).get("weights") == serving, 5, f"diagnostics naming {serving}")
     assert peer.change_state(FQN, "cleanup")
     assert peer.get_state(FQN) == "unconfigured"
     assert peer.change_state(FQN, "configure"), node.log()
     assert peer.change_state(FQN, "activate")
     wait_for(lambda: topics["pub"].get_subscription_count() > 0, 30, "the node to subscribe again")
     assert _send_and_wait(topics, 75 * 10**9).weights_id == new_id
+    wait_for(lambda: _diag_values(topics).get("weights") == str(other), 5, "diagnostics naming the new file")
 
 
 def test_services_answer_while_a_long_frame_runs(peer, node, topics):

@@ -56,6 +56,13 @@ def test_default_weights_are_the_shipped_dhz_else_the_official_checkpoint(
     assert Engine.load().info.weights_id == engine.info.weights_id
 
 
+def test_a_weights_file_is_shown_by_its_name_where_it_has_one(tmp_path: Path) -> None:
+    shipped = weights_registry.SHIPPED_DIR / "dhz_v3.safetensors"
+    assert weights_registry.name_for(shipped) == "dhz_v3"
+    assert weights_registry.name_for(weights_registry.SHIPPED_DIR / ".." / "weights" / shipped.name) == "dhz_v3"
+    assert weights_registry.name_for(tmp_path / "mine.safetensors") == str(tmp_path / "mine.safetensors")
+
+
 def test_no_default_weights_gives_a_clear_error(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(weights_registry, "external_dirs", lambda: [tmp_path])
     monkeypatch.setattr(weights_registry, "SHIPPED_DIR", tmp_path)
