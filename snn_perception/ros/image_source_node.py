@@ -24,6 +24,7 @@ from snn_perception.runtime.image_codec import (
     ImageDecodeError,
     encode_compressed,
     encode_image,
+    open_video,
     read_image_file,
 )
 
@@ -121,7 +122,7 @@ class FrameSource:
                 )
             self.kind = "folder"
         elif path.is_file():
-            self._cap = cv2.VideoCapture(str(path))
+            self._cap = open_video(path)
             self.kind = "video"
         else:
             raise FrameSourceError(
