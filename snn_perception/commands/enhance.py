@@ -31,6 +31,7 @@ from snn_perception.commands.image_batch import (
     check_images,
     check_out_folder,
     collect_images,
+    counted,
     note_alpha,
     plan_outputs,
     print_left_out,
@@ -273,9 +274,7 @@ def _run(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps(doc, indent=2))
         except OSError as exc:
             raise UsageError(f"cannot write {args.json}: {exc}") from None
-    counts = ((len(work), "image(s)"), (len(videos), "video(s)"))
-    done = " and ".join(f"{n} {what}" for n, what in counts if n)
-    print(f"enhanced {done} into {args.out}{summary_energy(records)}")
+    print(f"enhanced {counted(len(work), len(videos))} into {args.out}{summary_energy(records)}")
     print_left_out(batch)
     return 0
 

@@ -61,6 +61,11 @@ def accepted() -> str:
     return f"images {', '.join(sorted(IMAGE_SUFFIXES))}; videos {', '.join(VIDEO_SUFFIXES)}"
 
 
+def counted(images: int, videos: int) -> str:
+    """'3 image(s)', '1 video(s)' or '3 image(s) and 1 video(s)': what a batch command did."""
+    return " and ".join(f"{n} {what}" for n, what in ((images, "image(s)"), (videos, "video(s)")) if n)
+
+
 def check_out_folder(out: Path, example: str) -> None:
     """``--out`` is a folder; a name such as ``result.png`` would silently become a folder of that name."""
     if out.suffix.lower() in FILE_SUFFIXES and not out.is_dir():

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from snn_perception.commands.image_batch import check_out_folder, collect_images
+    from snn_perception.commands.image_batch import check_out_folder, collect_images, counted
     from snn_perception.runtime.memory import FrameTooLarge
 
     # the inputs first: a wrong --out or a missing input is refused before torch loads (seconds)
@@ -229,9 +229,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(records, indent=2, default=str))
     steps = "– (ANN)" if ann else engine.config.timesteps or engine.info.default_timesteps
-    done = " and ".join(
-        f"{n} {what}" for n, what in ((len(work), "image(s)"), (len(videos), "video(s)")) if n
-    )
+    done = counted(len(work), len(videos))
     print(f"segmented {done} into {args.out} (T={steps}){summary_energy(records)}")
     print(f"class legend ({args.out / LEGEND}), share of the pixels of the {done}:")
     print(legend_table(names, colors, shares))
