@@ -80,7 +80,10 @@ def frames(path: Path) -> Iterator[np.ndarray]:
 
 
 class VideoOut:
-    """``NAME.mp4`` written through a hidden partial file; :meth:`commit` puts it in place."""
+    """``NAME.mp4`` written through a hidden partial file; :meth:`commit` puts it in place.
+
+    MPEG-4 codes even sizes only: the encoder drops the last row or column of an odd-sized frame.
+    """
 
     def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
         import cv2
