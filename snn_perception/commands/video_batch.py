@@ -1,4 +1,4 @@
-"""Video files as inputs of ``enhance``: checked before any work, written frame by frame.
+"""Video files as inputs of ``enhance`` and ``segment``: checked before any work, written frame by frame.
 
 Why here and not through a bag: a pilot's first offline question is "what does my dive look like
 dehazed", and the answer is a video they can play. Each input video is opened and its first frame
