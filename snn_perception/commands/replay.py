@@ -112,10 +112,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dehaze-node",
         default=None,
-        help="ros mode: replay into this already running dehaze node (fully qualified name) instead of "
-        "starting the nodes in-process",
+        help="ros mode: replay into this already running dehaze node (fully qualified name, e.g. "
+        "/rov/dehaze_node from ros2 launch) instead of starting the nodes in-process; the frames go "
+        "to the topic it reads",
     )
-    parser.add_argument("--segment-node", default=None, help="ros mode: an already running segment node")
+    parser.add_argument(
+        "--segment-node",
+        default=None,
+        help="ros mode: an already running segment node (one that reads --dehaze-node's output is fed "
+        "through it)",
+    )
 
 
 def parse_budgets(values: list[str] | None) -> tuple[float, ...]:

@@ -34,6 +34,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, Image
 
 from snn_perception.msg import EnergyTelemetry
+from snn_perception.ros import node_inputs
 from snn_perception.ros.executor import PerceptionExecutor
 from snn_perception.ros.recorder import Recorder, SerializedWriter
 from snn_perception.runtime.stamps import header_ns, split_ns
@@ -218,7 +219,10 @@ class Session:
         targets: dict[str, str],
         compressed: bool,
         ready_timeout_s: float,
+        inputs: dict[str, str] | None = None,
     ) -> None:
+        """``inputs``: task → the topic its node reads (default ``<node>/image[/compressed]``); a
+        task left out is fed by another target (the segmenter reading the dehazer's output)."""
         self.player, self.targets = player, targets
         self.compressed, self.ready_timeout_s = compressed, ready_timeout_s
         self.clock = player.get_clock()
@@ -226,8 +230,10 @@ class Session:
         suffix = "image/compressed" if compressed else "image"
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         msg_cls = CompressedImage if compressed else Image
+        if inputs is None:
+            inputs = {task: f"{fq}/{suffix}" for task, fq in targets.items()}
         self.pubs: dict[str, Publisher] = {
-            task: player.create_publisher(msg_cls, f"{fq}/{suffix}", qos) for task, fq in targets.items()
+            task: player.create_publisher(msg_cls, topic, qos) for task, topic in inputs.items()
         }
 
     def wait_for_subscribers(self, watch: NodeWatch) -> None:
@@ -357,7 +363,13 @@ def open_session(
         executor.add_node(player)
         watch = NodeWatch(player, targets, started)
         threading.Thread(target=executor.spin, daemon=True).start()
-        session = Session(player, targets, compressed, ready_timeout_s)
+        inputs = None  # in-process nodes read their own ~/image
+        if params is None:  # running nodes read what they were remapped to (ros2 launch)
+            try:
+                inputs = node_inputs.discover(player, targets, compressed, ready_timeout_s, watch.failure)
+            except node_inputs.InputError as exc:
+                raise PlayerError(str(exc)) from None
+        session = Session(player, targets, compressed, ready_timeout_s, inputs)
         session.wait_for_subscribers(watch)
         watch.close()
         yield session

@@ -60,7 +60,14 @@ class NodeProcess:
     """``python -m <module> --ros-args ...`` with its log in a file (shown when a test fails)."""
 
     def __init__(
-        self, module: str, name: str, namespace: str, params: dict[str, Any], env: dict, log_dir: Path
+        self,
+        module: str,
+        name: str,
+        namespace: str,
+        params: dict[str, Any],
+        env: dict,
+        log_dir: Path,
+        remaps: dict[str, str] | None = None,
     ) -> None:
         self.name, self.namespace = name, namespace
         self.fqn = f"{namespace}/{name}"
@@ -77,6 +84,8 @@ class NodeProcess:
         ]
         for key, value in params.items():
             args += ["-p", f"{key}:={_param_text(value)}"]
+        for source, target in (remaps or {}).items():  # as ros2 launch remaps a node's topics
+            args += ["-r", f"{source}:={target}"]
         self._log = open(self.log_path, "w")
         env = dict(env)
         env.setdefault("OMP_NUM_THREADS", "2")

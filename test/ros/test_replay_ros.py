@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -241,3 +242,48 @@ def test_an_external_node_that_failed_to_configure_is_reported_from_its_diagnost
         res.stderr[-3000:]
     )
     assert elapsed < 60, "reported from /diagnostics, not after the 120 s subscribe timeout"
+
+
+def test_a_launched_node_is_fed_on_the_topic_it_was_remapped_to(
+    ros_ready, ros_environment, tiny_bag, tmp_path
+) -> None:
+    """`replay --dehaze-node` into a node that reads /cam_<pid>/image_raw, as `ros2 launch` wires it
+    (the replay published on <node>/image and waited 120 s in silence); a misspelt node name is
+    refused naming the nodes that run."""
+    from nodeproc import NodeProcess
+
+    ns, camera = f"/ext{os.getpid()}", f"/cam{os.getpid()}/image_raw"
+    params = {"weights": "dhz", "device": "cpu", "count_ops": False}
+    node = NodeProcess(
+        "snn_perception.ros.dehaze_node",
+        "dehaze_node",
+        ns,
+        params,
+        ros_environment,
+        tmp_path,
+        remaps={"~/image": camera},
+    )
+
+    def replay(name: str, out: str) -> subprocess.CompletedProcess:
+        argv = ["replay", str(tiny_bag), "--out", str(tmp_path / out), "--dehaze-node", name]
+        return subprocess.run(
+            [sys.executable, "-m", "snn_perception.cli", *argv, "--no-progress", "--as-fast-as-possible"],
+            cwd=REPO,
+            env=ros_environment,
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+
+    try:
+        res = replay(f"{ns}/dehaze_node", "out")
+        typo = replay(f"{ns}/dehaze_nod", "typo")
+    finally:
+        assert node.stop() == 0, node.log()
+    assert res.returncode == 0, (res.stderr[-3000:], node.log())
+    doc = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert doc["summary"][0]["dehaze"]["processed"] == 3, doc["summary"]
+    assert typo.returncode == 2 and f"no node {ns}/dehaze_nod is running (nodes seen: " in typo.stderr, (
+        typo.stderr
+    )
+    assert f"{ns}/dehaze_node" in typo.stderr
