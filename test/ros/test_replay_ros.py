@@ -245,12 +245,14 @@ def test_an_external_node_that_failed_to_configure_is_reported_from_its_diagnost
 
 
 def test_a_launched_node_is_fed_on_the_topic_it_was_remapped_to(
-    ros_ready, ros_environment, tiny_bag, tmp_path
+    ros_ready, ros_environment, tiny_bag, tmp_path, monkeypatch
 ) -> None:
     """`replay --dehaze-node` into a node that reads /cam_<pid>/image_raw, as `ros2 launch` wires it
     (the replay published on <node>/image and waited 120 s in silence); a misspelt node name is
-    refused naming the nodes that run."""
+    refused naming the nodes that run (here through the player itself: no second CLI start)."""
     from nodeproc import NodeProcess
+
+    from snn_perception.ros import node_inputs, player
 
     ns, camera = f"/ext{os.getpid()}", f"/cam{os.getpid()}/image_raw"
     params = {"weights": "dhz", "device": "cpu", "count_ops": False}
@@ -263,10 +265,9 @@ def test_a_launched_node_is_fed_on_the_topic_it_was_remapped_to(
         tmp_path,
         remaps={"~/image": camera},
     )
-
-    def replay(name: str, out: str) -> subprocess.CompletedProcess:
-        argv = ["replay", str(tiny_bag), "--out", str(tmp_path / out), "--dehaze-node", name]
-        return subprocess.run(
+    try:
+        argv = ["replay", str(tiny_bag), "--out", str(tmp_path / "out"), "--dehaze-node", f"{ns}/dehaze_node"]
+        res = subprocess.run(
             [sys.executable, "-m", "snn_perception.cli", *argv, "--no-progress", "--as-fast-as-possible"],
             cwd=REPO,
             env=ros_environment,
@@ -274,16 +275,15 @@ def test_a_launched_node_is_fed_on_the_topic_it_was_remapped_to(
             text=True,
             timeout=150,
         )
-
-    try:
-        res = replay(f"{ns}/dehaze_node", "out")
-        typo = replay(f"{ns}/dehaze_nod", "typo")
+        monkeypatch.setenv("ROS_DOMAIN_ID", ros_environment["ROS_DOMAIN_ID"])
+        monkeypatch.setattr(node_inputs, "DISCOVERY_S", 1.0)
+        with pytest.raises(player.PlayerError) as typo:
+            with player.open_session(False, external={"dehaze": f"{ns}/dehaze_nod"}):
+                pass
     finally:
         assert node.stop() == 0, node.log()
     assert res.returncode == 0, (res.stderr[-3000:], node.log())
     doc = json.loads((tmp_path / "out" / "report.json").read_text())
     assert doc["summary"][0]["dehaze"]["processed"] == 3, doc["summary"]
-    assert typo.returncode == 2 and f"no node {ns}/dehaze_nod is running (nodes seen: " in typo.stderr, (
-        typo.stderr
-    )
-    assert f"{ns}/dehaze_node" in typo.stderr
+    assert str(typo.value).startswith(f"no node {ns}/dehaze_nod is running (nodes seen: "), typo.value
+    assert f"{ns}/dehaze_node" in str(typo.value)
