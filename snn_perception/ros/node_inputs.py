@@ -8,11 +8,13 @@ frames arrive through that node with the bag's stamps.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 
 IMAGE_TYPES = {False: "sensor_msgs/msg/Image", True: "sensor_msgs/msg/CompressedImage"}
-#: how long a named node may take to appear in the graph (discovery on loopback takes ~1 s)
+#: how long a named node may take to appear in the graph (discovery on loopback takes ~1 s; 3× this
+#: when no node at all is visible yet)
 DISCOVERY_S = 5.0
 
 
@@ -87,8 +89,17 @@ def discover(
         if reason := failure():
             raise InputError(reason)
         if missing and waited > DISCOVERY_S:
+            # nothing at all in the graph yet: discovery may be slow on a busy machine, or the
+            # domain differs; wait longer before saying which
             seen = ", ".join(sorted(f"{ns.rstrip('/')}/{name}" for name, ns in _nodes(player)))
-            raise InputError(f"no node {', '.join(missing)} is running (nodes seen: {seen or 'none'})")
+            if seen:
+                raise InputError(f"no node {', '.join(missing)} is running (nodes seen: {seen})")
+            if waited > 3 * DISCOVERY_S:
+                domain = os.environ.get("ROS_DOMAIN_ID", "0")
+                raise InputError(
+                    f"no node {', '.join(missing)} is running: no ROS node is visible at all in "
+                    f"{waited:.0f} s (ROS_DOMAIN_ID={domain}; is it the nodes' domain?)"
+                )
         if not missing:
             chosen = choose(subs, pubs, compressed, targets)
             idle = [targets[task] for task, topic in chosen.items() if topic == ""]

@@ -351,6 +351,7 @@ def open_session(
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     executor = PerceptionExecutor(num_threads=4, context=context)
     started: list[Any] = []
+    player, spinner = None, None
     try:
         if params is not None:
             started = start_nodes(params, f"/snn_replay_{os.getpid()}", context)
@@ -362,7 +363,8 @@ def open_session(
         player = rclpy.create_node(f"snn_replay_player_{os.getpid()}", context=context)
         executor.add_node(player)
         watch = NodeWatch(player, targets, started)
-        threading.Thread(target=executor.spin, daemon=True).start()
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
         inputs = None  # in-process nodes read their own ~/image
         if params is None:  # running nodes read what they were remapped to (ros2 launch)
             try:
@@ -375,12 +377,14 @@ def open_session(
         yield session
     finally:
         executor.shutdown(timeout_sec=5.0)
-        for n in started:
+        for n in [*started, *([player] if player is not None else [])]:
             try:
                 n.destroy_node()
             except Exception:
                 pass
         rclpy.try_shutdown(context=context)
+        if spinner is not None:  # a spin thread still in rcl at interpreter exit aborts the process
+            spinner.join(timeout=5.0)
 
 
 def _kv(values: dict[str, Any]) -> str:
