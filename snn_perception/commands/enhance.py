@@ -36,6 +36,7 @@ from snn_perception.commands.image_batch import (
     plan_outputs,
     print_left_out,
     read_rgb,
+    split_work,
 )
 from snn_perception.runtime.grading import GRADINGS
 from snn_perception.runtime.memory import DEFAULT_MAX_MODEL_PIXELS
@@ -207,15 +208,19 @@ def _run(args: argparse.Namespace) -> int:
         )
     # before the folder is made: a damaged input leaves nothing behind (or is left out)
     batch = check_images(batch, args.skip_unreadable)
-    readable = {*batch.images, *batch.videos}
-    work = [(path, outs) for path, outs in zip(images, plan, strict=True) if path in readable]
-    videos = [(path, outs[0]) for path, outs in work if path in batch.videos]
-    work = [(path, outs) for path, outs in work if path not in batch.videos]
+    work, videos = split_work(images, plan, batch)
     note_alpha("enhance", batch)
     try:
         make_dir(args.out)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+    def finish(rgb: np.ndarray, result, mono: bool | None = None) -> np.ndarray:
+        """The published image of a frame (an image or a video's): strength, grading, grey kept grey."""
+        mono = is_grey(rgb) if mono is None else mono
+        return finish_dehaze(
+            result.output, rgb, args.strength, mono, args.grading, result.stats.model_hw, engine.info.contrast
+        )
 
     records = []
     for i, (path, outs) in enumerate(work, 1):
@@ -226,10 +231,7 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError(f"{path}: {exc}") from None
         out_png = outs[0]
         mono = is_grey(rgb)  # a greyscale photo stays grey instead of taking on the learned tint
-        out = finish_dehaze(
-            result.output, rgb, args.strength, mono, args.grading, result.stats.model_hw, engine.info.contrast
-        )
-        write_png(out_png, out)
+        write_png(out_png, finish(rgb, result, mono))
         record = {"input": str(path), "output": str(out_png), "stats": result.stats.as_dict()}
         if mono:
             record["mono"] = True
@@ -243,17 +245,6 @@ def _run(args: argparse.Namespace) -> int:
         print(
             f"[{i}/{len(work)}] {path.name} → {out_png.name} "
             f"({s.inference_ms:.0f} ms, T={s.timesteps}{energy})"
-        )
-
-    def finish(rgb: np.ndarray, result) -> np.ndarray:  # a video frame, as an image is finished above
-        return finish_dehaze(
-            result.output,
-            rgb,
-            args.strength,
-            is_grey(rgb),
-            args.grading,
-            result.stats.model_hw,
-            engine.info.contrast,
         )
 
     for path, out_mp4 in videos:

@@ -208,6 +208,17 @@ def check_images(batch: Batch, skip_unreadable: bool = False) -> Batch:
     return Batch(images=good, left_out=batch.left_out + bad, videos=good_videos, alpha=alpha)
 
 
+def split_work(
+    inputs: Sequence[Path], plan: Sequence[list[Path]], batch: Batch
+) -> tuple[list[tuple[Path, list[Path]]], list[tuple[Path, Path]]]:
+    """The checked ``batch``'s (image, its outputs) and (video, its output), in the order given;
+    ``inputs``/``plan``: every input and its outputs from :func:`plan_outputs`."""
+    readable, videos = set(batch.images), set(batch.videos)
+    images = [(path, outs) for path, outs in zip(inputs, plan, strict=True) if path in readable]
+    clips = [(path, outs[0]) for path, outs in zip(inputs, plan, strict=True) if path in videos]
+    return images, clips
+
+
 def note_alpha(verb: str, batch: Batch) -> None:
     """One line saying which inputs lose their transparency (the models see RGB only)."""
     if not batch.alpha:

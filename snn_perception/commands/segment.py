@@ -123,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         plan_outputs,
         print_left_out,
         read_rgb,
+        split_work,
     )
     from snn_perception.runtime import progress
     from snn_perception.runtime.checkpoint import WeightsError
@@ -183,10 +184,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     # before the folder is made: a damaged input leaves nothing behind (or is left out)
     batch = check_images(batch, args.skip_unreadable)
-    readable = {*batch.images, *batch.videos}
-    work = [(path, outs) for path, outs in zip(images, plan, strict=True) if path in readable]
-    videos = [(path, outs[0]) for path, outs in work if path in batch.videos]
-    work = [(path, outs) for path, outs in work if path not in batch.videos]
+    work, videos = split_work(images, plan, batch)
     note_alpha("segment", batch)
     try:
         make_dir(args.out)

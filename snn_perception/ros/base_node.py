@@ -299,12 +299,11 @@ class PerceptionNode(LifecycleNode):
         if not 0 <= req.timesteps <= MAX_TIMESTEPS:
             resp.success, resp.message = False, f"timesteps {req.timesteps} out of range 0..64 (0 = default)"
             return self._describe(resp, old)
-        names = ", ".join(parameters.task_weights(self.task))
-        reason = (
-            parameters.validate("weights", req.weights, self.task)
-            if req.weights
-            else f"weights is empty; give a model name ({names}) or a checkpoint path"
-        )
+        if req.weights:
+            reason = parameters.validate("weights", req.weights, self.task)
+        else:
+            names = ", ".join(parameters.task_weights(self.task))
+            reason = f"weights is empty; give a model name ({names}) or a checkpoint path"
         if reason is not None:
             resp.success, resp.message = False, f"{reason}; still serving {old.info.weights_id}"
             return self._describe(resp, old)

@@ -81,7 +81,7 @@ def schema() -> params_file.NodeSchema:
     """What the node reads from a parameter file."""
     from snn_perception.ros import parameters  # the perception nodes' names (a /** entry sets them)
 
-    siblings = frozenset(s.name for s in parameters.SPECS) - DEFAULTS.keys()
+    siblings = parameters.package_names() - DEFAULTS.keys()
     return params_file.NodeSchema(DEFAULTS, check_value, dynamic=frozenset({"source"}), siblings=siblings)
 
 

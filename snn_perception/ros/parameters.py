@@ -326,12 +326,18 @@ def _weights_task_error(task: str, value: Any) -> str | None:
 
 def schema(task: str) -> NodeSchema:
     """What a ``task`` node reads from a parameter file."""
-    from snn_perception.ros.image_source_node import DEFAULTS as source_defaults  # cv2, rclpy: lazily
-
     defaults = NodeParams()
     own = {s.name: getattr(defaults, s.name) for s in specs_for(task)}
-    siblings = frozenset({*(s.name for s in SPECS), *source_defaults}) - own.keys()
+    siblings = package_names() - own.keys()
     return NodeSchema(own, lambda name, value: check_value(name, value, task), siblings=siblings)
+
+
+def package_names() -> frozenset[str]:
+    """Every parameter a node of this package reads (the perception nodes', the image source's):
+    a ``/**`` entry setting one of them is not a typo for the nodes that do not read it."""
+    from snn_perception.ros.image_source_node import DEFAULTS as source_defaults  # cv2, rclpy: lazily
+
+    return frozenset({*(s.name for s in SPECS), *source_defaults})
 
 
 def check_change(name: str, old: Any, new: Any) -> str | None:

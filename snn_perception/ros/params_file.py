@@ -265,7 +265,7 @@ def check(
                 close = closest(name, schema.defaults)
                 keys = pf.sources(fq, name)
                 for_all = all("*" in k for k in keys)
-                if (close and not (for_all and name in schema.siblings)) or not for_all:
+                if not for_all or (close and name not in schema.siblings):
                     hint = f"; did you mean {close!r}?" if close else ""
                     warnings.append(
                         f"{fq} has no parameter {name!r} (set by {', '.join(keys)}, ignored){hint}"
