@@ -32,6 +32,7 @@ from snn_perception.models.timesteps import MAX_TIMESTEPS
 from snn_perception.msg import EnergyTelemetry
 from snn_perception.ros import parameters, params_file
 from snn_perception.ros.diagnostics import BudgetStats, FrameCounters, diagnostic_values
+from snn_perception.ros.param_types import ClearTypeRefusals
 from snn_perception.ros.telemetry import describe, telemetry_msg, timesteps_in_use
 from snn_perception.runtime.budget import Budget
 from snn_perception.runtime.engine import Engine, EngineConfig, EngineResult
@@ -58,7 +59,7 @@ class Frame:
     t_recv: float  # perf_counter at reception
 
 
-class PerceptionNode(LifecycleNode):
+class PerceptionNode(ClearTypeRefusals, LifecycleNode):
     """Lifecycle node running one ``runtime.engine`` model on a camera topic."""
 
     task: str = ""

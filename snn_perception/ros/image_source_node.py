@@ -19,6 +19,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from snn_perception.ros import params_file
+from snn_perception.ros.param_types import ClearTypeRefusals
 from snn_perception.runtime.image_codec import (
     IMAGE_SUFFIXES,
     ImageDecodeError,
@@ -161,7 +162,7 @@ def _desc(text: str, **kw: Any) -> ParameterDescriptor:
     return ParameterDescriptor(description=text, **kw)
 
 
-class ImageSourceNode(Node):
+class ImageSourceNode(ClearTypeRefusals, Node):
     def __init__(self, node_name: str = "image_source_node", **kwargs: Any) -> None:
         self._source: FrameSource | None = None  # destroy_node may run on a half-built node
         super().__init__(node_name, **kwargs)

@@ -103,6 +103,8 @@ def test_node_refuses_formats_and_encodings_it_cannot_publish_and_keeps_publishi
         for name, value in (("format", "bmp"), ("format", "JPEG"), ("encoding", "mono8")):
             r = peer.set_params(fqn, **{name: value})[0]
             assert not r.successful and f"{name} {value!r} is not one of" in r.reason
+        r = peer.set_params(fqn, width=64.0)[0]  # the wrong type, in our words (not rclpy's enum numbers)
+        assert not r.successful and r.reason == "width: 64.0 is a double, the parameter is an integer", r
         assert peer.get_params(fqn, "format", "encoding") == ["jpeg", "rgb8"], "refused values are not kept"
         assert peer.set_params(fqn, format="png")[0].successful
         wait_for(lambda: out.snapshot()[-1].format == "png", 10, "png frames after the change")

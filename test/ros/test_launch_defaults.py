@@ -100,5 +100,18 @@ def test_autostart_refuses_a_change_with_the_reason(system, ws_env, peer):
     assert peer.get_params("/dehaze_node", "autostart") == [True]
 
 
+def test_ros2_param_set_of_the_wrong_type_says_what_to_write(system, ws_env, peer):
+    # the CLI reads `1` as an integer; rclpy's own refusal was "expected '3' got '2'"
+    out = ros2_node(ws_env, "param", "set", "/dehaze_node", "strength", "1").stdout
+    assert (
+        "Setting parameter failed: strength: 1 is an integer, the parameter is a double (write 1.0" in out
+    ), out
+    out = ros2_node(ws_env, "param", "set", "/segment_node", "timesteps", "four").stdout
+    assert "timesteps: 'four' is a string, the parameter is an integer" in out, out
+    out = ros2_node(ws_env, "param", "set", "/dehaze_node", "strength", "0.8").stdout
+    assert "Set parameter successful" in out, out
+    assert peer.get_params("/dehaze_node", "strength") == [0.8]
+
+
 def test_ctrl_c_ends_launch_and_every_node_with_exit_code_0(system):
     system.assert_ctrl_c_ends_all_cleanly(["dehaze_node-1", "segment_node-2"])

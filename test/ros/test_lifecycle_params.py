@@ -122,8 +122,9 @@ def test_inactive_node_publishes_nothing_and_resumes_on_activate(peer, node, top
     [
         ("timesteps", 65, "out of range"),
         ("timesteps", -1, "out of range"),
-        ("timesteps", "four", "type"),
-        ("timesteps", 2.5, "type"),
+        ("timesteps", "four", "timesteps: 'four' is a string, the parameter is an integer"),
+        ("timesteps", 2.5, "timesteps: 2.5 is a double, the parameter is an integer"),
+        ("strength", 1, "strength: 1 is an integer, the parameter is a double (write 1.0"),
         ("input_width", 100, "step"),
         ("input_height", 5000, "out of range"),
         ("max_input_pixels", 0, "out of range"),
@@ -133,7 +134,7 @@ def test_inactive_node_publishes_nothing_and_resumes_on_activate(peer, node, top
         ("weights", "/no/such/weights.pth", "no such file"),
         ("weights", "not_a_shipped_model", "no such file"),
         ("weights", "spiking_unet", "'spiking_unet' is a segment model; dehaze weights: dhz,"),
-        ("count_ops", "yes", "type"),
+        ("count_ops", "yes", "count_ops: 'yes' is a string, the parameter is a bool (true or false)"),
         ("autostart", True, "start-up only"),  # the node runs with autostart false
     ],
 )
