@@ -232,6 +232,7 @@ class PerceptionNode(ClearTypeRefusals, LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
         self._state = "inactive"
+        self.get_logger().info("inactive: incoming frames are ignored until activate")
         return super().on_deactivate(state)
 
     def _release(self) -> None:
@@ -246,10 +247,12 @@ class PerceptionNode(ClearTypeRefusals, LifecycleNode):
         with self._load_lock:  # a load_model in flight finishes first, then its model is released too
             self._release()
             self._state = "unconfigured"
+        self.get_logger().info("unconfigured: model released (configure loads the weights parameter)")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.teardown()
+        self.get_logger().info("finalized: model released; the process runs on until it is stopped")
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:

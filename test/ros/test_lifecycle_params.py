@@ -112,6 +112,7 @@ def test_inactive_node_publishes_nothing_and_resumes_on_activate(peer, node, top
         time.sleep(0.2)
     time.sleep(1.5)
     assert (len(topics["out"]), len(topics["tel"])) == (n_out, n_tel), "an inactive node published"
+    assert "inactive: incoming frames are ignored until activate" in node.log(), "the operator is told"
     assert peer.change_state(FQN, "activate")
     wait_for(lambda: topics["pub"].get_subscription_count() > 0, 30, "the node to subscribe")
     assert _send_and_wait(topics, 60 * 10**9).frames_processed == 1, "counters restart at activation"
@@ -275,6 +276,7 @@ def test_switching_weights_the_lifecycle_way(peer, node, topics, tmp_path):
     wait_for(lambda: _diag_values(topics).get("weights") == serving, 5, f"diagnostics naming {serving}")
     assert peer.change_state(FQN, "cleanup")
     assert peer.get_state(FQN) == "unconfigured"
+    assert "unconfigured: model released" in node.log()
     assert peer.change_state(FQN, "configure"), node.log()
     assert peer.change_state(FQN, "activate")
     wait_for(lambda: topics["pub"].get_subscription_count() > 0, 30, "the node to subscribe again")
@@ -365,3 +367,4 @@ def test_shutdown_from_active_is_clean(peer, node, topics):
     time.sleep(1.0)
     assert len(topics["tel"]) == n
     assert node.alive()
+    assert "finalized: model released; the process runs on until it is stopped" in node.log()
