@@ -17,6 +17,8 @@ node starts (``snn_perception.ros.launch_args``): a bad one ends the launch with
 what is accepted; a parameter name no node reads is warned about.
 """
 
+import os
+
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.events import matches_action
 from launch.logging import get_logger
@@ -29,6 +31,7 @@ from lifecycle_msgs.msg import Transition
 
 from launch import LaunchDescription
 from snn_perception.ros.launch_args import parse, weights_help
+from snn_perception.ros.launcher_watch import LAUNCH_PID_ENV
 
 ARGUMENTS = [
     ("namespace", "", "Namespace of every node."),
@@ -96,6 +99,8 @@ def _nodes(context):
     ros_args = ["--log-level", a.log_level]
     actions = []
     lifecycle_nodes = {}
+    # ros2 launch leaves its nodes running when it gets SIGTERM: each node ends when this process does
+    watched = {LAUNCH_PID_ENV: str(os.getpid())}
 
     def remap(target: str) -> list[tuple[str, str]]:
         return [("~/image", target), ("~/image/compressed", f"{target}/compressed")]
@@ -114,6 +119,7 @@ def _nodes(context):
             parameters=[params_file, a.nodes[name]],
             remappings=remap(target),
             ros_arguments=ros_args,
+            additional_env=watched,
             output="screen",
         )
     if "image_source_node" in a.nodes:
@@ -125,6 +131,7 @@ def _nodes(context):
                 namespace=ns,
                 parameters=[params_file, a.nodes["image_source_node"]],
                 remappings=[("~/image", camera), ("~/image/compressed", f"{camera}/compressed")],
+                additional_env=watched,
                 output="screen",
             )
         )

@@ -210,9 +210,13 @@ def run_node(node_cls: type, args: list[str] | None = None) -> int:
 
 
 def spin_until_shutdown(node: Any, make: Callable[[], Executor]) -> None:
-    """Spin ``node`` on ``make()`` until Ctrl-C, SIGTERM or a shutdown, then tear the node down
+    """Spin ``node`` on ``make()`` until Ctrl-C, SIGTERM, a shutdown or the end of the ``ros2 launch``
+    that started it (:mod:`~snn_perception.ros.launcher_watch`), then tear the node down
     (its ``teardown()`` if it has one), destroy it and :func:`finish`. A Ctrl-C that lands before
     the executor exists (:func:`start_executor`) skips the spin, not the teardown."""
+    from snn_perception.ros.launcher_watch import watch_launcher
+
+    watch_launcher(node)  # started by our launch file: end with it (it orphans its nodes on SIGTERM)
     executor = start_executor(make)
     try:
         if executor is not None:

@@ -130,13 +130,13 @@ class Launch:
         return self.wait(timeout)
 
     def kill(self) -> None:
-        """Last resort after a failed test: SIGKILL the process group (nodes included)."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=30)
+        """Last resort after a failed test: SIGKILL the process group (nodes included, also ones
+        that outlived launch)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
         self._log.close()
 
     def exits(self) -> dict[str, str]:
