@@ -197,7 +197,7 @@ def run_node(node_cls: type, args: list[str] | None = None) -> int:
     try:
         node = node_cls()
     except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
-        from snn_perception.ros.params_file import refusal
+        from snn_perception.ros.param_types import refusal
 
         print(f"{node_cls.default_name}: {refusal(exc)}", file=sys.stderr)
         return finish(2)

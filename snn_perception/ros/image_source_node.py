@@ -19,7 +19,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from snn_perception.ros import params_file
-from snn_perception.ros.param_types import ClearTypeRefusals
+from snn_perception.ros.param_types import ClearTypeRefusals, refusal
 from snn_perception.runtime.image_codec import (
     IMAGE_SUFFIXES,
     ImageDecodeError,
@@ -318,7 +318,7 @@ def main(args: list[str] | None = None) -> int:
         node = ImageSourceNode()
     except (FrameSourceError, InvalidParameterTypeException, InvalidParameterValueException) as exc:
         # a bad source, or a -p or parameter-file value
-        print(f"image_source_node: {params_file.refusal(exc)}", file=sys.stderr)
+        print(f"image_source_node: {refusal(exc)}", file=sys.stderr)
         return finish(2)
     except Exception:
         if rclpy.ok():

@@ -1,4 +1,4 @@
-"""A value of the wrong type, refused in the operator's words rather than rclpy's.
+"""A value of the wrong type, refused in the operator's words rather than rclpy's, live and at start-up.
 
 rclpy checks a new value's type against the declared one before any callback of ours runs, and
 its reason names enum numbers: ``ros2 param set /dehaze_node strength 1`` (the CLI reads ``1`` as
@@ -7,11 +7,13 @@ and ``set_parameters_atomically`` (what the parameter services, ``ros2 param set
 rqt call) check the type first and refuse with the wording of the parameter-file check
 (``strength: 1 is an integer, the parameter is a double (write 1.0: ...)``). Nothing is converted:
 a start-up value cannot be (rclpy refuses it while declaring), and a live set that accepted what
-the launch-time check refuses would teach the wrong habit.
+the launch-time check refuses would teach the wrong habit. A start-up value (``-p strength:=1``)
+is refused by rclpy while the node declares it; :func:`refusal` rewords that exception the same way.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rcl_interfaces.msg import SetParametersResult
@@ -58,3 +60,32 @@ class ClearTypeRefusals:
             if refused is not None:
                 return refused
         return super().set_parameters_atomically(parameter_list)
+
+
+_RCLPY_TYPE_REFUSAL = re.compile(
+    r"Trying to set parameter '(?P<name>[^']+)' to '(?P<value>.*)' of type '(?P<given>\w+)', "
+    r"expecting type '(?P<declared>\w+)'",
+    re.DOTALL,
+)
+
+
+def refusal(exc: Exception) -> str:
+    """A start-up value rclpy refused, in one line: a wrong type as :func:`type_refusal` words it
+    (``strength: 1 is an integer, the parameter is a double (write 1.0 ...)``), else rclpy's text."""
+    text = " ".join(str(exc).split())
+    m = _RCLPY_TYPE_REFUSAL.match(text)
+    given = Parameter.Type.__members__.get(m["given"]) if m else None
+    declared = Parameter.Type.__members__.get(m["declared"]) if m else None
+    if given is None or declared not in _EXAMPLES:
+        return text
+    raw = m["value"]
+    parse = {
+        Parameter.Type.INTEGER: int,
+        Parameter.Type.DOUBLE: float,
+        Parameter.Type.BOOL: lambda v: v == "True",
+    }
+    try:
+        value = parse.get(given, str)(raw)
+    except ValueError:
+        return text
+    return params_file.type_error(m["name"], value, _EXAMPLES[declared]) or text

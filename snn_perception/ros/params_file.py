@@ -196,15 +196,6 @@ def type_error(name: str, value: Any, default: Any) -> str | None:
     return f"{name}: {value!r} is {type_name(value)}, the parameter is {type_name(default)}{hint}"
 
 
-def refusal(exc: Exception) -> str:
-    """rclpy's refusal of a start-up value, with the fix for the commonest one: ``-p strength:=1``
-    (or ``strength: 1`` in a file) is an integer, and ROS does not turn one into a double."""
-    text = str(exc)
-    if "of type 'INTEGER', expecting type 'DOUBLE'" in text:
-        text += " (write it with a decimal point, e.g. 1.0)"
-    return text
-
-
 def closest(name: str, known: Iterable[str]) -> str | None:
     """The known parameter ``name`` is most likely a misspelling of (None: none is close)."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)

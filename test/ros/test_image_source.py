@@ -124,7 +124,7 @@ def test_node_refuses_formats_and_encodings_it_cannot_publish_and_keeps_publishi
         ({"source": 7}, "source '7': OpenCV cannot open this camera"),  # `-p source:=7` is an integer
         (
             {"source": "{tmp}", "rate_hz": 10},
-            "expecting type 'DOUBLE': rate_hz (write it with a decimal point",
+            "rate_hz: 10 is an integer, the parameter is a double (write 10.0",
         ),
     ],
 )

@@ -69,7 +69,9 @@ def test_parse_colors():
 @pytest.mark.parametrize(
     "arg,words",
     [
-        ("strength:=1", "expecting type 'DOUBLE': strength (write it with a decimal point, e.g. 1.0)"),
+        ("strength:=1", "strength: 1 is an integer, the parameter is a double (write 1.0: ROS does not"),
+        ("timesteps:=four", "timesteps: 'four' is a string, the parameter is an integer"),
+        ("count_ops:=1", "count_ops: 1 is an integer, the parameter is a bool (true or false)"),
         ("timesteps:=100", "out of range"),
     ],
 )
