@@ -23,6 +23,7 @@ CHECK_PERIOD_S = 1.0
 def launcher_pid(environ: Mapping[str, str] = os.environ) -> int | None:
     """The pid the launch file handed down (None: not started by it, or not a pid)."""
     text = environ.get(LAUNCH_PID_ENV, "").strip()
+    # pid 1: launch is a container's init, whose end ends every process in it anyway
     return int(text) if text.isdigit() and int(text) > 1 else None
 
 
