@@ -50,6 +50,16 @@ def euvp_bag(shared: Path, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def euvp_bag_6(shared: Path, tmp_path_factory) -> Path:
+    """The first 6 EUVP frames: for the checks of how runs are made, not of what all 23 score."""
+    folder = tmp_path_factory.mktemp("euvp6")
+    for frame in sorted((shared / "data" / "euvp_test23" / "raw").iterdir())[:6]:
+        (folder / frame.name).symlink_to(frame)
+    make_bag(folder, folder / "bag", rate_hz=10.0, storage="mcap", start_ns=10**9)
+    return folder / "bag"
+
+
+@pytest.fixture(scope="module")
 def engines(weights: str):
     return load_engines(ReplayConfig(bag=Path("."), out=Path("."), dehaze_weights=weights))
 
@@ -93,9 +103,9 @@ def test_per_frame_psnr_equals_the_enhance_command(euvp_bag, engines, weights, s
         assert row["psnr_raw"] == pytest.approx(metrics.psnr(read_rgb(path), ref), abs=1e-9)
 
 
-def test_timestep_sweep_gives_one_run_per_t_with_rising_cost(euvp_bag, engines, tmp_path) -> None:
+def test_timestep_sweep_gives_one_run_per_t_with_rising_cost(euvp_bag_6, engines, tmp_path) -> None:
     result = run_offline(
-        _config(euvp_bag, tmp_path, rate=None, timesteps=(1, 4), nr_metrics=False, samples=2), engines
+        _config(euvp_bag_6, tmp_path, rate=None, timesteps=(1, 4), nr_metrics=False, samples=2), engines
     )
     assert [r.label for r in result.runs] == ["T=1", "T=4"]
     s1, s4 = (summarize(r, None)["dehaze"] for r in result.runs)
@@ -384,13 +394,13 @@ def test_segmentation_replay_reports_areas_and_miou(tmp_path) -> None:
     assert "quality.png" in {p.name for p in files.plots}
 
 
-def test_a_latency_budget_run_follows_the_fixed_t_runs(euvp_bag, engines, tmp_path) -> None:
+def test_a_latency_budget_run_follows_the_fixed_t_runs(euvp_bag_6, engines, tmp_path) -> None:
     """``--latency-budget``: one more run in which the dehazer picks T per frame (at least one step),
     with its T histogram and share of late frames in the summary and table."""
     from snn_perception.replay.summary import summary_table
 
     config = _config(
-        euvp_bag,
+        euvp_bag_6,
         tmp_path,
         rate=1.0,
         timesteps=(4,),
