@@ -33,6 +33,8 @@ from rclpy.executors import (
     TimeoutException,
 )
 
+from snn_perception.ros.launcher_watch import watch_launcher
+
 _IDLE = (ConditionReachedException, ExternalShutdownException, ShutdownException, TimeoutException)
 
 
@@ -214,8 +216,6 @@ def spin_until_shutdown(node: Any, make: Callable[[], Executor]) -> None:
     that started it (:mod:`~snn_perception.ros.launcher_watch`), then tear the node down
     (its ``teardown()`` if it has one), destroy it and :func:`finish`. A Ctrl-C that lands before
     the executor exists (:func:`start_executor`) skips the spin, not the teardown."""
-    from snn_perception.ros.launcher_watch import watch_launcher
-
     watch_launcher(node)  # started by our launch file: end with it (it orphans its nodes on SIGTERM)
     executor = start_executor(make)
     try:

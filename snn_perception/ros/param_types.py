@@ -5,10 +5,10 @@ its reason names enum numbers: ``ros2 param set /dehaze_node strength 1`` (the C
 an integer) answered ``Wrong parameter type, expected '3' got '2'``. The nodes' ``set_parameters``
 and ``set_parameters_atomically`` (what the parameter services, ``ros2 param set`` / ``load`` and
 rqt call) check the type first and refuse with the wording of the parameter-file check
-(``strength: 1 is an integer, the parameter is a double (write 1.0: ...)``). Nothing is converted:
-a start-up value cannot be (rclpy refuses it while declaring), and a live set that accepted what
-the launch-time check refuses would teach the wrong habit. A start-up value (``-p strength:=1``)
-is refused by rclpy while the node declares it; :func:`refusal` rewords that exception the same way.
+(``strength: 1 is an integer, the parameter is a double (write 1.0: ...)``). A start-up value
+(``-p strength:=1``) is refused by rclpy while the node declares it; :func:`refusal` rewords that
+exception the same way. Nothing is converted: a start-up value cannot be, and a live set that
+accepted what the launch-time check refuses would teach the wrong habit.
 """
 
 from __future__ import annotations
