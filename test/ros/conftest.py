@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import random
-
 import pytest
-from rosproc import ros_env
+from rosproc import module_domain_id, ros_env
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy is not installed (pip install '.[ros]' or source ROS 2)")
 
@@ -24,7 +21,7 @@ def ros_environment() -> dict[str, str]:
         import snn_perception.msg  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"snn_perception interfaces are not built ({exc}); run `make test` or colcon build")
-    return ros_env(domain_id=random.Random(os.getpid() ^ id(object())).randint(1, 100))
+    return ros_env(domain_id=module_domain_id())
 
 
 @pytest.fixture(scope="module")

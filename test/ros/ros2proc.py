@@ -12,6 +12,7 @@ discovery itself, which on a busy 2-core machine often takes seconds (measured: 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -39,6 +40,13 @@ def install_tools(timeout: float = 900.0) -> None:
     Its "already installed" check imports launch_ros, which needs composition_interfaces from the
     overlay it built: run it with that overlay sourced, else it reinstalls everything (~30 s) each time.
     """
+    BUILD.parent.mkdir(parents=True, exist_ok=True)
+    with open(BUILD.parent / "ros2-tools.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # pytest-xdist workers: one installs, the others then find it done
+        _run_install(timeout)
+
+
+def _run_install(timeout: float) -> None:
     env = dict(os.environ)
     if (BUILD / "install" / "setup.bash").is_file():
         env = sourced(env, BUILD / "install" / "setup.bash")

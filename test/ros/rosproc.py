@@ -12,9 +12,11 @@ import hashlib
 import importlib
 import json
 import os
+import random
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,16 @@ def ros_env(domain_id: int, profile: Path | None = PROFILE) -> dict[str, str]:
     else:
         env["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
     return env
+
+
+def module_domain_id(environ: Mapping[str, str] = os.environ, seed: int | None = None) -> int:
+    """A random ROS domain in 1..100 for one test module. Under pytest-xdist each worker draws from
+    its own residue class (worker k of n: domains ≡ k mod n), so modules running at the same time in
+    two workers never share a domain: their nodes have the same names and would answer each other."""
+    workers = min(int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 100)  # past 100 classes are shared
+    worker = int(environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    mine = [d for d in range(1, 101) if d % workers == worker % workers]
+    return random.Random(os.getpid() ^ id(object()) if seed is None else seed).choice(mine)
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:

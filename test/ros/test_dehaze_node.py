@@ -4,6 +4,7 @@ exactly one plausible telemetry message arrives per processed frame."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -304,19 +305,20 @@ def _burners(n: int) -> list[subprocess.Popen]:
 
 
 def test_a_latency_budget_set_while_active_adapts_t_to_the_load(peer, node, outputs, frames):
-    """A 10 Hz stream of 128² frames with ``latency_budget_ms`` set while the node is active:
-    telemetry reports the T used, the budget and misses; when busy processes take every core
-    halfway through, T falls; fewer than 5 % of frames miss the budget (arrival to published
+    """A stream of 128² frames (10 Hz, slower where need be) with ``latency_budget_ms`` set while the
+    node is active: telemetry reports the T used, the budget and misses; when busy processes take
+    every core halfway through, T falls; fewer than 5 % of frames miss the budget (arrival to published
     outputs). The budget is 1.5 × the node's T = 4 frame measured first: T = 4 fits while the machine
     is idle (the planner keeps a 10 % margin, the rest absorbs jitter) and not once the busy
     processes slow the node by 1.4× or more (measured: about 2×, then T = 1 at 30 ms of a 52 ms
-    budget). It must stay under the 100 ms frame period so frames do not queue: the test skips
-    where it would not.
+    budget). It must stay under 90 % of the frame period so frames do not queue: where T = 4 is too
+    slow for 10 Hz (a slow machine, or the other test worker busy) frames come slower, as a camera's
+    rate is chosen for its computer; the test skips only below 4 Hz.
 
     The < 5 % miss rate is a timing claim for an otherwise idle 2-core machine: it is asserted with
-    SNN_RUN_SLOW=1 (``make test-all``); elsewhere it is printed, and what must hold on a shared
-    machine is asserted: the telemetry fields, T lower under the added load than before it, and
-    misses flagged exactly when a frame's arrival-to-output time exceeded the budget."""
+    SNN_RUN_SLOW=1 in one test process (``make test-all``); elsewhere it is printed, and what must
+    hold on a shared machine is asserted: the telemetry fields, T lower under the added load than
+    before it, and misses flagged exactly when a frame's arrival-to-output time exceeded the budget."""
     from sensor_msgs.msg import Image
 
     _, tel = outputs
@@ -328,17 +330,18 @@ def test_a_latency_budget_set_while_active_adapts_t_to_the_load(peer, node, outp
     assert all(r.successful for r in peer.set_params(node.fqn, timesteps=0))
     t4_ms = _median_arrival_to_output(pub, tel, small, 0, 5100)
     budget = 1.5 * t4_ms
-    if budget > 90:
-        pytest.skip(f"128² frames take {t4_ms:.0f} ms at T=4 here: too slow for a 10 Hz budget test")
+    period = max(0.1, math.ceil(budget / 0.9 / 10) / 100)  # s, in 10 ms steps
+    if period > 0.25:
+        pytest.skip(f"128² frames take {t4_ms:.0f} ms at T=4 here: too slow for a 4 Hz budget test")
     assert all(r.successful for r in peer.set_params(node.fqn, latency_budget_ms=budget))
     burners: list[subprocess.Popen] = []
     try:
         tel.clear()
-        for i in range(100):  # 10 s at 10 Hz
+        for i in range(100):  # 10 s at 10 Hz, at most 25 s
             if i == 50:
                 burners = _burners(os.cpu_count() or 2)
             pub.publish(image_msg(small[i % 5], (6000 + i) * 10**9, FRAME_ID))
-            time.sleep(0.1)
+            time.sleep(period)
         for b in burners:
             b.kill()
         time.sleep(2.0)
@@ -360,10 +363,12 @@ def test_a_latency_budget_set_while_active_adapts_t_to_the_load(peer, node, outp
     settled = rows[2:]  # the first frames of a budget measure the model at T = 1
     missed = sum(t.budget_missed for t in settled) / len(settled)
     print(
-        f"budget {budget:.0f} ms (T=1 {t1_ms:.0f} ms, T=4 {t4_ms:.0f} ms): mean T idle {np.mean(idle):.2f}, "
+        f"budget {budget:.0f} ms (T=1 {t1_ms:.0f} ms, T=4 {t4_ms:.0f} ms) at {1 / period:.1f} Hz: "
+        f"mean T idle {np.mean(idle):.2f}, "
         f"loaded {np.mean(loaded):.2f}; miss rate {missed:.1%}, (T, ms) {detail}"
     )
     clear = [t for t in rows if abs(t.arrival_to_output_ms - budget) > 0.01]  # float32 in the message
     assert all(t.budget_missed == (t.arrival_to_output_ms > budget) for t in clear)
-    if os.environ.get("SNN_RUN_SLOW") == "1":
+    alone = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) <= 1  # no other test worker
+    if os.environ.get("SNN_RUN_SLOW") == "1" and alone:
         assert missed < 0.05, f"miss rate {missed:.1%}: (T, ms) {detail}"
