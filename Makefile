@@ -28,7 +28,7 @@ ROS_ENV := export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST RMW_IMPLEMENTATION=rmw
 
 step = @printf '\n\033[1m==> %s\033[0m\n' "$(1)"
 
-.PHONY: help setup test test-all lint demo bench clean distclean
+.PHONY: help setup check-workers test test-all lint demo bench clean distclean
 
 help:
 	@echo "make setup      - create .venv, install the dependencies and build the messages (then: source tools/env.sh)"
@@ -73,7 +73,11 @@ install/setup.bash: $(STAMPS)/deps package.xml CMakeLists.txt $(wildcard msg/*.m
 
 setup: install/setup.bash
 
-test: setup
+# Refused before the set-up, not after minutes of it.
+check-workers:
+	@[[ "$(PYTEST_WORKERS)" =~ ^([0-9]+|auto|logical)$$ ]] || { echo "ERROR: PYTEST_WORKERS=$(PYTEST_WORKERS): give a number of test processes (0 runs one process), auto or logical"; exit 2; }
+
+test: check-workers setup
 	$(call step,run the test suite)
 	$(ROS_ENV); $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
