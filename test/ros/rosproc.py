@@ -39,11 +39,16 @@ def ros_env(domain_id: int, profile: Path | None = PROFILE) -> dict[str, str]:
     return env
 
 
+def xdist_workers(environ: Mapping[str, str] = os.environ) -> int:
+    """How many pytest-xdist workers run this suite side by side (1 without xdist or with ``-n 0``)."""
+    return int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
 def module_domain_id(environ: Mapping[str, str] = os.environ, seed: int | None = None) -> int:
     """A random ROS domain in 1..100 for one test module. Under pytest-xdist each worker draws from
     its own residue class (worker k of n: domains ≡ k mod n), so modules running at the same time in
     two workers never share a domain: their nodes have the same names and would answer each other."""
-    workers = min(int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), 100)  # past 100 classes are shared
+    workers = min(xdist_workers(environ), 100)  # past 100 classes are shared
     worker = int(environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
     mine = [d for d in range(1, 101) if d % workers == worker % workers]
     return random.Random(os.getpid() ^ id(object()) if seed is None else seed).choice(mine)
