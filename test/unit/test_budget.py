@@ -57,15 +57,23 @@ IMAGE = np.full((16, 16, 3), 100, np.uint8)
 def test_the_engine_stops_at_the_budget() -> None:
     """20 ms per step and a 110 ms budget: after the first (measuring) frame, T settles at the
     largest value that fits (5, or 4 when the machine is busy) and frames keep within the budget.
-    Assumes a sleep of 20 ms overshoots by less than 4 ms on average, true on an idle or loaded CPU."""
+
+    Assumes a sleep of 20 ms overshoots by less than 4 ms on average, true on an idle or loaded CPU.
+    A single frame can still be held up far longer while another process takes the core (seen
+    under ``make test``'s second worker: T 1, 4, 4, 4, 2, 3, …): the planner then lowers T at once
+    and climbs back over a few frames, by design. So T must never exceed what fits (5) and must be
+    4 or 5 on most frames, which one such hold-up in 12 frames leaves true; a planner that
+    over- or under-shoots the budget fails either way."""
     engine = _engine(0.020)
     ts, missed = [], []
-    for _ in range(10):
+    for _ in range(12):
         stats = engine.run(IMAGE, budget=Budget(latency_ms=110)).stats
         ts.append(stats.timesteps)
         missed.append(stats.budget_missed)
     assert ts[0] == 1  # the first frame of a size measures the model with one step
-    assert all(t in (4, 5) for t in ts[2:]), ts
+    settled = ts[2:]
+    assert max(settled) <= 5, ts  # 6 steps of 20 ms do not fit 90 % of 110 ms
+    assert sum(t in (4, 5) for t in settled) >= 7, ts
     assert sum(missed[2:]) <= 2, (ts, missed)
     assert engine.run(IMAGE).stats.timesteps == 8  # without a budget: the default T
 
@@ -98,8 +106,8 @@ def test_the_cost_model_adapts_when_the_per_step_cost_changes() -> None:
     the change is only required to be a multi-step one, and T after it at most half of that, rounded
     up (7 → 4, 6 → 3, 5 → 3), which holds for any overshoot up to ~5 ms per sleep."""
     engine = _engine(0.010)
-    for _ in range(6):
-        t_before = engine.run(IMAGE, budget=Budget(latency_ms=85)).stats.timesteps
+    before = [engine.run(IMAGE, budget=Budget(latency_ms=85)).stats.timesteps for _ in range(6)]
+    t_before = max(before[3:])  # settled; the largest, as one held-up frame lowers the next few
     engine.model.per_step_s = 0.020
     ts = [engine.run(IMAGE, budget=Budget(latency_ms=85)).stats.timesteps for _ in range(10)]
     assert t_before >= 4 and ts[-1] <= (t_before + 1) // 2, (t_before, ts)
