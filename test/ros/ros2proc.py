@@ -207,14 +207,21 @@ def launched(
 
 def ros2_node(env: dict[str, str], *args: str, attempts: int = 5) -> subprocess.CompletedProcess:
     """``ros2 ARGS`` for verbs that look a node up first (lifecycle, param), through the module's
-    daemon; retried a few times while the daemon has not discovered the node yet."""
+    daemon; retried a few times while discovery lags: the daemon has not seen the node yet ("Node
+    not found"), or the verb's own new process has not seen the node's services within ros2param's
+    fixed 5 s ("Wait for service timed out", seen under ``make test``'s two workers on 2 cores).
+    Neither reached the node, so a retry cannot apply a change twice."""
     res = None
     for _ in range(attempts):
         res = ros2(env, *args, "--spin-time", "0.2")
-        if "Node not found" not in res.stdout:
+        if not any(m in res.stdout for m in _NOT_REACHED):
             return res
         time.sleep(1.0)
-    raise AssertionError(f"`ros2 {' '.join(args)}` never found the node:\n{res.stdout if res else ''}")
+    raise AssertionError(f"`ros2 {' '.join(args)}` never reached the node:\n{res.stdout if res else ''}")
+
+
+#: what the ``ros2`` verbs print when discovery has not yet found the node or its services
+_NOT_REACHED = ("Node not found", "Wait for service timed out")
 
 
 @contextlib.contextmanager
