@@ -205,6 +205,10 @@ def launched(
         launch.kill()
 
 
+#: what the ``ros2`` verbs print when discovery has not yet found the node or its services
+_NOT_REACHED = ("Node not found", "Wait for service timed out")
+
+
 def ros2_node(env: dict[str, str], *args: str, attempts: int = 5) -> subprocess.CompletedProcess:
     """``ros2 ARGS`` for verbs that look a node up first (lifecycle, param), through the module's
     daemon; retried a few times while discovery lags: the daemon has not seen the node yet ("Node
@@ -218,10 +222,6 @@ def ros2_node(env: dict[str, str], *args: str, attempts: int = 5) -> subprocess.
             return res
         time.sleep(1.0)
     raise AssertionError(f"`ros2 {' '.join(args)}` never reached the node:\n{res.stdout if res else ''}")
-
-
-#: what the ``ros2`` verbs print when discovery has not yet found the node or its services
-_NOT_REACHED = ("Node not found", "Wait for service timed out")
 
 
 @contextlib.contextmanager
